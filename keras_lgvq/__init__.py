@@ -1,0 +1,3 @@
+"""keras-lgvq: language-guided vector-quantized image tokenizers."""
+
+from keras_lgvq.version import __version__

@@ -1,0 +1,39 @@
+"""Backend-specific code: the two-optimizer GAN `train_step` and gradients.
+
+This is the one place in keras_lgvq with TensorFlow, JAX or torch code. Each
+module implements the same small interface for the backend Keras runs on:
+
+- `GANTrainer`: a mixin with `train_step` / `test_step` that alternates a
+  generator update and a discriminator update per batch, built on the
+  backend-agnostic hooks of `keras_lgvq.models.VQGAN`.
+- `gradient(fn, x)`: the gradient of a scalar function at a tensor, used for
+  the adaptive GAN weight.
+- `replica_mean(x)`: the mean of a tensor over data-parallel replicas (only
+  `tf.distribute` needs it; identity elsewhere).
+- `num_replicas()`: replicas the loss is split over (for loss scaling).
+"""
+
+import keras
+
+_BACKEND = keras.backend.backend()
+
+if _BACKEND == "tensorflow":
+    from keras_lgvq.backend.tensorflow_trainer import GANTrainer
+    from keras_lgvq.backend.tensorflow_trainer import gradient
+    from keras_lgvq.backend.tensorflow_trainer import num_replicas
+    from keras_lgvq.backend.tensorflow_trainer import replica_mean
+elif _BACKEND == "jax":
+    from keras_lgvq.backend.jax_trainer import GANTrainer
+    from keras_lgvq.backend.jax_trainer import gradient
+    from keras_lgvq.backend.jax_trainer import num_replicas
+    from keras_lgvq.backend.jax_trainer import replica_mean
+elif _BACKEND == "torch":
+    from keras_lgvq.backend.torch_trainer import GANTrainer
+    from keras_lgvq.backend.torch_trainer import gradient
+    from keras_lgvq.backend.torch_trainer import num_replicas
+    from keras_lgvq.backend.torch_trainer import replica_mean
+else:
+    raise ImportError(
+        f"keras_lgvq supports the tensorflow, jax and torch backends; "
+        f"KERAS_BACKEND is {_BACKEND!r}."
+    )

@@ -1,0 +1,142 @@
+"""JAX: a stateless train step (two `value_and_grad` passes per batch)."""
+
+import jax
+from keras import StatelessScope
+from keras import ops
+
+
+def num_replicas():
+    # keras.distribution runs SPMD over the global batch: no scaling needed.
+    return 1
+
+
+def replica_mean(x):
+    return x
+
+
+def gradient(fn, x):
+    return jax.grad(fn)(x)
+
+
+def _current_values(scope, variables, fallback):
+    values = []
+    for variable, old in zip(variables, fallback):
+        new = scope.get_current_value(variable)
+        values.append(old if new is None else new)
+    return values
+
+
+class GANTrainer:
+    """Generator step then discriminator step, both pure functions of state.
+
+    Besides Keras's usual handling of non-trainable state, assignments that
+    layers make to *trainable* variables inside `call` (CVQ's codebook
+    re-initialisation) are kept, as TensorFlow and torch keep them: the
+    optimizer update is applied on top of the assigned value.
+    """
+
+    def _stateless_run(self, fn, trainable, non_trainable, optimizer, *args):
+        mapping = list(zip(self.trainable_variables, trainable))
+        mapping += list(zip(self.non_trainable_variables, non_trainable))
+        mapping += list(zip(self.optimizer.variables, optimizer))
+        with StatelessScope(state_mapping=mapping) as scope:
+            outputs = fn(*args)
+        new_non_trainable = _current_values(
+            scope, self.non_trainable_variables, non_trainable
+        )
+        assigned_trainable = _current_values(
+            scope, self.trainable_variables, trainable
+        )
+        return outputs, new_non_trainable, assigned_trainable
+
+    def train_step(self, state, data):
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        batch = self._unpack_batch(data)
+        variables = self.trainable_variables
+        g_vars, d_vars = self._split_trainable_variables()
+        position = {id(v): i for i, v in enumerate(variables)}
+        g_index = [position[id(v)] for v in g_vars]
+        d_index = [position[id(v)] for v in d_vars]
+        num_g_opt = len(self.optimizer.generator.variables)
+        g_opt, d_opt = optimizer_vars[:num_g_opt], optimizer_vars[num_g_opt:]
+
+        def merged(values, index, part):
+            values = list(values)
+            for i, v in zip(index, part):
+                values[i] = v
+            return values
+
+        def generator_loss(g_values, non_trainable):
+            full = merged(trainable, g_index, g_values)
+            (loss, logs, aux), ntv, assigned = self._stateless_run(
+                lambda: self._generator_step(batch, training=True),
+                full,
+                non_trainable,
+                optimizer_vars,
+            )
+            return loss, (logs, aux, ntv, assigned)
+
+        g_values = [trainable[i] for i in g_index]
+        (_, (logs, aux, non_trainable, assigned)), grads = (
+            jax.value_and_grad(generator_loss, has_aux=True)(
+                g_values, non_trainable
+            )
+        )
+        g_values = [assigned[i] for i in g_index]
+        g_values, g_opt = self.optimizer.generator.stateless_apply(
+            g_opt, grads, g_values
+        )
+        trainable = merged(trainable, g_index, g_values)
+
+        if self.discriminator is not None:
+            reconstruction = ops.stop_gradient(aux["reconstruction"])
+
+            def discriminator_loss(d_values, non_trainable):
+                full = merged(trainable, d_index, d_values)
+                (loss, d_logs), ntv, _ = self._stateless_run(
+                    lambda: self._discriminator_step(
+                        batch, reconstruction, aux["disc_factor"]
+                    ),
+                    full,
+                    non_trainable,
+                    list(g_opt) + list(d_opt),
+                )
+                return loss, (d_logs, ntv)
+
+            d_values = [trainable[i] for i in d_index]
+            (_, (d_logs, non_trainable)), grads = jax.value_and_grad(
+                discriminator_loss, has_aux=True
+            )(d_values, non_trainable)
+            d_values, d_opt = self.optimizer.discriminator.stateless_apply(
+                d_opt, grads, d_values
+            )
+            trainable = merged(trainable, d_index, d_values)
+            logs.update(d_logs)
+
+        logs, metrics_vars = self._stateless_record(metrics_vars, logs)
+        state = (
+            trainable,
+            non_trainable,
+            list(g_opt) + list(d_opt),
+            metrics_vars,
+        )
+        return logs, state
+
+    def test_step(self, state, data):
+        trainable, non_trainable, metrics_vars = state
+        batch = self._unpack_batch(data)
+        mapping = list(zip(self.trainable_variables, trainable))
+        mapping += list(zip(self.non_trainable_variables, non_trainable))
+        with StatelessScope(state_mapping=mapping):
+            logs = self._evaluation_step(batch)
+        logs, metrics_vars = self._stateless_record(metrics_vars, logs)
+        return logs, (trainable, non_trainable, metrics_vars)
+
+    def _stateless_record(self, metrics_vars, logs):
+        mapping = list(zip(self.metrics_variables, metrics_vars))
+        with StatelessScope(state_mapping=mapping) as scope:
+            results = self._record(logs)
+        metrics_vars = _current_values(
+            scope, self.metrics_variables, metrics_vars
+        )
+        return results, metrics_vars

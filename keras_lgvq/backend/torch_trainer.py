@@ -1,0 +1,55 @@
+"""torch: autograd train step (eager or torch.compile via jit_compile)."""
+
+import torch
+
+
+def num_replicas():
+    return 1
+
+
+def replica_mean(x):
+    return x
+
+
+def gradient(fn, x):
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        y = fn(x)
+        (grad,) = torch.autograd.grad(y, x)
+    return grad
+
+
+class GANTrainer:
+    """Generator step then discriminator step with `loss.backward()`."""
+
+    def train_step(self, data):
+        batch = self._unpack_batch(data)
+        g_vars, d_vars = self._split_trainable_variables()
+        self.zero_grad()
+        loss, logs, aux = self._generator_step(batch, training=True)
+        loss.backward()
+        self._apply(self.optimizer.generator, g_vars)
+        if self.discriminator is not None:
+            # The generator's backward pass also reached the discriminator.
+            self.zero_grad()
+            reconstruction = aux["reconstruction"].detach()
+            d_loss, d_logs = self._discriminator_step(
+                batch, reconstruction, aux["disc_factor"]
+            )
+            d_loss.backward()
+            self._apply(self.optimizer.discriminator, d_vars)
+            logs.update(d_logs)
+        return self._record(logs)
+
+    def test_step(self, data):
+        with torch.no_grad():
+            logs = self._evaluation_step(self._unpack_batch(data))
+        return self._record(logs)
+
+    def _apply(self, optimizer, variables):
+        pairs = [
+            (v.value.grad, v) for v in variables if v.value.grad is not None
+        ]
+        if pairs:
+            with torch.no_grad():
+                optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])

@@ -1,0 +1,442 @@
+"""VQGAN training: reconstruction, perceptual, VQ and hinge-GAN losses."""
+
+import keras
+from keras import ops
+
+from keras_lgvq import backend as lgvq_backend
+from keras_lgvq.layers.patch_discriminator import PatchDiscriminator
+from keras_lgvq.losses.gan_losses import adaptive_generator_weight
+from keras_lgvq.losses.gan_losses import discriminator_factor
+from keras_lgvq.losses.gan_losses import generator_adversarial_loss
+from keras_lgvq.losses.gan_losses import hinge_discriminator_loss
+from keras_lgvq.optimizers.gan_optimizer import GANOptimizer
+from keras_lgvq.optimizers.gan_optimizer import is_discriminator_variable
+from keras_lgvq.utils.names import DISCRIMINATOR_NAME
+from keras_lgvq.utils.validation import check_images
+
+# Inputs a training batch may carry that the models consume; strings and
+# bookkeeping fields are dropped before they reach JAX or torch.
+MODEL_INPUT_KEYS = (
+    "images",
+    "token_ids",
+    "padding_mask",
+    "token_features",
+    "sentence_feature",
+)
+
+
+def _serialize(layer):
+    return None if layer is None else keras.layers.serialize(layer)
+
+
+def _deserialize(config):
+    if config is None or isinstance(config, keras.layers.Layer):
+        return config
+    return keras.layers.deserialize(config)
+
+
+@keras.saving.register_keras_serializable(package="keras_lgvq")
+class VQGAN(lgvq_backend.GANTrainer, keras.Model):
+    """Trains a VQ tokenizer with taming's VQGAN objective.
+
+    Generator loss: `mean(|x - x_hat|) + perceptual_weight * LPIPS +
+    codebook_weight * L_vq + d_weight * disc_factor * (-mean D(x_hat))`,
+    where `d_weight` is taming's adaptive weight (gradient-norm ratio at the
+    decoder's last layer, clipped to [0, 1e4], times `disc_weight`) and
+    `disc_factor` switches the GAN terms on after `disc_start` batches.
+    Each batch makes one generator update, then one discriminator update
+    (hinge loss) on the same batch's reconstructions. The per-backend
+    `train_step` lives in `keras_lgvq.backend`; every loss term, the
+    codebook perplexity and usage are logged as metrics.
+
+    Args:
+        backbone: `keras_lgvq.models.VQGANBackbone` (or any backbone with the
+            same `forward` / `encode` / `decode` interface).
+        discriminator: `keras.layers.Layer`, `"default"` or None. A PatchGAN
+            discriminator; None trains without a GAN.
+        perceptual_loss: `keras_lgvq.losses.LPIPS` or None.
+        perceptual_weight: float. LPIPS weight (taming: 1.0).
+        codebook_weight: float. Weight of the quantizer loss (taming: 1.0).
+        disc_weight: float. Multiplier of the adaptive weight (taming: 0.8).
+        disc_factor: float. Value of the GAN switch once on (taming: 1.0).
+        disc_start: int. Batch at which the GAN terms switch on (the paper
+            configs: 10000, counting batches).
+        adaptive_disc_weight: bool. Use the adaptive weight; when False the
+            generator GAN term is weighted by `disc_weight` alone.
+
+    Examples:
+
+    ```python
+    backbone = keras_lgvq.models.VQGANBackbone(
+        resolution=32, ch=32, ch_mult=(1, 2), attn_resolutions=(),
+        z_channels=32, num_embeddings=64, embedding_dim=32,
+    )
+    model = keras_lgvq.models.VQGAN(backbone, disc_start=0)
+    model.compile(learning_rate=1e-4)
+    model.fit(images_dataset, epochs=1)
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone,
+        discriminator="default",
+        perceptual_loss=None,
+        perceptual_weight=1.0,
+        codebook_weight=1.0,
+        disc_weight=0.8,
+        disc_factor=1.0,
+        disc_start=10000,
+        adaptive_disc_weight=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        backbone = _deserialize(backbone)
+        if isinstance(discriminator, str):
+            if discriminator != "default":
+                raise ValueError(
+                    "`discriminator` must be a layer, 'default' or None; got "
+                    f"{discriminator!r}."
+                )
+            discriminator = PatchDiscriminator(
+                input_channels=backbone.in_channels, name=DISCRIMINATOR_NAME
+            )
+        discriminator = _deserialize(discriminator)
+        if discriminator is not None and discriminator.name != (
+            DISCRIMINATOR_NAME
+        ):
+            raise ValueError(
+                f"The discriminator layer must be named "
+                f"{DISCRIMINATOR_NAME!r} (the optimizer splits variables by "
+                f"name); got {discriminator.name!r}."
+            )
+        if disc_start < 0:
+            raise ValueError(f"`disc_start` must be >= 0; got {disc_start}.")
+        self.backbone = backbone
+        self.discriminator = discriminator
+        self.perceptual_loss = _deserialize(perceptual_loss)
+        self.perceptual_weight = float(perceptual_weight)
+        self.codebook_weight = float(codebook_weight)
+        self.disc_weight = float(disc_weight)
+        self.disc_factor = float(disc_factor)
+        self.disc_start = int(disc_start)
+        self.adaptive_disc_weight = bool(adaptive_disc_weight)
+        self._trackers = [
+            keras.metrics.Mean(name=name) for name in self.log_names()
+        ]
+
+    # === Logging ===
+
+    def log_names(self):
+        """Names of the metrics the train step reports."""
+        names = ["loss", "rec_loss"]
+        if self.perceptual_loss is not None:
+            names.append("perceptual_loss")
+        names += [
+            "nll_loss",
+            "vq_loss",
+            "codebook_loss",
+            "commitment_loss",
+            "perplexity",
+            "usage",
+        ]
+        if self.discriminator is not None:
+            names += [
+                "g_loss",
+                "d_weight",
+                "disc_factor",
+                "disc_loss",
+                "logits_real",
+                "logits_fake",
+            ]
+        return names
+
+    @property
+    def metrics(self):
+        return list(self._trackers)
+
+    def _record(self, logs):
+        results = {}
+        for tracker in self._trackers:
+            if tracker.name in logs:
+                tracker.update_state(logs[tracker.name])
+                results[tracker.name] = tracker.result()
+        return results
+
+    # === Training hooks (backend-agnostic; see keras_lgvq.backend) ===
+
+    def _unpack_batch(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        batch = dict(x) if isinstance(x, dict) else {"images": x}
+        if "images" not in batch:
+            raise ValueError(
+                "Each batch must be an image tensor or a dict with an "
+                f"'images' entry; got keys {sorted(batch)}."
+            )
+        check_images(batch["images"], self.backbone.in_channels, "images")
+        return batch
+
+    def _split_trainable_variables(self):
+        variables = self.trainable_variables
+        d_vars = [v for v in variables if is_discriminator_variable(v)]
+        d_ids = {id(v) for v in d_vars}
+        return [v for v in variables if id(v) not in d_ids], d_vars
+
+    def _nll(self, images, reconstruction):
+        images = ops.cast(images, "float32")
+        reconstruction = ops.cast(reconstruction, "float32")
+        rec_loss = ops.mean(ops.abs(images - reconstruction))
+        if self.perceptual_loss is None:
+            return rec_loss, rec_loss, None
+        perceptual = ops.mean(
+            ops.cast(self.perceptual_loss(images, reconstruction), "float32")
+        )
+        return rec_loss + self.perceptual_weight * perceptual, rec_loss, (
+            perceptual
+        )
+
+    def _discriminator_logits_no_update(self, images):
+        # Batch-norm statistics are updated once per call in the main graph;
+        # the extra passes for the adaptive weight must leave them alone.
+        d = self.discriminator
+        logits, _ = d.stateless_call(
+            [v.value for v in d.trainable_variables],
+            [v.value for v in d.non_trainable_variables],
+            images,
+            training=True,
+        )
+        return logits
+
+    def adaptive_weight_gradients(self, images, decoder_features):
+        """Gradients of the nll and GAN losses at the decoder's last kernel.
+
+        The decoder's last layer is linear in its kernel, so both gradients
+        come from re-applying `decoder.conv_out` to the (constant) decoder
+        features; nothing else of the graph is differentiated again.
+        """
+        conv = self.backbone.decoder.conv_out
+        dtype = conv.compute_dtype
+        features = ops.cast(ops.stop_gradient(decoder_features), dtype)
+        bias = ops.cast(ops.stop_gradient(conv.bias), dtype)
+
+        def reconstruct(kernel):
+            kernel = ops.cast(kernel, dtype)
+            return ops.conv(features, kernel, padding="same") + bias
+
+        def nll(kernel):
+            return self._nll(images, reconstruct(kernel))[0]
+
+        def adversarial(kernel):
+            logits = self._discriminator_logits_no_update(reconstruct(kernel))
+            return generator_adversarial_loss(logits)
+
+        kernel = ops.stop_gradient(ops.convert_to_tensor(conv.kernel))
+        # Under tf.distribute the norms must be those of the global batch.
+        nll_grad = lgvq_backend.replica_mean(lgvq_backend.gradient(nll, kernel))
+        g_grad = lgvq_backend.replica_mean(
+            lgvq_backend.gradient(adversarial, kernel)
+        )
+        return nll_grad, g_grad
+
+    def _extra_generator_losses(self, batch, outputs, training):
+        """Hook for subclasses: returns (weighted loss, logs)."""
+        return 0.0, {}
+
+    def _generator_step(self, batch, training=True):
+        images = batch["images"]
+        outputs = self.backbone.forward(images, training=training)
+        reconstruction = outputs["reconstruction"]
+        nll, rec_loss, perceptual = self._nll(images, reconstruction)
+        vq_loss = outputs["loss"]
+        total = nll + self.codebook_weight * vq_loss
+        logs = {
+            "rec_loss": rec_loss,
+            "nll_loss": nll,
+            "vq_loss": vq_loss,
+            "codebook_loss": outputs["codebook_loss"],
+            "commitment_loss": outputs["commitment_loss"],
+            "perplexity": outputs["perplexity"],
+            "usage": outputs["usage"],
+        }
+        if perceptual is not None:
+            logs["perceptual_loss"] = perceptual
+        factor = ops.zeros((), "float32")
+        if self.discriminator is not None:
+            factor = discriminator_factor(
+                self.optimizer.iterations, self.disc_start, self.disc_factor
+            )
+            logits_fake = self.discriminator(reconstruction, training=training)
+            g_loss = generator_adversarial_loss(logits_fake)
+            if self.adaptive_disc_weight:
+                nll_grad, g_grad = self.adaptive_weight_gradients(
+                    images, outputs["decoder_features"]
+                )
+                d_weight = adaptive_generator_weight(
+                    nll_grad, g_grad, self.disc_weight
+                )
+            else:
+                d_weight = ops.convert_to_tensor(self.disc_weight, "float32")
+            total = total + d_weight * factor * g_loss
+            logs.update(g_loss=g_loss, d_weight=d_weight, disc_factor=factor)
+        extra, extra_logs = self._extra_generator_losses(
+            batch, outputs, training
+        )
+        total = total + extra
+        logs.update(extra_logs)
+        logs["loss"] = total
+        aux = {"reconstruction": reconstruction, "disc_factor": factor}
+        return total, logs, aux
+
+    def _discriminator_step(self, batch, reconstruction, factor):
+        # `factor` comes from the generator step of the same batch, so both
+        # updates see the same GAN switch.
+        images = batch["images"]
+        logits_real = self.discriminator(images, training=True)
+        logits_fake = self.discriminator(reconstruction, training=True)
+        loss = factor * hinge_discriminator_loss(logits_real, logits_fake)
+        logs = {
+            "disc_loss": loss,
+            "logits_real": ops.mean(ops.cast(logits_real, "float32")),
+            "logits_fake": ops.mean(ops.cast(logits_fake, "float32")),
+        }
+        return loss, logs
+
+    def _evaluation_step(self, batch):
+        images = batch["images"]
+        outputs = self.backbone.forward(images, training=False)
+        nll, rec_loss, perceptual = self._nll(
+            images, outputs["reconstruction"]
+        )
+        logs = {
+            "rec_loss": rec_loss,
+            "nll_loss": nll,
+            "vq_loss": outputs["loss"],
+            "codebook_loss": outputs["codebook_loss"],
+            "commitment_loss": outputs["commitment_loss"],
+            "perplexity": outputs["perplexity"],
+            "usage": outputs["usage"],
+            "loss": nll + self.codebook_weight * outputs["loss"],
+        }
+        if perceptual is not None:
+            logs["perceptual_loss"] = perceptual
+        return logs
+
+    # === Keras API ===
+
+    def call(self, inputs, training=False):
+        images = inputs["images"] if isinstance(inputs, dict) else inputs
+        return self.backbone.forward(images, training=training)[
+            "reconstruction"
+        ]
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        res = self.backbone.resolution
+        images = ops.zeros((1, res, res, self.backbone.in_channels))
+        self.backbone.forward(images)
+        if self.discriminator is not None:
+            self.discriminator(images)
+        if self.perceptual_loss is not None:
+            self.perceptual_loss(images, images)
+        self._build_extra(images)
+        self.built = True
+
+    def _build_extra(self, images):
+        """Hook for subclasses to create the variables of extra heads."""
+
+    def compile(
+        self,
+        optimizer=None,
+        learning_rate=3.6e-5,
+        beta_1=0.5,
+        beta_2=0.9,
+        **kwargs,
+    ):
+        """Configures training with two Adam optimizers by default.
+
+        Args:
+            optimizer: `keras_lgvq.optimizers.GANOptimizer` or None. When None,
+                generator and discriminator each get
+                `Adam(learning_rate, beta_1, beta_2)` (taming: 3.6e-5 for
+                batch 8 on one GPU, betas (0.5, 0.9)).
+            learning_rate: float. Used when `optimizer` is None.
+            beta_1: float. Used when `optimizer` is None.
+            beta_2: float. Used when `optimizer` is None.
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError(
+                "VQGAN computes its own losses; do not pass `loss`."
+            )
+        if optimizer is None:
+
+            def adam():
+                return keras.optimizers.Adam(
+                    learning_rate, beta_1=beta_1, beta_2=beta_2
+                )
+
+            optimizer = GANOptimizer(generator=adam(), discriminator=adam())
+        if not isinstance(optimizer, GANOptimizer):
+            raise ValueError(
+                "`optimizer` must be a keras_lgvq.optimizers.GANOptimizer "
+                "(generator and discriminator optimizers); got "
+                f"{type(optimizer).__name__}."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+        if not self.built:
+            self.build()
+        self.optimizer.build(self.trainable_variables)
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        config["optimizer"] = keras.optimizers.deserialize(config["optimizer"])
+        for key in ("loss", "metrics", "weighted_metrics", "loss_weights"):
+            config.pop(key, None)
+        self.compile(**config)
+
+    def _filter_inputs(self, x):
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset) and isinstance(
+            x.element_spec, dict
+        ):
+            keys = [k for k in MODEL_INPUT_KEYS if k in x.element_spec]
+            return x.map(
+                lambda batch: {k: batch[k] for k in keys},
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        return x
+
+    def fit(self, x=None, *args, validation_data=None, **kwargs):
+        if validation_data is not None:
+            validation_data = self._filter_inputs(validation_data)
+        return super().fit(
+            self._filter_inputs(x),
+            *args,
+            validation_data=validation_data,
+            **kwargs,
+        )
+
+    def evaluate(self, x=None, *args, **kwargs):
+        return super().evaluate(self._filter_inputs(x), *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(self._filter_inputs(x), *args, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.layers.serialize(self.backbone),
+                "discriminator": _serialize(self.discriminator),
+                "perceptual_loss": _serialize(self.perceptual_loss),
+                "perceptual_weight": self.perceptual_weight,
+                "codebook_weight": self.codebook_weight,
+                "disc_weight": self.disc_weight,
+                "disc_factor": self.disc_factor,
+                "disc_start": self.disc_start,
+                "adaptive_disc_weight": self.adaptive_disc_weight,
+            }
+        )
+        return config

@@ -1,0 +1,1 @@
+from keras_lgvq.optimizers.gan_optimizer import GANOptimizer
