@@ -1,5 +1,9 @@
 """VQGAN training: reconstruction, perceptual, VQ and hinge-GAN losses."""
 
+import json
+import os
+import warnings
+
 import keras
 from keras import ops
 
@@ -12,6 +16,11 @@ from keras_lgvq.losses.gan_losses import hinge_discriminator_loss
 from keras_lgvq.optimizers.gan_optimizer import GANOptimizer
 from keras_lgvq.optimizers.gan_optimizer import is_discriminator_variable
 from keras_lgvq.utils.names import DISCRIMINATOR_NAME
+from keras_lgvq.version import __version__
+
+PRESET_CONFIG_FILE = "config.json"
+PRESET_WEIGHTS_FILE = "model.weights.h5"
+PRESET_METADATA_FILE = "metadata.json"
 from keras_lgvq.utils.validation import check_images
 
 # Inputs a training batch may carry that the models consume; strings and
@@ -424,6 +433,147 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
     def predict(self, x, *args, **kwargs):
         return super().predict(self._filter_inputs(x), *args, **kwargs)
 
+    # === Presets ===
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Builds a model from a built-in preset name or a preset directory.
+
+        Built-in names (`keras_lgvq.models.presets.PRESETS`) build the
+        paper's architecture and training recipe; no public LG-VQ weights
+        exist, so they start untrained. A directory written by
+        `save_to_preset` restores a trained model.
+
+        Args:
+            preset: string. A preset name or a local directory.
+            load_weights: bool. Load the directory's weights.
+            **kwargs: constructor overrides (e.g. `text_prior=` a local
+                path, `perceptual_loss=None`, `disc_start=...`).
+
+        Examples:
+
+        ```python
+        model = keras_lgvq.LGVQ.from_preset("cub")
+        model = keras_lgvq.LGVQ.from_preset("./my_trained_preset")
+        ```
+        """
+        if os.path.isdir(preset):
+            return cls._from_directory(preset, load_weights, **kwargs)
+        from keras_lgvq.models.presets import get_preset
+
+        spec = get_preset(preset)
+        return cls._from_spec(spec, **kwargs)
+
+    @classmethod
+    def _from_spec(cls, spec, perceptual_loss="auto", **kwargs):
+        from keras_lgvq.layers.vector_quantizer import VectorQuantizer
+        from keras_lgvq.models.vqgan_backbone import VQGANBackbone
+
+        backbone_args = dict(spec["backbone"])
+        if spec.get("quantizer"):
+            backbone_args["quantizer"] = VectorQuantizer(
+                backbone_args["num_embeddings"],
+                backbone_args["embedding_dim"],
+                name="quantizer",
+                **spec["quantizer"],
+            )
+        backbone = kwargs.pop("backbone", None) or VQGANBackbone(
+            **backbone_args
+        )
+        if perceptual_loss == "auto":
+            perceptual_loss = _lpips_or_warn(spec.get("perceptual"))
+        options = dict(spec["model"])
+        options.update(kwargs)
+        return cls(backbone=backbone, perceptual_loss=perceptual_loss, **options)
+
+    @classmethod
+    def _from_directory(cls, preset, load_weights=True, **kwargs):
+        path = os.path.join(preset, PRESET_CONFIG_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{path} is missing: {preset!r} is not a directory written by "
+                "`save_to_preset`."
+            )
+        with open(path) as f:
+            config = json.load(f)
+        for key, value in kwargs.items():
+            if isinstance(value, keras.layers.Layer):
+                value = keras.layers.serialize(value)
+            config["config"][key] = value
+        model = keras.saving.deserialize_keras_object(config)
+        if not isinstance(model, cls):
+            raise ValueError(
+                f"{preset!r} holds a {type(model).__name__}, not a "
+                f"{cls.__name__}."
+            )
+        model.build()
+        if load_weights:
+            model.load_weights(os.path.join(preset, PRESET_WEIGHTS_FILE))
+        return model
+
+    def save_to_preset(self, preset_dir):
+        """Writes config, weights and metadata to a preset directory.
+
+        Args:
+            preset_dir: string. Directory to create or overwrite files in.
+        """
+        os.makedirs(preset_dir, exist_ok=True)
+        if not self.built:
+            self.build()
+        with open(os.path.join(preset_dir, PRESET_CONFIG_FILE), "w") as f:
+            json.dump(keras.saving.serialize_keras_object(self), f, indent=2)
+        self.save_weights(os.path.join(preset_dir, PRESET_WEIGHTS_FILE))
+        metadata = {
+            "class_name": type(self).__name__,
+            "keras_version": keras.__version__,
+            "keras_lgvq_version": __version__,
+            "parameter_count": self.count_params(),
+        }
+        with open(os.path.join(preset_dir, PRESET_METADATA_FILE), "w") as f:
+            json.dump(metadata, f, indent=2)
+
+    # === Export ===
+
+    def _export_endpoints(self):
+        return {
+            "encode": ("images", self.backbone.encode),
+            "decode": ("indices", self.backbone.decode),
+        }
+
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kw):
+        """Exports a SavedModel with `encode`, `decode` (and, for LG-VQ,
+        `embed_image`) endpoints, for the TensorFlow and JAX backends.
+
+        `encode(images (B, H, W, 3) float32 in [-1, 1]) -> indices (B, h, w)`,
+        `decode(indices) -> images`, `embed_image(images) -> (B, E)`. Reload
+        with `tf.saved_model.load(filepath)`.
+        """
+        if format != "tf_saved_model":
+            return super().export(filepath, format=format, verbose=verbose, **kw)
+        if keras.backend.backend() == "torch":
+            raise NotImplementedError(
+                "SavedModel export with custom endpoints needs the "
+                "tensorflow or jax backend (Keras's ExportArchive does not "
+                "track torch models); save a `.keras` file and export from "
+                "KERAS_BACKEND=tensorflow."
+            )
+        if not self.built:
+            self.build()
+        res = self.backbone.resolution
+        grid = self.backbone.grid_size
+        specs = {
+            "images": keras.InputSpec(
+                shape=(None, res, res, self.backbone.in_channels),
+                dtype="float32",
+            ),
+            "indices": keras.InputSpec(shape=(None, grid, grid), dtype="int32"),
+        }
+        archive = keras.export.ExportArchive()
+        archive.track(self)
+        for name, (kind, fn) in self._export_endpoints().items():
+            archive.add_endpoint(name, fn, input_signature=[specs[kind]])
+        archive.write_out(filepath, verbose=verbose)
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -440,3 +590,22 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             }
         )
         return config
+
+
+def _lpips_or_warn(kind):
+    """The paper's LPIPS when its VGG16 weights are available, else None."""
+    if kind is None:
+        return None
+    from keras_lgvq.losses.lpips import LPIPS
+
+    try:
+        return LPIPS(vgg_weights="auto")
+    except (FileNotFoundError, ValueError) as error:
+        warnings.warn(
+            "Building without the LPIPS perceptual loss because its weights "
+            "are missing; training then deviates from the paper recipe. "
+            "Pass `perceptual_loss=keras_lgvq.losses.LPIPS(vgg_weights=...)` "
+            f"to follow it. Details: {error}",
+            stacklevel=3,
+        )
+        return None

@@ -1,0 +1,174 @@
+"""Throughput of `VectorQuantizer` training-mode calls on the current backend.
+
+Times one `call(z, training=True)` on N = 8 x 16 x 16 = 2048 vectors (one
+LG-VQ batch of latents) for K in {1024, 16384} and D in {8, 256}, for the
+plain (VQGAN), EMA and CVQ (re-init + contrastive) configurations. The call
+is compiled where the backend compiles (tf.function, jax.jit of
+`stateless_call`; torch runs eagerly with autograd recording). Throughput
+is vectors per second from the median of the timed repeats. Results and
+machine information go to `benchmarks/results/quantizer_<backend>.json`.
+
+Usage:
+
+```
+KERAS_BACKEND=jax python benchmarks/quantizer_benchmark.py [--repeats 5]
+```
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+
+from keras_lgvq.layers.vector_quantizer import VectorQuantizer
+
+MODES = {
+    "vqgan": dict(legacy_beta=True),
+    "ema": dict(ema_decay=0.99),
+    "cvq": dict(reinit="cvq", contrastive_weight=1.0),
+}
+
+
+def _backend_versions(backend):
+    versions = {"keras": keras.__version__, "numpy": np.__version__}
+    devices = []
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+        devices = [d.name for d in tf.config.list_logical_devices()]
+    elif backend == "jax":
+        import jax
+
+        versions["jax"] = jax.__version__
+        devices = [str(d) for d in jax.devices()]
+    elif backend == "torch":
+        import torch
+
+        versions["torch"] = torch.__version__
+        devices = ["cpu"] + (
+            [torch.cuda.get_device_name(0)] if torch.cuda.is_available() else []
+        )
+    return versions, devices
+
+
+def _machine_info(backend):
+    versions, devices = _backend_versions(backend)
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": (
+            list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        ),
+        "backend": backend,
+        "versions": versions,
+        "devices": devices,
+    }
+
+
+def _make_step(layer, backend):
+    """Returns `step(z) -> indices` (forced to finish) for the backend."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        fn = tf.function(lambda z: layer(z, training=True)["indices"])
+        return lambda z: fn(z).numpy()
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in layer.trainable_variables]
+        state = {"nt": [v.value for v in layer.non_trainable_variables]}
+
+        @jax.jit
+        def fn(trainable, non_trainable, z):
+            out, non_trainable = layer.stateless_call(
+                trainable, non_trainable, z, training=True
+            )
+            return out["indices"], non_trainable
+
+        def step(z):
+            indices, state["nt"] = fn(trainable, state["nt"], z)
+            return jax.block_until_ready(indices)
+
+        return step
+    return lambda z: keras.ops.convert_to_numpy(
+        layer(z, training=True)["indices"]
+    )
+
+
+def bench(num_embeddings, dim, mode, repeats, warmup, backend):
+    layer = VectorQuantizer(num_embeddings, dim, seed=0, **MODES[mode])
+    z = np.random.RandomState(0).randn(8, 16, 16, dim).astype("float32")
+    layer.build(z.shape)
+    z = keras.ops.convert_to_tensor(z)
+    step = _make_step(layer, backend)
+    start = time.perf_counter()
+    step(z)
+    first = time.perf_counter() - start
+    for _ in range(warmup):
+        step(z)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(z)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    n = 8 * 16 * 16
+    return {
+        "num_embeddings": num_embeddings,
+        "embedding_dim": dim,
+        "mode": mode,
+        "num_vectors": n,
+        "first_call_s": round(first, 4),
+        "median_s": round(median, 5),
+        "min_s": round(min(times), 5),
+        "vectors_per_s": round(n / median, 1),
+        "repeats": repeats,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated subset"
+    )
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    backend = keras.backend.backend()
+    results = []
+    for mode in args.modes.split(","):
+        for num_embeddings in (1024, 16384):
+            for dim in (8, 256):
+                row = bench(
+                    num_embeddings, dim, mode, args.repeats, args.warmup,
+                    backend,
+                )
+                print(json.dumps(row), flush=True)
+                results.append(row)
+    output = args.output or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "results",
+        f"quantizer_{backend}.json",
+    )
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(
+            {"machine": _machine_info(backend), "results": results},
+            f,
+            indent=2,
+        )
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

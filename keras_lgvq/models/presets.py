@@ -1,0 +1,170 @@
+"""Paper configurations (LG-VQ, NeurIPS 2024) and the embedded CPU preset.
+
+No public LG-VQ weights exist: a paper preset builds the architecture and
+records the training recipe (lgvq-spec §6.2); trained weights round-trip
+through `save_to_preset(dir)` / `from_preset(dir)`.
+"""
+
+# taming VQGAN f16 (lgvq-spec §1.1).
+PAPER_BACKBONE = dict(
+    resolution=256,
+    ch=128,
+    ch_mult=(1, 1, 2, 2, 4),
+    num_res_blocks=2,
+    attn_resolutions=(16,),
+    z_channels=256,
+    dropout=0.0,
+    num_embeddings=1024,
+    embedding_dim=256,
+    beta=0.25,
+    legacy_beta=True,
+)
+# CVQ quantizer (lgvq-spec §1.3): corrected beta, online re-init, contrastive.
+CVQ_QUANTIZER = dict(
+    beta=0.25,
+    legacy_beta=False,
+    reinit="cvq",
+    reinit_decay=0.99,
+    anchor="probrandom",
+    contrastive_weight=1.0,
+)
+PAPER_GAN = dict(
+    perceptual_weight=1.0,
+    codebook_weight=1.0,
+    disc_weight=0.8,
+    disc_factor=1.0,
+    disc_start=10000,
+)
+# CLIP ViT-B/32 text tower (lgvq-spec §2); dims let the model be built
+# before the prior is available (training from cached features).
+CLIP_TEXT = dict(
+    text_prior="clip_vit_base_patch32",
+    text_dim=512,
+    sentence_dim=512,
+    vocabulary_size=49408,
+    sequence_length=30,
+)
+PAPER_TRAINING = dict(
+    batch_size=8,
+    learning_rate=3.6e-5,
+    beta_1=0.5,
+    beta_2=0.9,
+    image_size=256,
+    max_words=27,
+)
+
+
+def _paper(dataset, weights, cvq, description):
+    return {
+        "description": description,
+        "backbone": dict(PAPER_BACKBONE),
+        "quantizer": dict(CVQ_QUANTIZER) if cvq else None,
+        "text": dict(CLIP_TEXT),
+        "guidance": dict(zip(("alpha", "beta", "gamma"), weights)),
+        "model": dict(PAPER_GAN),
+        "perceptual": "lpips",
+        "training": dict(PAPER_TRAINING, dataset=dataset),
+        "paper_weights": False,
+    }
+
+
+PRESETS = {
+    "cub": _paper(
+        "cub", (1e-3, 1e-3, 1e-3), False,
+        "LG-VQ on VQGAN f16, K=1024, CUB-200 (cub_lgvqgan.yaml).",
+    ),
+    "celeba_hq": _paper(
+        "celeba_hq", (1e-3, 1e-2, 1e-4), False,
+        "LG-VQ on VQGAN f16, K=1024, MM-CelebA-HQ (cele_lgvqgan.yaml).",
+    ),
+    "textcaps": _paper(
+        "textcaps", (1e-3, 1e-2, 1e-4), False,
+        "LG-VQ on VQGAN f16, K=1024, TextCaps (textcap_lgvq.yaml).",
+    ),
+    "cub_cvq": _paper(
+        "cub", (1e-3, 1e-3, 1e-3), True,
+        "LG-VQ on CVQ f16, K=1024, CUB-200 (cub_lgcvq.yaml).",
+    ),
+    "celeba_hq_cvq": _paper(
+        "celeba_hq", (1e-3, 1e-2, 1e-4), True,
+        "LG-VQ on CVQ f16, K=1024, MM-CelebA-HQ (cele_lgcvq.yaml).",
+    ),
+    "textcaps_cvq": _paper(
+        "textcaps", (1e-3, 1e-2, 1e-4), True,
+        "LG-VQ on CVQ f16, K=1024, TextCaps (textcap_lgcvq.yaml).",
+    ),
+    "scenes": {
+        "description": (
+            "Small CPU LG-VQ for the embedded captioned-scenes set (64 px, "
+            "f=4, K=256) with the offline MiniLM text prior. Not a paper "
+            "config: weights and GAN start are chosen for short CPU runs."
+        ),
+        "backbone": dict(
+            resolution=64,
+            ch=32,
+            ch_mult=(1, 2, 2),
+            num_res_blocks=1,
+            attn_resolutions=(),
+            z_channels=64,
+            dropout=0.0,
+            num_embeddings=256,
+            embedding_dim=64,
+            beta=0.25,
+            legacy_beta=False,
+        ),
+        "quantizer": None,
+        "text": dict(
+            text_prior="minilm",
+            text_dim=384,
+            sentence_dim=384,
+            vocabulary_size=30522,
+            sequence_length=30,
+        ),
+        "guidance": dict(
+            alpha=0.1,
+            beta=0.05,
+            gamma=0.1,
+            decoder_intermediate_dim=384,
+        ),
+        "model": dict(
+            perceptual_weight=0.0,
+            codebook_weight=1.0,
+            disc_weight=0.8,
+            disc_factor=1.0,
+            disc_start=100000,
+        ),
+        "perceptual": None,
+        "training": dict(
+            dataset="scenes",
+            batch_size=16,
+            learning_rate=1e-3,
+            beta_1=0.5,
+            beta_2=0.9,
+            image_size=64,
+            max_words=27,
+        ),
+        "paper_weights": False,
+    },
+}
+
+
+def get_preset(name):
+    """The configuration dict of a built-in preset (a copy).
+
+    Args:
+        name: string. One of `PRESETS`.
+
+    Examples:
+
+    ```python
+    keras_lgvq.models.presets.get_preset("cub")["guidance"]
+    ```
+    """
+    if name not in PRESETS:
+        raise ValueError(
+            f"Unknown preset {name!r}. Valid presets: {sorted(PRESETS)}, or "
+            "a directory written by `save_to_preset`."
+        )
+    import copy
+
+    return copy.deepcopy(PRESETS[name])
