@@ -28,10 +28,12 @@ def _weights(model):
 
 def test_fit_lowers_reconstruction_loss():
     model = tiny_vqgan(disc_start=1000)
-    model.compile(learning_rate=2e-3)
-    history = model.fit(_dataset(tiny_images(8)), epochs=10, verbose=0)
-    rec = history.history["rec_loss"]
-    assert rec[-1] < 0.9 * rec[0], rec
+    model.compile(learning_rate=3e-3)
+    data = _dataset(tiny_images(8), batch_size=8)
+    before = model.evaluate(data, verbose=0, return_dict=True)["rec_loss"]
+    model.fit(data, epochs=15, verbose=0)
+    after = model.evaluate(data, verbose=0, return_dict=True)["rec_loss"]
+    assert after < 0.9 * before, (before, after)
 
 
 def test_gan_steps_update_both_players_and_log_every_term():
@@ -212,13 +214,18 @@ _PARITY_SCRIPT = textwrap.dedent(
     import keras
     sys.path.insert(0, os.getcwd())
     from tests.models.tiny_configs import tiny_images, tiny_vqgan
+    from keras_lgvq.optimizers import GANOptimizer
 
     images = tiny_images(4)
     def run(strategy):
         with strategy.scope():
             keras.utils.set_random_seed(0)
             model = tiny_vqgan()
-            model.compile(learning_rate=1e-2)
+            # SGD: Adam's first step is ~lr * sign(g), which turns float
+            # noise on near-zero gradients (biases before GroupNorm) into
+            # full-size steps and hides what parity is about.
+            model.compile(optimizer=GANOptimizer(
+                keras.optimizers.SGD(0.5), keras.optimizers.SGD(0.5)))
         model.load_weights(sys.argv[1])
         ds = tf.data.Dataset.from_tensor_slices({"images": images}).batch(4)
         logs = model.fit(ds, epochs=1, verbose=0).history
@@ -257,7 +264,7 @@ def test_mirrored_strategy_two_replicas_match_one(tmp_path):
 
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["max_moved"] > 1e-4  # the step did change the weights
-    assert report["max_diff"] < 1e-5, report
+    assert report["max_diff"] < 1e-5 * max(1.0, report["max_moved"]), report
     for key in ("loss", "rec_loss", "disc_loss", "d_weight"):
         np.testing.assert_allclose(
             report["mirrored"][key], report["single"][key], rtol=1e-4
