@@ -31,6 +31,8 @@ setup(
         "tensorflow-datasets>=4.9",
         "numpy",
         "safetensors",
+        # tensorflow-datasets imports it but only declares it for old Pythons.
+        "importlib_resources",
     ],
     extras_require={
         "jax": ["jax>=0.4.30"],

@@ -92,22 +92,22 @@ class LGVQ(VQGAN):
         self.vocabulary_size = int(vocabulary_size)
         self.sequence_length = int(sequence_length)
 
+        if isinstance(guidance, dict) and "class_name" in guidance:
+            guidance = keras.layers.deserialize(guidance)
         if guidance is None or isinstance(guidance, dict):
             options = dict(guidance or {})
             if text_prior is not None:
                 options.setdefault("mask_token_id", text_prior.mask_token_id)
             guidance = LanguageGuidance(
-                code_dim=backbone.embedding_dim,
+                code_dim=self.backbone.embedding_dim,
                 text_dim=self.text_dim,
                 sentence_dim=self.sentence_dim,
                 vocabulary_size=self.vocabulary_size,
-                num_tokens=backbone.grid_size**2,
+                num_tokens=self.backbone.grid_size**2,
                 sequence_length=self.sequence_length,
                 name="guidance",
                 **options,
             )
-        else:
-            guidance = _deserialize(guidance)
         self.guidance = guidance
         self.token_embeddings = self.add_weight(
             shape=(self.vocabulary_size, self.text_dim),
@@ -290,18 +290,32 @@ class LGVQ(VQGAN):
 
 
 def _load_prior_or_warn(name, sequence_length):
+    """The preset's text prior from local files only, or None with a warning.
+
+    Offline first: a paper preset never downloads CLIP. It is used when a
+    keras-hub or Hugging Face CLIP directory sits in the keras_lgvq cache
+    under the preset's prior name (or `text_prior=` names a directory).
+    """
+    import os
     import warnings
 
     from keras_lgvq import text_priors
+    from keras_lgvq.utils.cache import cache_dir
 
+    source = name
+    if name != "minilm":
+        source = os.path.join(cache_dir("text_priors"), name)
     try:
-        return text_priors.get(name, sequence_length=sequence_length)
-    except Exception as error:  # Missing files or no network: say so.
+        if name != "minilm" and not os.path.isdir(source):
+            raise FileNotFoundError(f"no local copy at {source}")
+        return text_priors.get(source, sequence_length=sequence_length)
+    except Exception as error:  # Missing files: say what to do.
         warnings.warn(
-            f"The text prior {name!r} could not be loaded, so this LGVQ is "
-            "built without one (it can train from cached features after "
-            "`set_token_embeddings`). Pass `text_prior=` a local CLIP/BERT "
-            f"directory to train on the fly. Reason: {error}",
+            f"The text prior {name!r} is not available offline, so this LGVQ "
+            "is built without one: it can train from cached features after "
+            "`set_token_embeddings`. To train on the fly, pass `text_prior=` "
+            "a local CLIP or BERT directory, or put a keras-hub/Hugging Face "
+            f"copy of it at {source}. Reason: {error}",
             stacklevel=3,
         )
         return None

@@ -1,0 +1,49 @@
+"""Captioned image datasets: procedural scenes, CUB, CelebA-HQ, TextCaps, COCO.
+
+`keras_lgvq.datasets.scenes` needs numpy only. Everything else (the TFDS
+builders, `load`, `make_dataset`, `caption_iterator`) imports TensorFlow and
+tensorflow-datasets on first use.
+"""
+
+import importlib
+
+_LAZY = {
+    "load": "keras_lgvq.datasets.loading",
+    "get_builder": "keras_lgvq.datasets.loading",
+    "caption_iterator": "keras_lgvq.datasets.loading",
+    "DATASET_NAMES": "keras_lgvq.datasets.loading",
+    "scenes_split_sizes": "keras_lgvq.datasets.loading",
+    "default_data_dir": "keras_lgvq.datasets.loading",
+    "resolve_split": "keras_lgvq.datasets.loading",
+    "make_dataset": "keras_lgvq.datasets.pipeline",
+    "TRANSFORMS": "keras_lgvq.datasets.pipeline",
+    "transform_image": "keras_lgvq.datasets.pipeline",
+    "sample_caption": "keras_lgvq.datasets.pipeline",
+    "LgvqScenes": "keras_lgvq.datasets.scenes_builder",
+    "ScenesConfig": "keras_lgvq.datasets.scenes_builder",
+    "scenes_config": "keras_lgvq.datasets.scenes_builder",
+    "SCENES_SPLIT_SIZES": "keras_lgvq.datasets.scenes_builder",
+    "LgvqCub": "keras_lgvq.datasets.cub",
+    "LgvqCelebaHq": "keras_lgvq.datasets.celeba_hq",
+    "LgvqTextcaps": "keras_lgvq.datasets.textcaps",
+    "LgvqCoco": "keras_lgvq.datasets.coco",
+    "read_filename_list": "keras_lgvq.datasets.safe_pickle",
+    "safe_load_string_list": "keras_lgvq.datasets.safe_pickle",
+}
+
+__all__ = sorted(_LAZY) + ["scenes"]
+
+
+def __getattr__(name):
+    if name == "scenes":
+        return importlib.import_module("keras_lgvq.datasets.scenes")
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        return getattr(module, name)
+    raise AttributeError(
+        f"module 'keras_lgvq.datasets' has no attribute {name!r}"
+    )
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,27 @@
+"""Evaluation metrics: fidelity, codebook usage, FID/LPIPS, alignment probes."""
+
+from keras_lgvq.metrics.codebook_usage import CodebookUsage
+from keras_lgvq.metrics.frechet_distance import frechet_distance
+from keras_lgvq.metrics.frechet_distance import gaussian_statistics
+from keras_lgvq.metrics.frechet_inception_distance import (
+    FrechetInceptionDistance,
+)
+from keras_lgvq.metrics.image_quality import PSNR
+from keras_lgvq.metrics.image_quality import SSIM
+from keras_lgvq.metrics.image_quality import psnr
+from keras_lgvq.metrics.image_quality import ssim
+from keras_lgvq.metrics.inception_feature_extractor import (
+    InceptionFeatureExtractor,
+)
+from keras_lgvq.metrics.inception_feature_extractor import (
+    default_inception_weight_paths,
+)
+from keras_lgvq.metrics.linear_probe import code_features
+from keras_lgvq.metrics.linear_probe import linear_probe_accuracy
+from keras_lgvq.metrics.lpips_metric import LPIPSMetric
+from keras_lgvq.metrics.masked_word_recall import masked_word_recall_at_1
+from keras_lgvq.metrics.masked_word_recall import select_masked_positions
+from keras_lgvq.metrics.relation_mse import code_word_relation_mse
+from keras_lgvq.metrics.relation_mse import match_codes_to_words
+from keras_lgvq.metrics.retrieval import image_to_text_recall
+from keras_lgvq.metrics.retrieval import text_to_image_recall
