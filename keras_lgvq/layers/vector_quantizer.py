@@ -500,6 +500,10 @@ class VectorQuantizer(keras.layers.Layer):
             return ops.cast(ops.argmin(d, axis=-1), "int32")
 
         n = ops.shape(z)[0]
+        if not isinstance(n, int) and keras.backend.backend() == "jax":
+            # A symbolic batch (shape-polymorphic SavedModel export): JAX
+            # cannot pad by a symbolic amount, so search in one block.
+            return chunk_argmin(z)
         if isinstance(n, int):
             if n <= self.chunk_size:
                 return chunk_argmin(z)

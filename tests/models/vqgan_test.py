@@ -137,7 +137,7 @@ def test_adaptive_weight_gradients_match_references():
     direction = (g_grad / norm).astype("float32")
 
     def g_at(k):
-        x_hat = ops.conv(features, k, padding="same") + bias
+        x_hat = ops.conv(h, k, padding="same") + ops.convert_to_tensor(bias)
         logits = model._discriminator_logits_no_update(x_hat)
         return float(ops.convert_to_numpy(-ops.mean(logits)))
 
@@ -269,3 +269,29 @@ def test_mirrored_strategy_two_replicas_match_one(tmp_path):
         np.testing.assert_allclose(
             report["mirrored"][key], report["single"][key], rtol=1e-4
         )
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_lpips_joins_the_reconstruction_loss(weight):
+    from keras_lgvq.losses.lpips import LPIPS
+    from keras_lgvq.losses.lpips_assets import heads_path
+
+    if not os.path.exists(heads_path()):
+        pytest.skip("LPIPS heads not fetched: python -m keras_lgvq.fetch_assets")
+    with pytest.warns(UserWarning):
+        lpips = LPIPS(allow_random_backbone=True)
+    model = tiny_vqgan(
+        discriminator=None, perceptual_loss=lpips, perceptual_weight=weight
+    )
+    model.compile(learning_rate=1e-3)
+    images = tiny_images(2)
+    logs = model.evaluate(_dataset(images, 2), verbose=0, return_dict=True)
+    assert logs["perceptual_loss"] > 0.0
+    np.testing.assert_allclose(
+        logs["nll_loss"],
+        logs["rec_loss"] + weight * logs["perceptual_loss"],
+        rtol=1e-5,
+    )
+    history = model.fit(_dataset(images, 2), epochs=1, verbose=0).history
+    assert np.isfinite(history["perceptual_loss"][-1])
+    assert not model.perceptual_loss.trainable_weights
