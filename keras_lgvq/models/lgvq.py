@@ -196,14 +196,11 @@ class LGVQ(VQGAN):
     def _extra_generator_losses(self, batch, outputs, training):
         return self._guidance_logs(batch, outputs["quantized"], training)
 
-    def _evaluation_step(self, batch):
-        logs = super()._evaluation_step(batch)
-        if "token_ids" in batch:
-            quantized = self.backbone.forward(batch["images"])["quantized"]
-            extra, extra_logs = self._guidance_logs(batch, quantized, False)
-            logs.update(extra_logs)
-            logs["loss"] = logs["loss"] + extra
-        return logs
+    def _extra_evaluation_losses(self, batch, outputs):
+        # Image-only evaluation batches are fine: text losses need text.
+        if "token_ids" not in batch:
+            return 0.0, {}
+        return self._guidance_logs(batch, outputs["quantized"], False)
 
     def _build_extra(self, images):
         grid = self.backbone.grid_size

@@ -251,17 +251,15 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         """Hook for subclasses: returns (weighted loss, logs)."""
         return 0.0, {}
 
-    def _generator_step(self, batch, training=True):
-        images = batch["images"]
-        outputs = self.backbone.forward(images, training=training)
-        reconstruction = outputs["reconstruction"]
-        nll, rec_loss, perceptual = self._nll(images, reconstruction)
-        vq_loss = outputs["loss"]
-        total = nll + self.codebook_weight * vq_loss
+    def _tokenizer_losses(self, images, outputs):
+        """Reconstruction + perceptual + quantizer terms and their logs."""
+        nll, rec_loss, perceptual = self._nll(
+            images, outputs["reconstruction"]
+        )
         logs = {
             "rec_loss": rec_loss,
             "nll_loss": nll,
-            "vq_loss": vq_loss,
+            "vq_loss": outputs["loss"],
             "codebook_loss": outputs["codebook_loss"],
             "commitment_loss": outputs["commitment_loss"],
             "perplexity": outputs["perplexity"],
@@ -269,6 +267,13 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         }
         if perceptual is not None:
             logs["perceptual_loss"] = perceptual
+        return nll + self.codebook_weight * outputs["loss"], logs
+
+    def _generator_step(self, batch, training=True):
+        images = batch["images"]
+        outputs = self.backbone.forward(images, training=training)
+        reconstruction = outputs["reconstruction"]
+        total, logs = self._tokenizer_losses(images, outputs)
         factor = ops.zeros((), "float32")
         if self.discriminator is not None:
             factor = discriminator_factor(
@@ -313,22 +318,15 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
     def _evaluation_step(self, batch):
         images = batch["images"]
         outputs = self.backbone.forward(images, training=False)
-        nll, rec_loss, perceptual = self._nll(
-            images, outputs["reconstruction"]
-        )
-        logs = {
-            "rec_loss": rec_loss,
-            "nll_loss": nll,
-            "vq_loss": outputs["loss"],
-            "codebook_loss": outputs["codebook_loss"],
-            "commitment_loss": outputs["commitment_loss"],
-            "perplexity": outputs["perplexity"],
-            "usage": outputs["usage"],
-            "loss": nll + self.codebook_weight * outputs["loss"],
-        }
-        if perceptual is not None:
-            logs["perceptual_loss"] = perceptual
+        total, logs = self._tokenizer_losses(images, outputs)
+        extra, extra_logs = self._extra_evaluation_losses(batch, outputs)
+        logs.update(extra_logs)
+        logs["loss"] = total + extra
         return logs
+
+    def _extra_evaluation_losses(self, batch, outputs):
+        """Hook for subclasses: returns (weighted loss, logs) at evaluation."""
+        return 0.0, {}
 
     # === Keras API ===
 
