@@ -121,7 +121,7 @@ class LanguageGuidance(keras.layers.Layer):
     token_ids, padding_mask = prior.tokenize(captions)
     text = dict(prior(token_ids, padding_mask), token_ids=token_ids)
     # In the generator step:
-    outputs = backbone.forward(images, training=True)
+    outputs = backbone.encode_decode(images, training=True)
     lg = guidance(
         outputs["quantized"],  # straight-through grid (B, 16, 16, 256)
         text,

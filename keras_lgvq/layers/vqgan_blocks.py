@@ -2,8 +2,12 @@
 
 This module holds the four blocks shared by `VQGANEncoder` and
 `VQGANDecoder` (`ResnetBlock`, `AttentionBlock`, `Downsample`, `Upsample`),
-the taming GroupNorm helper `group_norm`, and the PyTorch-default conv
-initialisation (`TorchBiasUniform`, `torch_conv2d`).
+the taming GroupNorm helper `group_norm`, the PyTorch-default conv
+initialisation (`TorchBiasUniform`, `torch_conv2d`), and the logic the
+encoder and decoder share: config validation (`check_vqgan_config`), level
+and middle stacks (`vqgan_level_layers`, `vqgan_mid_layers`), shape-only
+building (`build_in_order`), input checks (`check_vqgan_input`), output
+shapes (`resized_shape`) and the config dict (`vqgan_config`).
 
 Sublayer names follow the taming `state_dict` names (`norm1`, `conv1`,
 `nin_shortcut`, `q`, `proj_out`, ...), so a checkpoint converter only has to
@@ -143,14 +147,20 @@ def swish(x):
     return x * ops.sigmoid(x)
 
 
-def _check_feature_map(input_shape, groups=None):
-    """Validate a (B, H, W, C) shape and return C."""
+def _check_rank_4(input_shape, name="inputs", last_axis="channels"):
+    """Validate that a shape is 4-D and return it as a tuple."""
     input_shape = tuple(input_shape)
     if len(input_shape) != 4:
         raise ValueError(
-            "`inputs` must be 4-D (batch, height, width, channels). "
+            f"`{name}` must be 4-D (batch, height, width, {last_axis}). "
             f"Received shape: {input_shape}"
         )
+    return input_shape
+
+
+def _check_feature_map(input_shape, groups=None):
+    """Validate a (B, H, W, C) shape and return C."""
+    input_shape = _check_rank_4(input_shape)
     channels = input_shape[-1]
     if channels is None:
         raise ValueError(
@@ -170,6 +180,36 @@ def _check_groups(groups, epsilon):
         raise ValueError(f"`groups` must be a positive int. Received: {groups}")
     if not epsilon > 0:
         raise ValueError(f"`epsilon` must be > 0. Received: {epsilon}")
+
+
+def resized_shape(input_shape, resize, channels):
+    """`(B, H, W, C) -> (B, resize(H), resize(W), channels)`.
+
+    Unknown (`None`) heights and widths stay unknown.
+
+    Args:
+        input_shape: tuple. A 4-D shape.
+        resize: callable. Maps a known side length to the new one.
+        channels: int or `None`. Channels of the result.
+
+    Returns:
+        The resized shape as a tuple.
+
+    Examples:
+
+    ```python
+    keras_lgvq.layers.vqgan_blocks.resized_shape(
+        (None, 8, None, 3), lambda n: n * 2, 16
+    )  # (None, 16, None, 16)
+    ```
+    """
+    b, h, w, _ = input_shape
+    return (
+        b,
+        None if h is None else resize(h),
+        None if w is None else resize(w),
+        channels,
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -394,13 +434,7 @@ class Downsample(keras.layers.Layer):
             name="conv",
             dtype=self.dtype_policy,
         )
-        shape = tuple(input_shape)
-        padded = (
-            shape[0],
-            None if shape[1] is None else shape[1] + 1,
-            None if shape[2] is None else shape[2] + 1,
-            channels,
-        )
+        padded = resized_shape(tuple(input_shape), lambda n: n + 1, channels)
         self.conv.build(padded)
 
     def call(self, inputs):
@@ -409,15 +443,9 @@ class Downsample(keras.layers.Layer):
         return self.conv(x)
 
     def compute_output_shape(self, input_shape):
-        _check_feature_map(input_shape)
-        b, h, w, c = tuple(input_shape)
+        channels = _check_feature_map(input_shape)
         # (n + 1 - 3) // 2 + 1 == n // 2 for the padded valid conv.
-        return (
-            b,
-            None if h is None else h // 2,
-            None if w is None else w // 2,
-            c,
-        )
+        return resized_shape(tuple(input_shape), lambda n: n // 2, channels)
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -451,14 +479,8 @@ class Upsample(keras.layers.Layer):
         return self.conv(x)
 
     def compute_output_shape(self, input_shape):
-        _check_feature_map(input_shape)
-        b, h, w, c = tuple(input_shape)
-        return (
-            b,
-            None if h is None else h * 2,
-            None if w is None else w * 2,
-            c,
-        )
+        channels = _check_feature_map(input_shape)
+        return resized_shape(tuple(input_shape), lambda n: n * 2, channels)
 
 
 def check_vqgan_config(
@@ -557,3 +579,213 @@ def check_vqgan_config(
         tuple(int(r) for r in attn_resolutions),
         factor,
     )
+
+
+def vqgan_mid_layers(channels, dropout, dtype=None):
+    """The middle stack `ResnetBlock -> AttentionBlock -> ResnetBlock`.
+
+    Shared by the encoder (after the last level) and the decoder (before the
+    first level), with taming's names `mid_block_1`, `mid_attn_1`,
+    `mid_block_2`.
+
+    Args:
+        channels: int. Channels of the stack (`ch * ch_mult[-1]`).
+        dropout: float. Dropout rate inside the residual blocks.
+        dtype: string or `keras.DTypePolicy`. Dtype policy of the blocks.
+
+    Returns:
+        A list of the three layers in call order.
+
+    Examples:
+
+    ```python
+    mid = keras_lgvq.layers.vqgan_blocks.vqgan_mid_layers(64, dropout=0.0)
+    ```
+    """
+    return [
+        ResnetBlock(channels, dropout=dropout, name="mid_block_1", dtype=dtype),
+        AttentionBlock(name="mid_attn_1", dtype=dtype),
+        ResnetBlock(channels, dropout=dropout, name="mid_block_2", dtype=dtype),
+    ]
+
+
+def vqgan_level_layers(
+    direction,
+    ch,
+    ch_mult,
+    blocks_per_level,
+    resolution,
+    attn_resolutions,
+    dropout,
+    dtype=None,
+):
+    """The per-level blocks of the VQGAN encoder (`"down"`) or decoder (`"up"`).
+
+    Level `i` has `blocks_per_level` `ResnetBlock`s with `ch * ch_mult[i]`
+    channels, each followed by an `AttentionBlock` when the level's nominal
+    resolution `resolution // 2 ** i` is in `attn_resolutions`. The encoder
+    runs the levels `0 .. L-1` with a `Downsample` after every level but the
+    last; the decoder runs them `L-1 .. 0` with an `Upsample` after every
+    level but level 0. Names are `{direction}_{i}_block_{j}`,
+    `{direction}_{i}_attn_{j}` and `{direction}_{i}_{direction}sample`.
+
+    Args:
+        direction: string. `"down"` (encoder) or `"up"` (decoder).
+        ch: int. Base channel count.
+        ch_mult: tuple of ints. Per-level channel multipliers.
+        blocks_per_level: int. Residual blocks per level.
+        resolution: int. Nominal image side length (level 0).
+        attn_resolutions: tuple of ints. Level resolutions with attention.
+        dropout: float. Dropout rate inside the residual blocks.
+        dtype: string or `keras.DTypePolicy`. Dtype policy of the blocks.
+
+    Returns:
+        A list of layers in call order.
+
+    Examples:
+
+    ```python
+    layers = keras_lgvq.layers.vqgan_blocks.vqgan_level_layers(
+        "down", 32, (1, 2), 1, 32, (16,), 0.0
+    )
+    ```
+    """
+    num_levels = len(ch_mult)
+    if direction == "down":
+        levels, resample = range(num_levels), Downsample
+    elif direction == "up":
+        levels, resample = reversed(range(num_levels)), Upsample
+    else:
+        raise ValueError(
+            f'`direction` must be "down" or "up". Received: {direction}'
+        )
+    layers = []
+    for step, i in enumerate(levels):
+        attend = resolution // 2**i in attn_resolutions
+        for j in range(blocks_per_level):
+            layers.append(
+                ResnetBlock(
+                    ch * ch_mult[i],
+                    dropout=dropout,
+                    name=f"{direction}_{i}_block_{j}",
+                    dtype=dtype,
+                )
+            )
+            if attend:
+                attn_name = f"{direction}_{i}_attn_{j}"
+                layers.append(AttentionBlock(name=attn_name, dtype=dtype))
+        if step != num_levels - 1:
+            layers.append(
+                resample(name=f"{direction}_{i}_{direction}sample", dtype=dtype)
+            )
+    return layers
+
+
+def build_in_order(layers, input_shape):
+    """Build `layers` one after another from shapes alone.
+
+    Creates every weight without running a forward pass (cheap parameter
+    counting); each layer is built on the previous one's output shape.
+
+    Args:
+        layers: list of `keras.layers.Layer`. Layers in call order.
+        input_shape: tuple. Input shape of the first layer.
+
+    Returns:
+        The output shape of the last layer.
+
+    Examples:
+
+    ```python
+    shape = keras_lgvq.layers.vqgan_blocks.build_in_order(
+        [Downsample(), Upsample()], (None, 8, 8, 32)
+    )  # (None, 8, 8, 32)
+    ```
+    """
+    shape = input_shape
+    for layer in layers:
+        layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+    return shape
+
+
+def check_vqgan_input(
+    input_shape,
+    name,
+    last_axis,
+    channels_name,
+    channels,
+    factor=None,
+    dtype=None,
+):
+    """Validate the `(B, H, W, C)` input of a VQGAN encoder or decoder.
+
+    Args:
+        input_shape: tuple. The input shape.
+        name: string. Argument name used in error messages (`"inputs"`).
+        last_axis: string. Name of the last axis in the 4-D message.
+        channels_name: string. Config argument that fixes the channels.
+        channels: int. Expected size of the last axis.
+        factor: int or `None`. When given, known heights and widths must be
+            divisible by it.
+        dtype: string or `None`. When given, it must be a float dtype.
+
+    Returns:
+        `input_shape` as a tuple.
+
+    Examples:
+
+    ```python
+    keras_lgvq.layers.vqgan_blocks.check_vqgan_input(
+        (2, 32, 32, 3), "inputs", "channels", "in_channels", 3, factor=2
+    )
+    ```
+    """
+    if dtype is not None and not keras.backend.is_float_dtype(dtype):
+        raise ValueError(
+            f"`{name}` must be a float tensor. Received dtype: {dtype}"
+        )
+    input_shape = _check_rank_4(input_shape, name, last_axis)
+    if input_shape[-1] != channels:
+        raise ValueError(
+            f"`{name}` must have `{channels_name}`={channels} channels "
+            f"(last axis). Received shape: {input_shape}"
+        )
+    if factor is not None:
+        for size in input_shape[1:3]:
+            if size is not None and size % factor:
+                raise ValueError(
+                    f"`{name}` height and width must be divisible by the "
+                    f"downsampling factor {factor}. "
+                    f"Received shape: {input_shape}"
+                )
+    return input_shape
+
+
+def vqgan_config(layer, image_channels_name):
+    """The constructor arguments of a VQGAN encoder or decoder, in order.
+
+    Args:
+        layer: `VQGANEncoder` or `VQGANDecoder`.
+        image_channels_name: string. `"in_channels"` or `"out_channels"`.
+
+    Returns:
+        A dict for `get_config`.
+
+    Examples:
+
+    ```python
+    config = keras_lgvq.layers.vqgan_blocks.vqgan_config(enc, "in_channels")
+    ```
+    """
+    names = (
+        "resolution",
+        image_channels_name,
+        "ch",
+        "ch_mult",
+        "num_res_blocks",
+        "attn_resolutions",
+        "z_channels",
+        "dropout",
+    )
+    return {name: getattr(layer, name) for name in names}

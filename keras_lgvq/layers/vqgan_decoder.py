@@ -2,13 +2,16 @@
 
 import keras
 
-from keras_lgvq.layers.vqgan_blocks import AttentionBlock
-from keras_lgvq.layers.vqgan_blocks import ResnetBlock
-from keras_lgvq.layers.vqgan_blocks import Upsample
+from keras_lgvq.layers.vqgan_blocks import build_in_order
 from keras_lgvq.layers.vqgan_blocks import check_vqgan_config
+from keras_lgvq.layers.vqgan_blocks import check_vqgan_input
 from keras_lgvq.layers.vqgan_blocks import group_norm
+from keras_lgvq.layers.vqgan_blocks import resized_shape
 from keras_lgvq.layers.vqgan_blocks import swish
 from keras_lgvq.layers.vqgan_blocks import torch_conv2d
+from keras_lgvq.layers.vqgan_blocks import vqgan_config
+from keras_lgvq.layers.vqgan_blocks import vqgan_level_layers
+from keras_lgvq.layers.vqgan_blocks import vqgan_mid_layers
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -108,39 +111,24 @@ class VQGANDecoder(keras.layers.Layer):
 
         # === Layers ===
         dtype = self.dtype_policy
-        num_levels = len(ch_mult)
         block_in = ch * ch_mult[-1]
         conv_in = torch_conv2d(
             block_in, 3, z_channels, name="conv_in", dtype=dtype
         )
-        layers = [
-            conv_in,
-            ResnetBlock(
-                block_in, dropout=dropout, name="mid_block_1", dtype=dtype
-            ),
-            AttentionBlock(name="mid_attn_1", dtype=dtype),
-            ResnetBlock(
-                block_in, dropout=dropout, name="mid_block_2", dtype=dtype
-            ),
-        ]
-        curr_res = resolution // factor
-        for i in reversed(range(num_levels)):
-            for j in range(num_res_blocks + 1):
-                layers.append(
-                    ResnetBlock(
-                        ch * ch_mult[i],
-                        dropout=dropout,
-                        name=f"up_{i}_block_{j}",
-                        dtype=dtype,
-                    )
-                )
-                if curr_res in attn_resolutions:
-                    layers.append(
-                        AttentionBlock(name=f"up_{i}_attn_{j}", dtype=dtype)
-                    )
-            if i != 0:
-                layers.append(Upsample(name=f"up_{i}_upsample", dtype=dtype))
-                curr_res *= 2
+        layers = (
+            [conv_in]
+            + vqgan_mid_layers(block_in, dropout, dtype)
+            + vqgan_level_layers(
+                "up",
+                ch,
+                ch_mult,
+                num_res_blocks + 1,
+                resolution,
+                attn_resolutions,
+                dropout,
+                dtype,
+            )
+        )
         # Everything before `norm_out`, in call order. Assigned first so
         # that the weight order follows the call order.
         self.body = layers
@@ -150,27 +138,18 @@ class VQGANDecoder(keras.layers.Layer):
             out_channels, 3, ch * ch_mult[0], name="conv_out", dtype=dtype
         )
 
-    def _check_input_shape(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 4:
-            raise ValueError(
-                "`z` must be 4-D (batch, height, width, z_channels). "
-                f"Received shape: {input_shape}"
-            )
-        if input_shape[-1] != self.z_channels:
-            raise ValueError(
-                f"`z` must have `z_channels`={self.z_channels} channels "
-                f"(last axis). Received shape: {input_shape}"
-            )
-        return input_shape
+    def _check_input_shape(self, input_shape, dtype=None):
+        return check_vqgan_input(
+            input_shape,
+            "z",
+            "z_channels",
+            "z_channels",
+            self.z_channels,
+            dtype=dtype,
+        )
 
     def build(self, input_shape):
-        shape = self._check_input_shape(input_shape)
-        # Build every sublayer from shapes alone so that weights exist
-        # without running a forward pass (cheap parameter counting).
-        for layer in self.body:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        shape = build_in_order(self.body, self._check_input_shape(input_shape))
         self.norm_out.build(shape)
         self.conv_out.build(shape)
 
@@ -191,12 +170,8 @@ class VQGANDecoder(keras.layers.Layer):
         return self._features(z, training=training)
 
     def _features(self, z, training=None):
-        if not keras.backend.is_float_dtype(z.dtype):
-            raise ValueError(
-                f"`z` must be a float tensor. Received dtype: {z.dtype}"
-            )
         # `build` checks only the first shape; later calls are checked here.
-        self._check_input_shape(z.shape)
+        self._check_input_shape(z.shape, z.dtype)
         x = z
         for layer in self.body:
             x = layer(x, training=training)
@@ -206,27 +181,11 @@ class VQGANDecoder(keras.layers.Layer):
         return self.conv_out(self._features(z, training=training))
 
     def compute_output_shape(self, input_shape):
-        b, h, w, _ = self._check_input_shape(input_shape)
+        shape = self._check_input_shape(input_shape)
         f = self.upsample_factor
-        return (
-            b,
-            None if h is None else h * f,
-            None if w is None else w * f,
-            self.out_channels,
-        )
+        return resized_shape(shape, lambda n: n * f, self.out_channels)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "resolution": self.resolution,
-                "out_channels": self.out_channels,
-                "ch": self.ch,
-                "ch_mult": self.ch_mult,
-                "num_res_blocks": self.num_res_blocks,
-                "attn_resolutions": self.attn_resolutions,
-                "z_channels": self.z_channels,
-                "dropout": self.dropout,
-            }
-        )
+        config.update(vqgan_config(self, "out_channels"))
         return config

@@ -2,13 +2,16 @@
 
 import keras
 
-from keras_lgvq.layers.vqgan_blocks import AttentionBlock
-from keras_lgvq.layers.vqgan_blocks import Downsample
-from keras_lgvq.layers.vqgan_blocks import ResnetBlock
+from keras_lgvq.layers.vqgan_blocks import build_in_order
 from keras_lgvq.layers.vqgan_blocks import check_vqgan_config
+from keras_lgvq.layers.vqgan_blocks import check_vqgan_input
 from keras_lgvq.layers.vqgan_blocks import group_norm
+from keras_lgvq.layers.vqgan_blocks import resized_shape
 from keras_lgvq.layers.vqgan_blocks import swish
 from keras_lgvq.layers.vqgan_blocks import torch_conv2d
+from keras_lgvq.layers.vqgan_blocks import vqgan_config
+from keras_lgvq.layers.vqgan_blocks import vqgan_level_layers
+from keras_lgvq.layers.vqgan_blocks import vqgan_mid_layers
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -99,38 +102,21 @@ class VQGANEncoder(keras.layers.Layer):
         # === Layers ===
         dtype = self.dtype_policy
         conv_in = torch_conv2d(ch, 3, in_channels, name="conv_in", dtype=dtype)
-        layers = [conv_in]
-        curr_res = resolution
-        num_levels = len(ch_mult)
-        for i, mult in enumerate(ch_mult):
-            for j in range(num_res_blocks):
-                layers.append(
-                    ResnetBlock(
-                        ch * mult,
-                        dropout=dropout,
-                        name=f"down_{i}_block_{j}",
-                        dtype=dtype,
-                    )
-                )
-                if curr_res in attn_resolutions:
-                    layers.append(
-                        AttentionBlock(name=f"down_{i}_attn_{j}", dtype=dtype)
-                    )
-            if i != num_levels - 1:
-                layers.append(
-                    Downsample(name=f"down_{i}_downsample", dtype=dtype)
-                )
-                curr_res //= 2
         block_in = ch * ch_mult[-1]
-        layers += [
-            ResnetBlock(
-                block_in, dropout=dropout, name="mid_block_1", dtype=dtype
-            ),
-            AttentionBlock(name="mid_attn_1", dtype=dtype),
-            ResnetBlock(
-                block_in, dropout=dropout, name="mid_block_2", dtype=dtype
-            ),
-        ]
+        layers = (
+            [conv_in]
+            + vqgan_level_layers(
+                "down",
+                ch,
+                ch_mult,
+                num_res_blocks,
+                resolution,
+                attn_resolutions,
+                dropout,
+                dtype,
+            )
+            + vqgan_mid_layers(block_in, dropout, dtype)
+        )
         # Everything before `norm_out`, in call order. Assigned first so
         # that the weight order follows the call order.
         self.body = layers
@@ -140,45 +126,25 @@ class VQGANEncoder(keras.layers.Layer):
             z_channels, 3, block_in, name="conv_out", dtype=dtype
         )
 
-    def _check_input_shape(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 4:
-            raise ValueError(
-                "`inputs` must be 4-D (batch, height, width, channels). "
-                f"Received shape: {input_shape}"
-            )
-        if input_shape[-1] != self.in_channels:
-            raise ValueError(
-                f"`inputs` must have `in_channels`={self.in_channels} "
-                f"channels (last axis). Received shape: {input_shape}"
-            )
-        f = self.downsample_factor
-        for size in input_shape[1:3]:
-            if size is not None and size % f:
-                raise ValueError(
-                    f"`inputs` height and width must be divisible by the "
-                    f"downsampling factor {f}. Received shape: {input_shape}"
-                )
-        return input_shape
+    def _check_input_shape(self, input_shape, dtype=None):
+        return check_vqgan_input(
+            input_shape,
+            "inputs",
+            "channels",
+            "in_channels",
+            self.in_channels,
+            factor=self.downsample_factor,
+            dtype=dtype,
+        )
 
     def build(self, input_shape):
-        shape = self._check_input_shape(input_shape)
-        # Build every sublayer from shapes alone so that weights exist
-        # without running a forward pass (cheap parameter counting).
-        for layer in self.body:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        shape = build_in_order(self.body, self._check_input_shape(input_shape))
         self.norm_out.build(shape)
         self.conv_out.build(shape)
 
     def call(self, inputs, training=None):
-        if not keras.backend.is_float_dtype(inputs.dtype):
-            raise ValueError(
-                "`inputs` must be a float tensor. "
-                f"Received dtype: {inputs.dtype}"
-            )
         # `build` checks only the first shape; later calls are checked here.
-        self._check_input_shape(inputs.shape)
+        self._check_input_shape(inputs.shape, inputs.dtype)
         x = inputs
         for layer in self.body:
             x = layer(x, training=training)
@@ -187,27 +153,11 @@ class VQGANEncoder(keras.layers.Layer):
         return self.conv_out(x)
 
     def compute_output_shape(self, input_shape):
-        b, h, w, _ = self._check_input_shape(input_shape)
+        shape = self._check_input_shape(input_shape)
         f = self.downsample_factor
-        return (
-            b,
-            None if h is None else h // f,
-            None if w is None else w // f,
-            self.z_channels,
-        )
+        return resized_shape(shape, lambda n: n // f, self.z_channels)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "resolution": self.resolution,
-                "in_channels": self.in_channels,
-                "ch": self.ch,
-                "ch_mult": self.ch_mult,
-                "num_res_blocks": self.num_res_blocks,
-                "attn_resolutions": self.attn_resolutions,
-                "z_channels": self.z_channels,
-                "dropout": self.dropout,
-            }
-        )
+        config.update(vqgan_config(self, "in_channels"))
         return config

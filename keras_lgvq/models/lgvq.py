@@ -234,7 +234,7 @@ class LGVQ(VQGAN):
 
     def embed_image(self, images):
         """L2-normalised global image embeddings (the GSA space)."""
-        quantized = self.backbone.forward(images)["quantized"]
+        quantized = self.backbone.encode_decode(images)["quantized"]
         return self.guidance.embed_image(quantized)
 
     def embed_text(self, token_ids, padding_mask):

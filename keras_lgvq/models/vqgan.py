@@ -60,7 +60,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
     Args:
         backbone: `keras_lgvq.models.VQGANBackbone` (or any backbone with the
-            same `forward` / `encode` / `decode` interface).
+            same `encode_decode` / `encode` / `decode` interface).
         discriminator: `keras.layers.Layer`, `"default"` or None. A PatchGAN
             discriminator; None trains without a GAN.
         perceptual_loss: `keras_lgvq.losses.LPIPS` or None.
@@ -271,7 +271,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
     def _generator_step(self, batch, training=True):
         images = batch["images"]
-        outputs = self.backbone.forward(images, training=training)
+        outputs = self.backbone.encode_decode(images, training=training)
         reconstruction = outputs["reconstruction"]
         total, logs = self._tokenizer_losses(images, outputs)
         factor = ops.zeros((), "float32")
@@ -317,7 +317,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
     def _evaluation_step(self, batch):
         images = batch["images"]
-        outputs = self.backbone.forward(images, training=False)
+        outputs = self.backbone.encode_decode(images, training=False)
         total, logs = self._tokenizer_losses(images, outputs)
         extra, extra_logs = self._extra_evaluation_losses(batch, outputs)
         logs.update(extra_logs)
@@ -332,7 +332,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
     def call(self, inputs, training=False):
         images = inputs["images"] if isinstance(inputs, dict) else inputs
-        return self.backbone.forward(images, training=training)[
+        return self.backbone.encode_decode(images, training=training)[
             "reconstruction"
         ]
 
@@ -341,7 +341,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             return
         res = self.backbone.resolution
         images = ops.zeros((1, res, res, self.backbone.in_channels))
-        self.backbone.forward(images)
+        self.backbone.encode_decode(images)
         if self.discriminator is not None:
             self.discriminator(images)
         if self.perceptual_loss is not None:

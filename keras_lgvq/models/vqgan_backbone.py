@@ -17,7 +17,7 @@ class VQGANBackbone(keras_hub.models.Backbone):
     Images in [-1, 1] go through the convolutional encoder, a 1x1
     `quant_conv`, the vector quantizer, a 1x1 `post_quant_conv` and the
     decoder. The functional model maps images to reconstructions;
-    `encode` / `decode` move between images and code indices, and `forward`
+    `encode` / `decode` move between images and code indices, and `encode_decode`
     returns every intermediate a training step needs.
 
     Any quantizer with the `VectorQuantizer` interface can be passed in
@@ -148,7 +148,7 @@ class VQGANBackbone(keras_hub.models.Backbone):
         """Side of the code grid at `resolution`."""
         return self.resolution // self.downsample_factor
 
-    def forward(self, images, training=False):
+    def encode_decode(self, images, training=False):
         """Runs the tokenizer and returns every intermediate.
 
         Returns a dict with `reconstruction`, `quantized` (the

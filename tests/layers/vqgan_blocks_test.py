@@ -1,6 +1,8 @@
 """Tests for the VQGAN building blocks against numpy references."""
 
 import math
+import os
+import sys
 
 import keras
 import numpy as np
@@ -15,101 +17,14 @@ from keras_lgvq.layers.vqgan_blocks import check_vqgan_config
 from keras_lgvq.layers.vqgan_blocks import group_norm
 from keras_lgvq.layers.vqgan_blocks import torch_conv2d
 
-# ---------------------------------------------------------------- numpy refs
-
-
-def np_conv(x, kernel, bias, stride=1, pad=(1, 1, 1, 1)):
-    """NHWC conv, HWIO kernel; pad = (top, bottom, left, right) zeros."""
-    top, bottom, left, right = pad
-    x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    kh, kw = kernel.shape[:2]
-    out_h = (x.shape[1] - kh) // stride + 1
-    out_w = (x.shape[2] - kw) // stride + 1
-    out = np.zeros(x.shape[:1] + (out_h, out_w, kernel.shape[-1]))
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[
-                :,
-                i : i + stride * (out_h - 1) + 1 : stride,
-                j : j + stride * (out_w - 1) + 1 : stride,
-            ]
-            out += patch @ kernel[i, j]
-    return out + bias
-
-
-def np_group_norm(x, gamma, beta, groups=32, eps=1e-6):
-    b, h, w, c = x.shape
-    g = x.reshape(b, h, w, groups, c // groups)
-    mean = g.mean(axis=(1, 2, 4), keepdims=True)
-    var = g.var(axis=(1, 2, 4), keepdims=True)
-    g = (g - mean) / np.sqrt(var + eps)
-    return g.reshape(x.shape) * gamma + beta
-
-
-def np_swish(x):
-    return x / (1.0 + np.exp(-x))
-
-
-def weights_of(layer):
-    """{path relative to `layer`: float64 array}."""
-    prefix = layer.path + "/"
-    return {
-        v.path[len(prefix) :]: np.asarray(
-            keras.ops.convert_to_numpy(v), "float64"
-        )
-        for v in layer.weights
-    }
-
-
-def np_resnet_block(x, w, prefix=""):
-    p = prefix
-    h = np_swish(np_group_norm(x, w[p + "norm1/gamma"], w[p + "norm1/beta"]))
-    h = np_conv(h, w[p + "conv1/kernel"], w[p + "conv1/bias"])
-    h = np_swish(np_group_norm(h, w[p + "norm2/gamma"], w[p + "norm2/beta"]))
-    h = np_conv(h, w[p + "conv2/kernel"], w[p + "conv2/bias"])
-    if p + "nin_shortcut/kernel" in w:
-        x = np_conv(
-            x,
-            w[p + "nin_shortcut/kernel"],
-            w[p + "nin_shortcut/bias"],
-            pad=(0,) * 4,
-        )
-    return x + h
-
-
-def np_attention(x, w, prefix=""):
-    p = prefix
-    b, hh, ww, c = x.shape
-    h = np_group_norm(x, w[p + "norm/gamma"], w[p + "norm/beta"])
-
-    def proj(name, t):
-        return np_conv(
-            t, w[p + name + "/kernel"], w[p + name + "/bias"], pad=(0,) * 4
-        )
-
-    q = proj("q", h).reshape(b, hh * ww, c)
-    k = proj("k", h).reshape(b, hh * ww, c)
-    v = proj("v", h).reshape(b, hh * ww, c)
-    out = np.zeros_like(q)
-    for n in range(b):
-        logits = q[n] @ k[n].T / math.sqrt(c)
-        att = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        att /= att.sum(axis=-1, keepdims=True)
-        out[n] = att @ v[n]
-    return x + proj("proj_out", out.reshape(b, hh, ww, c))
-
-
-def randomize_norms(layer, rng):
-    """Give GroupNorm gammas/betas non-trivial values (they init to 1/0)."""
-    for v in layer.weights:
-        if v.path.endswith("/gamma"):
-            v.assign(1.0 + 0.2 * rng.standard_normal(v.shape).astype("float32"))
-        elif v.path.endswith("/beta"):
-            v.assign(0.2 * rng.standard_normal(v.shape).astype("float32"))
-
-
-def to_np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), "float64")
+sys.path.insert(0, os.path.dirname(__file__))
+from vqgan_numpy_reference import np_attention  # noqa: E402
+from vqgan_numpy_reference import np_conv  # noqa: E402
+from vqgan_numpy_reference import np_group_norm  # noqa: E402
+from vqgan_numpy_reference import np_resnet_block  # noqa: E402
+from vqgan_numpy_reference import randomize_norms  # noqa: E402
+from vqgan_numpy_reference import to_np  # noqa: E402
+from vqgan_numpy_reference import weights_of  # noqa: E402
 
 
 # --------------------------------------------------------------------- tests

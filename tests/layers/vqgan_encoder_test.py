@@ -1,6 +1,7 @@
 """Tests for `VQGANEncoder`."""
 
-import math
+import os
+import sys
 
 import keras
 import numpy as np
@@ -9,88 +10,23 @@ import pytest
 from keras_lgvq.layers.vqgan_blocks import AttentionBlock
 from keras_lgvq.layers.vqgan_encoder import VQGANEncoder
 
-TINY = dict(
-    resolution=32,
-    in_channels=3,
-    ch=32,
-    ch_mult=(1, 2),
-    num_res_blocks=1,
-    attn_resolutions=(16,),
-    z_channels=8,
-    dropout=0.0,
-)
+sys.path.insert(0, os.path.dirname(__file__))
+from vqgan_numpy_reference import TAMING_F16  # noqa: E402
+from vqgan_numpy_reference import TINY_CODER  # noqa: E402
+from vqgan_numpy_reference import attn_params  # noqa: E402
+from vqgan_numpy_reference import conv_params  # noqa: E402
+from vqgan_numpy_reference import np_attention  # noqa: E402
+from vqgan_numpy_reference import np_conv  # noqa: E402
+from vqgan_numpy_reference import np_norm  # noqa: E402
+from vqgan_numpy_reference import np_resnet_block  # noqa: E402
+from vqgan_numpy_reference import np_swish  # noqa: E402
+from vqgan_numpy_reference import randomize_norms  # noqa: E402
+from vqgan_numpy_reference import res_params  # noqa: E402
+from vqgan_numpy_reference import to_np  # noqa: E402
+
+TINY = dict(TINY_CODER, in_channels=3)
 
 # ---------------------------------------------------- independent numpy model
-
-
-def np_conv(x, kernel, bias, stride=1, pad=(1, 1, 1, 1)):
-    top, bottom, left, right = pad
-    x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    kh, kw = kernel.shape[:2]
-    out_h = (x.shape[1] - kh) // stride + 1
-    out_w = (x.shape[2] - kw) // stride + 1
-    out = np.zeros(x.shape[:1] + (out_h, out_w, kernel.shape[-1]))
-    for i in range(kh):
-        for j in range(kw):
-            patch = x[
-                :,
-                i : i + stride * (out_h - 1) + 1 : stride,
-                j : j + stride * (out_w - 1) + 1 : stride,
-            ]
-            out += patch @ kernel[i, j]
-    return out + bias
-
-
-def np_gn(x, w, name):
-    b, h, ww, c = x.shape
-    g = x.reshape(b, h, ww, 32, c // 32)
-    g = (g - g.mean(axis=(1, 2, 4), keepdims=True)) / np.sqrt(
-        g.var(axis=(1, 2, 4), keepdims=True) + 1e-6
-    )
-    return g.reshape(x.shape) * w[name + "/gamma"] + w[name + "/beta"]
-
-
-def np_swish(x):
-    return x / (1.0 + np.exp(-x))
-
-
-def np_res(x, w, p):
-    h = np_conv(
-        np_swish(np_gn(x, w, p + "/norm1")),
-        w[p + "/conv1/kernel"],
-        w[p + "/conv1/bias"],
-    )
-    h = np_conv(
-        np_swish(np_gn(h, w, p + "/norm2")),
-        w[p + "/conv2/kernel"],
-        w[p + "/conv2/bias"],
-    )
-    if p + "/nin_shortcut/kernel" in w:
-        x = np_conv(
-            x,
-            w[p + "/nin_shortcut/kernel"],
-            w[p + "/nin_shortcut/bias"],
-            pad=(0,) * 4,
-        )
-    return x + h
-
-
-def np_attn(x, w, p):
-    b, hh, ww, c = x.shape
-    h = np_gn(x, w, p + "/norm")
-
-    def proj(n, t):
-        return np_conv(
-            t, w[f"{p}/{n}/kernel"], w[f"{p}/{n}/bias"], pad=(0,) * 4
-        )
-
-    q, k, v = (proj(n, h).reshape(b, hh * ww, c) for n in ("q", "k", "v"))
-    logits = np.einsum("bic,bjc->bij", q, k) / math.sqrt(c)
-    att = np.exp(logits - logits.max(-1, keepdims=True))
-    att /= att.sum(-1, keepdims=True)
-    return x + proj(
-        "proj_out", np.einsum("bij,bjc->bic", att, v).reshape(x.shape)
-    )
 
 
 def np_encoder(x, w, cfg):
@@ -100,54 +36,20 @@ def np_encoder(x, w, cfg):
     levels = len(cfg["ch_mult"])
     for i in range(levels):
         for j in range(cfg["num_res_blocks"]):
-            h = np_res(h, w, f"down_{i}_block_{j}")
+            h = np_resnet_block(h, w, f"down_{i}_block_{j}/")
             if res in cfg["attn_resolutions"]:
-                h = np_attn(h, w, f"down_{i}_attn_{j}")
+                h = np_attention(h, w, f"down_{i}_attn_{j}/")
         if i != levels - 1:
             p = f"down_{i}_downsample/conv"
             h = np_conv(
                 h, w[p + "/kernel"], w[p + "/bias"], stride=2, pad=(0, 1, 0, 1)
             )
             res //= 2
-    h = np_res(h, w, "mid_block_1")
-    h = np_attn(h, w, "mid_attn_1")
-    h = np_res(h, w, "mid_block_2")
-    h = np_swish(np_gn(h, w, "norm_out"))
+    h = np_resnet_block(h, w, "mid_block_1/")
+    h = np_attention(h, w, "mid_attn_1/")
+    h = np_resnet_block(h, w, "mid_block_2/")
+    h = np_swish(np_norm(h, w, "norm_out"))
     return np_conv(h, w["conv_out/kernel"], w["conv_out/bias"])
-
-
-def to_np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), "float64")
-
-
-def randomize_norms(layer, rng):
-    for v in layer.weights:
-        if v.path.endswith("/gamma"):
-            v.assign(1.0 + 0.2 * rng.standard_normal(v.shape).astype("float32"))
-        elif v.path.endswith("/beta"):
-            v.assign(0.2 * rng.standard_normal(v.shape).astype("float32"))
-
-
-# ---------------------------------------------------------- param formula
-
-
-def conv_params(k, cin, cout):
-    return k * k * cin * cout + cout
-
-
-def res_params(cin, cout):
-    shortcut = conv_params(1, cin, cout) if cin != cout else 0
-    return (
-        2 * cin
-        + conv_params(3, cin, cout)
-        + 2 * cout
-        + conv_params(3, cout, cout)
-        + shortcut
-    )
-
-
-def attn_params(c):
-    return 2 * c + 4 * conv_params(1, c, c)
 
 
 def expected_encoder_params(
@@ -346,15 +248,7 @@ def test_input_validation():
 
 
 def test_paper_f16_parameter_count():
-    cfg = dict(
-        resolution=256,
-        in_channels=3,
-        ch=128,
-        ch_mult=(1, 1, 2, 2, 4),
-        num_res_blocks=2,
-        attn_resolutions=(16,),
-        z_channels=256,
-    )
+    cfg = dict(TAMING_F16, in_channels=3)
     enc = VQGANEncoder(**cfg)
     enc.build((None, 256, 256, 3))  # shape-only build, no forward pass
     assert enc.compute_output_shape((None, 256, 256, 3)) == (None, 16, 16, 256)

@@ -16,10 +16,11 @@ def test_encode_decode_and_forward_agree():
     assert indices.dtype == np.int32
     assert indices.min() >= 0 and indices.max() < 32
     decoded = ops.convert_to_numpy(backbone.decode(indices))
-    outputs = backbone.forward(images)
+    outputs = backbone.encode_decode(images)
     reconstruction = ops.convert_to_numpy(outputs["reconstruction"])
     assert decoded.shape == images.shape
-    np.testing.assert_allclose(decoded, reconstruction, atol=1e-5)
+    # z + (z_q - z) is z_q only up to rounding: allow 1e-4.
+    np.testing.assert_allclose(decoded, reconstruction, atol=1e-4)
     np.testing.assert_allclose(
         ops.convert_to_numpy(backbone(images)), reconstruction, atol=1e-5
     )

@@ -98,7 +98,7 @@ def test_adaptive_weight_gradients_match_references():
     model = tiny_vqgan()
     model.compile()
     images = tiny_images(2)
-    outputs = model.backbone.forward(images)
+    outputs = model.backbone.encode_decode(images)
     features = outputs["decoder_features"]
     nll_grad, g_grad = model.adaptive_weight_gradients(images, features)
     nll_grad = ops.convert_to_numpy(nll_grad)
