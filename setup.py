@@ -22,6 +22,7 @@ setup(
     packages=find_packages(include=["keras_lgvq", "keras_lgvq.*"]),
     package_data={"keras_lgvq": ["presets/*.json"]},
     python_requires=">=3.10",
+    license="Apache-2.0",
     install_requires=[
         "keras>=3.15",
         "keras-hub>=0.32",
@@ -45,7 +46,6 @@ setup(
     },
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: Apache Software License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )
