@@ -1,0 +1,246 @@
+"""Evaluate a saved tokenizer (`.keras` file or preset directory).
+
+Writes `evaluation.json` (every metric of `keras_lgvq.evaluation` that
+applies), `report.md`, `reconstructions.png`, `codebook_usage.png` and
+retrieval examples into `--out`.
+
+Usage:
+
+```
+python recipes/evaluate.py runs/scenes/lgvq/preset --out runs/eval_lgvq
+python recipes/evaluate.py my_model.keras --dataset cub --split test
+python -m keras_lgvq evaluate runs/scenes/vqgan/preset --quick
+```
+"""
+
+import argparse
+import os
+import sys
+
+try:
+    from recipes import common
+except ImportError:  # Run as `python recipes/evaluate.py`.
+    sys.path.insert(
+        0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
+    from recipes import common
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Evaluate a saved VQGAN / LG-VQ tokenizer."
+    )
+    parser.add_argument("model", help="A .keras file or a preset directory.")
+    parser.add_argument("--out", default="runs/evaluation")
+    parser.add_argument("--dataset", default="scenes")
+    parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--quick", action="store_true", help="256 images, small probes."
+    )
+    parser.add_argument("--eval-size", type=int, help="Images scored.")
+    parser.add_argument(
+        "--probe-size",
+        type=int,
+        help="Training images the probes learn on (0: no probes).",
+    )
+    parser.add_argument("--probe-epochs", type=int)
+    parser.add_argument("--probe-batch-size", type=int, default=32)
+    parser.add_argument("--linear-epochs", type=int)
+    parser.add_argument(
+        "--text-prior",
+        default=None,
+        help="Text prior for the probes when the model has none "
+        "(default: the model's own, else 'minilm').",
+    )
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="Scenes only: size of the generated training split.",
+    )
+    parser.add_argument("--data-dir")
+    parser.add_argument("--manual-dir", help="Raw files of a photo dataset.")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    return parser.parse_args(argv)
+
+
+def load_model(path):
+    """Load a `.keras` file (safe mode) or a `save_to_preset` directory."""
+    import keras
+
+    from keras_lgvq.models.lgvq import LGVQ  # noqa: F401 (registers)
+    from keras_lgvq.models.vqgan import VQGAN
+
+    if os.path.isdir(path):
+        return VQGAN.from_preset(path)
+    if path.endswith(".keras") and os.path.isfile(path):
+        return keras.saving.load_model(path)
+    raise ValueError(
+        f"`model` must be a .keras file or a preset directory written by "
+        f"`save_to_preset`. Received: {path!r}"
+    )
+
+
+def _text_prior(model, name, verbose):
+    prior = getattr(model, "text_prior", None)
+    if prior is not None and name is None:
+        return prior
+    from keras_lgvq import text_priors
+
+    try:
+        return text_priors.get(name or "minilm")
+    except Exception as error:  # Missing files: evaluate without text.
+        if verbose:
+            print(
+                f"No text prior ({error}); retrieval, masked-word and "
+                "relation metrics are skipped."
+            )
+        return None
+
+
+def build_splits(args, model, prior, eval_size, probe_size):
+    from keras_lgvq.datasets import make_dataset
+    from keras_lgvq.evaluation import prepare_split
+
+    resolution = model.backbone.resolution
+    if args.dataset == "scenes":
+        return common.scenes_splits(
+            prior,
+            eval_size=eval_size,
+            probe_size=probe_size,
+            image_size=resolution,
+            train_size=args.train_size,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            verbose=args.verbose,
+            eval_split_name=args.split,
+        )
+    common_args = dict(
+        batch_size=64,
+        image_size=resolution,
+        training=False,
+        seed=args.seed,
+        text_prior=prior,
+        data_dir=args.data_dir,
+        manual_dir=args.manual_dir,
+    )
+    eval_split = prepare_split(
+        make_dataset(args.dataset, split=args.split, **common_args),
+        prior,
+        max_images=eval_size,
+        seed=args.seed,
+        verbose=args.verbose,
+    )
+    probe_split = None
+    if probe_size:
+        probe_split = prepare_split(
+            make_dataset(args.dataset, split="train", **common_args),
+            prior,
+            max_images=probe_size,
+            seed=args.seed + 1,
+            protocol_mask_counts=(),
+            training_masks=True,
+            verbose=args.verbose,
+        )
+    return eval_split, probe_split
+
+
+def run(args):
+    """Evaluate and write the files; returns the results dict."""
+    from keras_lgvq.evaluation import evaluate_model
+    from keras_lgvq.evaluation import flatten_metrics
+
+    common.quiet_tensorflow()
+    watch = common.Stopwatch()
+    eval_size = args.eval_size or (256 if args.quick else 512)
+    probe_size = (
+        args.probe_size
+        if args.probe_size is not None
+        else (384 if args.quick else 1536)
+    )
+    probe_config = dict(
+        epochs=args.probe_epochs or (3 if args.quick else 4),
+        batch_size=args.probe_batch_size,
+        linear_epochs=args.linear_epochs or (100 if args.quick else 200),
+    )
+    os.makedirs(args.out, exist_ok=True)
+    with watch.phase("load"):
+        model = load_model(args.model)
+        prior = _text_prior(model, args.text_prior, args.verbose)
+    with watch.phase("data"):
+        eval_split, probe_split = build_splits(
+            args, model, prior, eval_size, probe_size
+        )
+    with watch.phase("evaluate"):
+        results, artifacts = evaluate_model(
+            model,
+            eval_split,
+            probe_split,
+            text_prior=prior,
+            probe_config=probe_config,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            verbose=args.verbose,
+            return_artifacts=True,
+        )
+    results["figures"] = common.write_figures(args.out, artifacts)
+    results["source"] = {
+        "model": os.path.abspath(args.model),
+        "dataset": args.dataset,
+        "split": args.split,
+        "probe_images": probe_size,
+        "probe_config": probe_config,
+    }
+    results["table_metrics"] = flatten_metrics(results)
+    timing = watch.as_dict()
+    timing["peak_rss_mb"] = common.peak_rss_mb()
+    results["timing"] = timing
+    results["machine"] = common.machine_info()
+    common.write_json(os.path.join(args.out, "evaluation.json"), results)
+    name = results["model"]
+    flat = {name: results["table_metrics"]}
+    rows = [r[:3] for r in common.comparison_rows(flat, names=(name,))]
+    header = ("Metric", name, "Chance/baseline")
+    table = common.text_table(rows, header)
+    print("\n" + table)
+    lines = [
+        f"# Evaluation of {name}",
+        "",
+        f"Model `{args.model}` on `{args.dataset}`/`{args.split}` "
+        f"({results['num_eval_images']} images); probes trained on "
+        f"{probe_size} training images.",
+        "",
+        common.markdown_table(rows, header),
+        "",
+    ]
+    lines += common.unavailable_notes(results)
+    lines += [
+        "",
+        f"![reconstructions]({results['figures']['reconstructions.png']})",
+        "",
+        f"![codebook usage]({results['figures']['codebook_usage.png']})",
+        "",
+    ]
+    for tag, key, title in (
+        ("probe", "probe_image_embeddings", "Retrieval with the probe"),
+        ("own", "own_image_embeddings", "Retrieval with the own GSA head"),
+    ):
+        fig = results["figures"].get(f"retrieval_{tag}.png")
+        if fig:
+            lines += [f"![{title}]({fig})", ""]
+            lines.append(common.retrieval_markdown(artifacts, key, title))
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+    print(f"Wrote {args.out}/evaluation.json and report.md.")
+    return results
+
+
+def main(argv=None):
+    run(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,529 @@
+"""LG-VQ against the same VQGAN without language guidance, on the scenes set.
+
+The main job of keras-lgvq on a CPU: build the embedded captioned-scenes
+set, train the `scenes` LG-VQ preset and the identical VQGAN (same backbone,
+same initial backbone weights, same batches, steps, learning rate and seed;
+only the language guidance differs), evaluate both on the same test images
+with `keras_lgvq.evaluation` and write a side-by-side table.
+
+Outputs in `--out DIR`: `summary.json` (keys `lgvq` and `vqgan` with every
+metric, plus config, timing and machine info), `report.md`, and per model
+`reconstructions.png`, `codebook_usage.png`, `retrieval_probe.png`
+(`retrieval_own.png` for LG-VQ) and a reloadable `preset/` directory.
+
+Budgets (2-core CPU): the default run is sized for <= 30 minutes, `--quick`
+for <= 5 minutes; `--tiny` is a seconds-scale configuration for tests only
+(32 px, a tiny backbone), not a meaningful comparison.
+
+Usage:
+
+```
+python recipes/scenes_compare.py --quick --out runs/scenes_quick
+python -m keras_lgvq compare --out runs/scenes
+```
+"""
+
+import argparse
+import os
+import sys
+
+try:
+    from recipes import common
+except ImportError:  # Run as `python recipes/scenes_compare.py`.
+    sys.path.insert(
+        0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
+    from recipes import common
+
+BUDGETS = {
+    "default": dict(
+        train_size=2560,
+        epochs=3,
+        eval_size=512,
+        probe_size=1536,
+        probe_epochs=4,
+        probe_batch_size=32,
+        linear_epochs=200,
+        image_size=64,
+    ),
+    "quick": dict(
+        train_size=768,
+        epochs=1,
+        eval_size=256,
+        probe_size=384,
+        probe_epochs=3,
+        probe_batch_size=32,
+        linear_epochs=60,
+        image_size=64,
+    ),
+    # Test-only: runs in tens of seconds; the numbers mean nothing.
+    "tiny": dict(
+        train_size=64,
+        epochs=1,
+        batch_size=8,
+        eval_size=32,
+        probe_size=48,
+        probe_epochs=1,
+        probe_batch_size=16,
+        linear_epochs=10,
+        image_size=32,
+    ),
+}
+TINY_BACKBONE = dict(
+    resolution=32,
+    ch=32,
+    ch_mult=(1, 1, 1),
+    num_res_blocks=1,
+    attn_resolutions=(),
+    z_channels=32,
+    num_embeddings=64,
+    embedding_dim=16,
+)
+MODEL_NAMES = {"lgvq": "LG-VQ", "vqgan": "VQGAN"}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=(
+            "Train the scenes LG-VQ and its VQGAN baseline under the same "
+            "budget, evaluate both and write a side-by-side report."
+        )
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick", action="store_true", help="<= 5 min budget on 2 CPUs."
+    )
+    size.add_argument(
+        "--tiny",
+        action="store_true",
+        help="Test-only seconds-scale config (32 px, tiny backbone).",
+    )
+    parser.add_argument("--out", default="runs/scenes_compare")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--train-size", type=int, help="Training images.")
+    parser.add_argument("--steps-per-epoch", type=int)
+    parser.add_argument("--batch-size", type=int, help="Preset: 16.")
+    parser.add_argument("--learning-rate", type=float, help="Preset: 1e-3.")
+    parser.add_argument("--eval-size", type=int, help="Test images scored.")
+    parser.add_argument(
+        "--probe-size", type=int, help="Training images the probes learn on."
+    )
+    parser.add_argument("--probe-epochs", type=int)
+    parser.add_argument("--probe-batch-size", type=int)
+    parser.add_argument("--linear-epochs", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", help="TFDS folder for the scenes.")
+    parser.add_argument(
+        "--with-discriminator",
+        action="store_true",
+        help=(
+            "Keep the PatchGAN even when the run ends before its disc_start "
+            "(it then has no effect on training, only a cost)."
+        ),
+    )
+    parser.add_argument(
+        "--leak-free-mtp",
+        action="store_true",
+        help="Train LG-VQ with mtp_leak_free=True (not the faithful recipe).",
+    )
+    parser.add_argument(
+        "--jit-compile", choices=("auto", "on", "off"), default="auto"
+    )
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument(
+        "--no-save", action="store_true", help="Do not save the models."
+    )
+    return parser.parse_args(argv)
+
+
+def resolve_settings(args):
+    """Merge the budget of the chosen size with command-line overrides."""
+    from keras_lgvq.models.presets import get_preset
+
+    mode = "tiny" if args.tiny else ("quick" if args.quick else "default")
+    preset = get_preset("scenes")
+    training = preset["training"]
+    settings = dict(BUDGETS[mode])
+    settings.setdefault("batch_size", training["batch_size"])
+    settings.update(
+        mode=mode,
+        learning_rate=training["learning_rate"],
+        beta_1=training["beta_1"],
+        beta_2=training["beta_2"],
+        seed=args.seed,
+    )
+    for key in (
+        "epochs",
+        "train_size",
+        "batch_size",
+        "learning_rate",
+        "eval_size",
+        "probe_size",
+        "probe_epochs",
+        "probe_batch_size",
+        "linear_epochs",
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    for key in ("epochs", "train_size", "batch_size", "eval_size"):
+        if settings[key] < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be >= 1.")
+    if settings["train_size"] < settings["batch_size"]:
+        raise ValueError("--train-size must be at least --batch-size.")
+    steps = args.steps_per_epoch or (
+        settings["train_size"] // settings["batch_size"]
+    )
+    settings["steps_per_epoch"] = steps
+    settings["total_steps"] = steps * settings["epochs"]
+    disc_start = preset["model"]["disc_start"]
+    settings["disc_start"] = disc_start
+    # Before disc_start the GAN terms are multiplied by 0: the discriminator
+    # changes nothing but costs ~40% of a VQGAN step, so it is left out.
+    settings["discriminator"] = bool(
+        args.with_discriminator or settings["total_steps"] >= disc_start
+    )
+    settings["leak_free_mtp"] = bool(args.leak_free_mtp)
+    settings["jit_compile"] = {"auto": "auto", "on": True, "off": False}[
+        args.jit_compile
+    ]
+    settings["tiny"] = mode == "tiny"
+    return settings
+
+
+def build_model(kind, text_prior, settings):
+    """The scenes preset with (`lgvq`) or without (`vqgan`) guidance."""
+    from keras_lgvq.models.lgvq import LGVQ
+    from keras_lgvq.models.vqgan import VQGAN
+
+    kwargs = {}
+    if not settings["discriminator"]:
+        kwargs["discriminator"] = None
+    if settings["tiny"]:
+        from keras_lgvq.models.vqgan_backbone import VQGANBackbone
+
+        kwargs["backbone"] = VQGANBackbone(**TINY_BACKBONE)
+    if kind == "lgvq":
+        guidance = {}
+        if settings["leak_free_mtp"]:
+            guidance["mtp_leak_free"] = True
+        if settings["tiny"]:
+            guidance["decoder_intermediate_dim"] = 64
+        if guidance:
+            kwargs["guidance"] = guidance
+        model = LGVQ.from_preset("scenes", text_prior=text_prior, **kwargs)
+    else:
+        model = VQGAN.from_preset("scenes", **kwargs)
+    model.build()
+    return model
+
+
+def _backbone_checksum(model):
+    import numpy as np
+    from keras import ops
+
+    return float(
+        sum(
+            np.abs(ops.convert_to_numpy(w)).astype("float64").sum()
+            for w in model.backbone.weights
+        )
+    )
+
+
+def train(kind, text_prior, settings, args, watch):
+    import keras
+    import numpy as np
+
+    from keras_lgvq.datasets import make_dataset
+
+    keras.utils.set_random_seed(settings["seed"])
+    sizes = common.scenes_sizes(settings["train_size"], settings["eval_size"])
+    # The same pipeline (same seed, same captions) for both models; the
+    # VQGAN simply ignores the text.
+    dataset = make_dataset(
+        "scenes",
+        split="train",
+        batch_size=settings["batch_size"],
+        image_size=settings["image_size"],
+        seed=settings["seed"],
+        text_prior=text_prior,
+        data_dir=args.data_dir,
+        **sizes,
+    )
+    model = build_model(kind, text_prior, settings)
+    checksum = _backbone_checksum(model)
+    model.compile(
+        learning_rate=settings["learning_rate"],
+        beta_1=settings["beta_1"],
+        beta_2=settings["beta_2"],
+        jit_compile=settings["jit_compile"],
+    )
+    print(
+        f"\n== Training {MODEL_NAMES[kind]}: {settings['epochs']} epoch(s) x "
+        f"{settings['steps_per_epoch']} steps of {settings['batch_size']} "
+        f"images ({model.count_params():,} parameters incl. the frozen "
+        "text prior)"
+    )
+    with watch.phase(f"train_{kind}"):
+        history = model.fit(
+            dataset.repeat(),
+            epochs=settings["epochs"],
+            steps_per_epoch=settings["steps_per_epoch"],
+            verbose=args.verbose,
+        )
+    info = {
+        "parameters": int(model.count_params()),
+        "trainable_parameters": int(
+            sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        ),
+        "steps": settings["total_steps"],
+        "batch_size": settings["batch_size"],
+        "learning_rate": settings["learning_rate"],
+        "images_seen": settings["total_steps"] * settings["batch_size"],
+        "initial_backbone_abs_sum": checksum,
+        "history": {
+            k: [float(x) for x in v] for k, v in history.history.items()
+        },
+        "wall_s": round(watch.phases[f"train_{kind}"]["wall_s"], 1),
+        "cpu_s": round(watch.phases[f"train_{kind}"]["cpu_s"], 1),
+    }
+    return model, info
+
+
+def run(args):
+    """Runs the comparison; returns the summary dict."""
+    import keras
+
+    from keras_lgvq import text_priors
+    from keras_lgvq.evaluation import evaluate_model
+    from keras_lgvq.evaluation import flatten_metrics
+    from keras_lgvq.models.presets import get_preset
+
+    watch = common.Stopwatch()
+    settings = resolve_settings(args)
+    common.quiet_tensorflow()
+    os.makedirs(args.out, exist_ok=True)
+    machine = common.machine_info()
+    print(
+        f"keras-lgvq scenes comparison ({settings['mode']}): backend "
+        f"{machine['backend']}, {machine['cpu_count']} CPUs, load "
+        f"{machine['load_average']}; output in {args.out}"
+    )
+    text = get_preset("scenes")["text"]
+    with watch.phase("data"):
+        print("\n== Text prior and the scenes set")
+        prior = text_priors.get(
+            text["text_prior"], sequence_length=text["sequence_length"]
+        )
+        keras.utils.set_random_seed(settings["seed"])
+        eval_split, probe_split = common.scenes_splits(
+            prior,
+            eval_size=settings["eval_size"],
+            probe_size=settings["probe_size"],
+            image_size=settings["image_size"],
+            train_size=settings["train_size"],
+            seed=settings["seed"],
+            data_dir=args.data_dir,
+            verbose=args.verbose,
+        )
+    probe_config = dict(
+        epochs=settings["probe_epochs"],
+        batch_size=settings["probe_batch_size"],
+        linear_epochs=settings["linear_epochs"],
+    )
+    if settings["tiny"]:
+        probe_config["decoder_intermediate_dim"] = 64
+    summary = {}
+    flat = {}
+    figures = {}
+    for kind in ("lgvq", "vqgan"):
+        model, training = train(kind, prior, settings, args, watch)
+        print(f"\n== Evaluating {MODEL_NAMES[kind]}")
+        with watch.phase(f"eval_{kind}"):
+            results, artifacts = evaluate_model(
+                model,
+                eval_split,
+                probe_split,
+                text_prior=prior,
+                probe_config=probe_config,
+                seed=settings["seed"],
+                verbose=args.verbose,
+                return_artifacts=True,
+            )
+        folder = os.path.join(args.out, kind)
+        figures[kind] = common.write_figures(folder, artifacts)
+        if not args.no_save:
+            model.save_to_preset(os.path.join(folder, "preset"))
+        results["training"] = training
+        results["figures"] = {
+            k: os.path.join(kind, v) for k, v in figures[kind].items()
+        }
+        summary[kind] = results
+        flat[kind] = flatten_metrics(results)
+        summary[kind]["table_metrics"] = flat[kind]
+        if kind == "lgvq":
+            lgvq_artifacts = artifacts
+        else:
+            vqgan_artifacts = artifacts
+        del model
+
+    rows = common.comparison_rows(flat)
+    header = ("Metric", "LG-VQ", "VQGAN", "Chance/baseline", "Better")
+    table = common.text_table(rows, header)
+    print("\n" + table)
+    wins = sum(r[-1] == "lgvq" for r in rows)
+    losses = sum(r[-1] == "vqgan" for r in rows)
+    print(
+        f"LG-VQ better on {wins}, VQGAN better on {losses} of the metrics "
+        "both models have."
+    )
+    timing = watch.as_dict()
+    timing["peak_rss_mb"] = common.peak_rss_mb()
+    machine["load_average_at_end"] = common.machine_info()["load_average"]
+    summary.update(
+        config={k: v for k, v in settings.items()},
+        comparison={
+            "header": list(header),
+            "rows": [list(r) for r in rows],
+            "lgvq_better": wins,
+            "vqgan_better": losses,
+        },
+        timing=timing,
+        machine=machine,
+        notes=_notes(settings, summary),
+    )
+    common.write_json(os.path.join(args.out, "summary.json"), summary)
+    report = _report(
+        summary, rows, header, lgvq_artifacts, vqgan_artifacts, settings
+    )
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(report)
+    total = timing["total"]
+    print(
+        f"\nWrote {args.out}/summary.json and report.md. Total wall "
+        f"{total['wall_s']:.0f} s, CPU {total['cpu_s']:.0f} s, peak RSS "
+        f"{timing['peak_rss_mb']:.0f} MiB."
+    )
+    return summary
+
+
+def _notes(settings, summary):
+    notes = [
+        "Both models: the `scenes` preset backbone (identical initial "
+        "weights, see training.initial_backbone_abs_sum), the same batches, "
+        "steps, learning rate, betas and seed; only the language guidance "
+        "differs.",
+        "Probes are trained on each model's frozen codes with the same "
+        "budget and seed. The masked-word probe is leak-free (it reads the "
+        "text features of the caption with [MASK] in place of the hidden "
+        "tokens); LG-VQ's own MTP head follows its training mode "
+        + (
+            "(leak-free)."
+            if settings["leak_free_mtp"]
+            else "(faithful: it reads features of the unmasked caption, "
+            "which leak the answer, so its recall is not comparable with the "
+            "probe's)."
+        ),
+        "PSNR/SSIM on reconstructions clipped to [-1, 1] (data range 2). "
+        "Codebook usage and perplexity over the whole evaluation split.",
+        "Attribute linear probes (bag of codes + 2x2-pooled code vectors) "
+        "use single-object images for shape/colour/size/fill; the object "
+        "count uses all images. The test split contains attribute "
+        "combinations held out of training.",
+    ]
+    if not settings["discriminator"]:
+        notes.append(
+            f"No discriminator: the run has {settings['total_steps']} steps, "
+            f"fewer than the preset's disc_start={settings['disc_start']}, "
+            "so the GAN terms would be multiplied by 0 (pass "
+            "--with-discriminator to keep it anyway)."
+        )
+    notes += common.unavailable_notes(summary.get("lgvq", {}))
+    if settings["tiny"]:
+        notes.append("TINY test configuration: the numbers are meaningless.")
+    return notes
+
+
+def _report(summary, rows, header, lgvq_artifacts, vqgan_artifacts, settings):
+    timing = summary["timing"]
+    lines = [
+        "# LG-VQ vs VQGAN on the scenes set",
+        "",
+        f"Mode `{settings['mode']}`: {settings['total_steps']} training "
+        f"steps of {settings['batch_size']} images at "
+        f"{settings['image_size']} px for each model (learning rate "
+        f"{settings['learning_rate']}, seed {settings['seed']}); "
+        f"{summary['lgvq']['num_eval_images']} test images scored; probes "
+        f"trained on {settings['probe_size']} training images for "
+        f"{settings['probe_epochs']} epoch(s).",
+        "",
+        common.markdown_table(rows, header),
+        "",
+        f"LG-VQ is better on {summary['comparison']['lgvq_better']} and "
+        f"VQGAN on {summary['comparison']['vqgan_better']} of the metrics "
+        "both models have (higher/lower is better as marked; no "
+        "significance test — small differences are noise).",
+        "",
+        "## Notes",
+        "",
+    ]
+    lines += [f"- {n}" if not n.startswith("- ") else n for n in summary[
+        "notes"
+    ]]
+    lines += ["", "## Figures", ""]
+    pairs = (("lgvq", lgvq_artifacts), ("vqgan", vqgan_artifacts))
+    for kind, artifacts in pairs:
+        name = MODEL_NAMES[kind]
+        figs = summary[kind]["figures"]
+        lines.append(f"### {name}")
+        lines.append("")
+        lines.append(
+            f"Reconstructions (odd rows: input, even rows: reconstruction):\n"
+            f"![{name} reconstructions]({figs['reconstructions.png']})"
+        )
+        lines.append("")
+        lines.append(
+            "Codebook usage (top: count per code on a log scale, red ticks = "
+            "unused codes; bottom: sorted counts):\n"
+            f"![{name} codebook usage]({figs['codebook_usage.png']})"
+        )
+        lines.append("")
+        for tag, key, title in (
+            ("probe", "probe_image_embeddings", "Retrieval with the probe"),
+            ("own", "own_image_embeddings", "Retrieval with the own GSA head"),
+        ):
+            fig = figs.get(f"retrieval_{tag}.png")
+            if fig:
+                lines.append(
+                    f"{title} (per row: the caption's own image, black frame, "
+                    "then the top-5 images; green = correct):\n"
+                    f"![{name} {title}]({fig})"
+                )
+                lines.append("")
+                lines.append(common.retrieval_markdown(artifacts, key, title))
+    lines += ["", "## Timing", "", "| Phase | Wall (s) | CPU (s) |",
+              "|---|---:|---:|"]
+    for phase, entry in timing.items():
+        if isinstance(entry, dict):
+            lines.append(f"| {phase} | {entry['wall_s']} | {entry['cpu_s']} |")
+    lines += [
+        "",
+        f"Peak RSS {timing['peak_rss_mb']} MiB. Machine: "
+        f"{summary['machine']['cpu_count']} CPUs, load average "
+        f"{summary['machine']['load_average']} at start and "
+        f"{summary['machine']['load_average_at_end']} at the end (a load "
+        "above the CPU count means the machine was shared and wall times "
+        "are pessimistic; CPU seconds are the machine-independent cost).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
