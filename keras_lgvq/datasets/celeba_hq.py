@@ -45,7 +45,7 @@ class LgvqCelebaHq(builder_utils.CaptionedImageBuilder):
     ```python
     import tensorflow_datasets as tfds
 
-    builder = LgvqCelebaHq(data_dir="/tmp/tfds")
+    builder = LgvqCelebaHq(data_dir="tfds_data")
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir="/data/celeba")
     )

@@ -69,7 +69,7 @@ class LgvqCoco(builder_utils.CaptionedImageBuilder):
     ```python
     import tensorflow_datasets as tfds
 
-    builder = LgvqCoco(config="official", data_dir="/tmp/tfds")
+    builder = LgvqCoco(config="official", data_dir="tfds_data")
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir="/data/coco")
     )

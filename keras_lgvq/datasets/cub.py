@@ -53,7 +53,7 @@ class LgvqCub(builder_utils.CaptionedImageBuilder):
     ```python
     import tensorflow_datasets as tfds
 
-    builder = LgvqCub(data_dir="/tmp/tfds")
+    builder = LgvqCub(data_dir="tfds_data")
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir="/data/cub")
     )

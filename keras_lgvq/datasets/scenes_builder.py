@@ -82,7 +82,7 @@ def scenes_config(
 
     ```python
     config = scenes_config(image_size=32, train_size=512)
-    builder = LgvqScenes(config=config, data_dir="/tmp/tfds")
+    builder = LgvqScenes(config=config, data_dir="tfds_data")
     ```
     """
     scenes._check_image_size(image_size)
@@ -144,7 +144,7 @@ class LgvqScenes(tfds.core.GeneratorBasedBuilder):
     builder = LgvqScenes(
         config=scenes_config(image_size=32, train_size=64, validation_size=8,
                              test_size=8),
-        data_dir="/tmp/tfds",
+        data_dir="tfds_data",
     )
     builder.download_and_prepare()
     ds = builder.as_dataset(split="train")
