@@ -522,27 +522,19 @@ class AlignmentProbe(keras.Model):
         return embedding
 
     def _decoder_hidden(self, features, padding_mask, mask, memory, training):
-        # `MaskedTextDecoder.call` without its vocabulary head, so training
-        # can score only the masked positions (the (B, L, V) logits over a
-        # 30k vocabulary would dominate the probe's cost). Same inputs as the
-        # decoder (zeros at padding), except that by default the [MASK]
-        # token's own text feature is kept instead of a learned mask vector.
-        mtp = self.mtp
-        length = features.shape[1]
-        x = ops.stop_gradient(ops.cast(features, "float32"))
-        if not self.keep_mask_features:
-            mask_vectors = ops.cast(mtp.mask_vectors, "float32")[:, :length]
-            x = ops.where(ops.cast(mask, "bool")[..., None], mask_vectors, x)
-        valid = ops.cast(padding_mask, "bool")
-        x = x * ops.cast(valid, "float32")[..., None]
-        attention_mask = ops.logical_and(
-            ops.ones_like(valid)[:, :, None], valid[:, None, :]
+        # The decoder without its vocabulary head, so training can score
+        # only the masked positions (the (B, L, V) logits over a 30k
+        # vocabulary would dominate the probe's cost). By default the
+        # [MASK] token's own text feature is kept instead of a learned mask
+        # vector; either way the answer is not visible.
+        return self.mtp.hidden_states(
+            features,
+            padding_mask,
+            mask,
+            memory,
+            training=training,
+            use_mask_vectors=not self.keep_mask_features,
         )
-        for layer in mtp.decoder_layers:
-            x = layer(
-                x, memory, attention_mask=attention_mask, training=training
-            )
-        return x
 
     def call(self, inputs, training=False):
         """Returns `{"gsa_loss", "mtp_loss"}` for a batch dict.

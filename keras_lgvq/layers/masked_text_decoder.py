@@ -411,6 +411,36 @@ class MaskedTextDecoder(keras.layers.Layer):
         token_embeddings,
         training=None,
     ):
+        hidden = self.hidden_states(
+            token_features, padding_mask, mask, memory, training=training
+        )
+        return self.head(hidden, token_embeddings)
+
+    def hidden_states(
+        self,
+        token_features,
+        padding_mask,
+        mask,
+        memory,
+        training=None,
+        use_mask_vectors=True,
+    ):
+        """The decoder stack's output `(B, L, hidden_dim)`, before the head.
+
+        Lets a caller score only some positions instead of computing the
+        `(B, L, vocabulary_size)` logits of `call`.
+
+        Args:
+            token_features, padding_mask, mask, memory, training: as in
+                `call`.
+            use_mask_vectors: bool. Replace masked positions by the learned
+                mask vectors (as in `call`). `False` keeps the input
+                features there, e.g. features of a caption whose masked
+                words were already replaced by a `[MASK]` token.
+
+        Returns:
+            Tensor `(B, L, hidden_dim)` in the compute dtype.
+        """
         self._check_text(token_features, padding_mask, mask)
         if len(memory.shape) != 3:
             raise ValueError(
@@ -421,9 +451,10 @@ class MaskedTextDecoder(keras.layers.Layer):
         if length is None:
             length = ops.shape(token_features)[1]
         x = ops.stop_gradient(ops.cast(token_features, self.compute_dtype))
-        mask_vectors = ops.cast(self.mask_vectors, self.compute_dtype)
-        mask_vectors = mask_vectors[:, :length]
-        x = ops.where(ops.cast(mask, "bool")[..., None], mask_vectors, x)
+        if use_mask_vectors:
+            mask_vectors = ops.cast(self.mask_vectors, self.compute_dtype)
+            mask_vectors = mask_vectors[:, :length]
+            x = ops.where(ops.cast(mask, "bool")[..., None], mask_vectors, x)
         valid = ops.cast(padding_mask, "bool")
         x = x * ops.cast(valid, self.compute_dtype)[..., None]
         attention_mask = None
@@ -438,7 +469,7 @@ class MaskedTextDecoder(keras.layers.Layer):
             x = layer(
                 x, memory, attention_mask=attention_mask, training=training
             )
-        return self.head(x, token_embeddings)
+        return x
 
     def loss(self, logits, token_ids, mask, padding_mask):
         """Label-smoothed cross-entropy over masked, non-padding tokens.

@@ -233,6 +233,33 @@ def test_masked_and_padded_features_are_replaced():
     )
 
 
+def test_hidden_states_feed_the_head():
+    rng = np.random.default_rng(7)
+    ids, padding, features, memory, emb, mask = make_batch(7)
+    decoder = make_decoder(self_attention_mask=True)
+    decoder(features, padding, mask, memory, emb)
+    randomize(decoder, rng)
+    hidden = decoder.hidden_states(features, padding, mask, memory)
+    assert tuple(hidden.shape) == (B, L, D)
+    np.testing.assert_allclose(
+        to_numpy(decoder.head(hidden, emb)),
+        to_numpy(decoder(features, padding, mask, memory, emb)),
+        atol=1e-5,
+    )
+    # Without mask vectors the masked positions keep their own features:
+    # the same as an independent forward in which nothing is masked.
+    kept = decoder.hidden_states(
+        features, padding, mask, memory, use_mask_vectors=False
+    )
+    expected = np_decoder(
+        decoder, features, padding, np.zeros_like(mask), memory, emb
+    )
+    np.testing.assert_allclose(
+        to_numpy(decoder.head(kept, emb)), expected, atol=1e-4, rtol=1e-5
+    )
+    assert not np.allclose(to_numpy(kept), to_numpy(hidden), atol=1e-3)
+
+
 def test_dropout_only_in_training():
     ids, padding, features, memory, emb, mask = make_batch(6)
     decoder = make_decoder(dropout=0.5)
