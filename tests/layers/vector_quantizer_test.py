@@ -323,6 +323,18 @@ def test_cvq_reinit_moves_dead_codes_only(anchor):
     np.testing.assert_array_equal(_np(vq.codebook), before)
 
 
+def _np_contrastive(flat, table, temperature):
+    """CVQ contrastive loss as published: full sort per code."""
+    sim = -((flat[:, None] - table[None]) ** 2).sum(-1)  # (N, K)
+    s = np.sort(sim.T, axis=-1)
+    n, k = sim.shape
+    pos = s[:, -max(1, n // k) :].mean(-1, keepdims=True)
+    logits = np.concatenate([pos, s[:, : n // 2]], axis=-1) / temperature
+    m = logits.max(-1, keepdims=True)
+    lse = np.log(np.exp(logits - m).sum(-1)) + m[:, 0]
+    return np.mean(lse - logits[:, 0])
+
+
 def test_contrastive_loss_matches_numpy_and_trains_codes_only():
     rng = np.random.RandomState(0)
     z = (0.3 * rng.randn(5, 8, D)).astype("float32")  # N = 40
@@ -337,14 +349,7 @@ def test_contrastive_loss_matches_numpy_and_trains_codes_only():
     )
     out = vq(z, training=True)
     flat = z.reshape(-1, D).astype("float64")
-    sim = -((flat[:, None] - table[None]) ** 2).sum(-1)  # (N, K)
-    s = np.sort(sim.T, axis=-1)
-    n = flat.shape[0]
-    pos = s[:, -max(1, n // 8) :].mean(-1, keepdims=True)
-    logits = np.concatenate([pos, s[:, : n // 2]], axis=-1) / temperature
-    m = logits.max(-1, keepdims=True)
-    lse = np.log(np.exp(logits - m).sum(-1)) + m[:, 0]
-    expected = np.mean(lse - logits[:, 0])
+    expected = _np_contrastive(flat, table, temperature)
     assert expected > 1e-3  # not saturated, so the check means something
     np.testing.assert_allclose(
         _f(out["contrastive_loss"]), 2.0 * expected, rtol=1e-4
@@ -361,6 +366,49 @@ def test_contrastive_loss_matches_numpy_and_trains_codes_only():
     )
     np.testing.assert_allclose(gx, 0.0, atol=1e-7)
     assert np.abs(gcode).max() > 1e-4
+
+
+@pytest.mark.parametrize("n", [1, 3, 17])
+def test_contrastive_loss_small_and_odd_batches(n):
+    rng = np.random.RandomState(n)
+    z = (0.3 * rng.randn(n, D)).astype("float32")
+    table = (0.3 * rng.randn(4, D)).astype("float32")
+    vq = VectorQuantizer(
+        4,
+        D,
+        contrastive_weight=1.0,
+        contrastive_temperature=1.0,
+        codebook_initializer=table,
+    )
+    loss = _f(vq(z, training=True)["contrastive_loss"])
+    expected = _np_contrastive(z.astype("float64"), table, 1.0)
+    # N = 1 has no negatives: the loss is exactly 0.
+    np.testing.assert_allclose(loss, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TF graph, unknown N"
+)
+def test_contrastive_loss_with_dynamic_batch():
+    import tensorflow as tf
+
+    rng = np.random.RandomState(5)
+    z = (0.3 * rng.randn(6, 5, D)).astype("float32")
+    table = (0.3 * rng.randn(4, D)).astype("float32")
+    vq = VectorQuantizer(
+        4,
+        D,
+        contrastive_weight=1.0,
+        contrastive_temperature=1.0,
+        codebook_initializer=table,
+    )
+    vq.build((None, None, D))
+    fn = tf.function(
+        lambda x: vq(x, training=True)["contrastive_loss"],
+        input_signature=[tf.TensorSpec((None, None, D), "float32")],
+    )
+    expected = _np_contrastive(z.reshape(-1, D).astype("float64"), table, 1.0)
+    np.testing.assert_allclose(_f(fn(z)), expected, rtol=1e-4)
 
 
 def test_cvq_preset_runs_and_gradients_flow():
