@@ -677,7 +677,7 @@ def _contrastive_loss(similarity, n, num_embeddings, temperature):
         num_pos = ops.maximum(n // num_embeddings, 1)
     num_neg = n // 2
     # Two partial top-k selections instead of the official full sort: the
-    # same values, and ~3x faster on CPU (torch's row sort is slow there).
+    # same values, ~3x faster on torch CPU, whose row sort is slow.
     positive = ops.mean(ops.top_k(per_code, num_pos)[0], axis=-1)
     positive = positive / temperature
     negatives = -ops.top_k(-per_code, num_neg, sorted=False)[0] / temperature

@@ -295,3 +295,16 @@ def test_lpips_joins_the_reconstruction_loss(weight):
     history = model.fit(_dataset(images, 2), epochs=1, verbose=0).history
     assert np.isfinite(history["perceptual_loss"][-1])
     assert not model.perceptual_loss.trainable_weights
+
+
+def test_scenes_preset_uses_cosine_codes():
+    # Both sides of the main job's comparison build this backbone; cosine
+    # codes are what lets a CPU-sized run leave the mean-colour plateau.
+    model = VQGAN.from_preset("scenes", discriminator=None)
+    quantizer = model.backbone.quantizer
+    assert quantizer.l2_normalize and not quantizer.legacy_beta
+    assert (quantizer.num_embeddings, quantizer.embedding_dim) == (256, 64)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3))
+    codes = model.backbone.encode_decode(images.astype("float32"))["quantized"]
+    norms = np.linalg.norm(ops.convert_to_numpy(codes), axis=-1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
