@@ -20,60 +20,20 @@ KERAS_BACKEND=jax python benchmarks/quantizer_benchmark.py [--repeats 5]
 import argparse
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 
 import keras
 import numpy as np
 
 from keras_lgvq.layers.vector_quantizer import VectorQuantizer
+from keras_lgvq.utils.machine import machine_info
 
 MODES = {
     "vqgan": dict(legacy_beta=True),
     "ema": dict(ema_decay=0.99),
     "cvq": dict(reinit="cvq", contrastive_weight=1.0),
 }
-
-
-def _backend_versions(backend):
-    versions = {"keras": keras.__version__, "numpy": np.__version__}
-    devices = []
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-        devices = [d.name for d in tf.config.list_logical_devices()]
-    elif backend == "jax":
-        import jax
-
-        versions["jax"] = jax.__version__
-        devices = [str(d) for d in jax.devices()]
-    elif backend == "torch":
-        import torch
-
-        versions["torch"] = torch.__version__
-        devices = ["cpu"] + (
-            [torch.cuda.get_device_name(0)] if torch.cuda.is_available() else []
-        )
-    return versions, devices
-
-
-def _machine_info(backend):
-    versions, devices = _backend_versions(backend)
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": (
-            list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-        ),
-        "backend": backend,
-        "versions": versions,
-        "devices": devices,
-    }
 
 
 def _fetched(outputs):
@@ -172,7 +132,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(output), exist_ok=True)
     with open(output, "w") as f:
         json.dump(
-            {"machine": _machine_info(backend), "results": results},
+            {"machine": machine_info(), "results": results},
             f,
             indent=2,
         )

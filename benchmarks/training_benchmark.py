@@ -43,12 +43,14 @@ Quantizer throughput at K in {1024, 16384}, D in {8, 256} is measured by
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from keras_lgvq.utils.machine import load_average
+from keras_lgvq.utils.machine import machine_info
+from keras_lgvq.utils.machine import peak_rss_mb
 
 CONFIGS = {
     "tiny": dict(
@@ -95,48 +97,6 @@ def _backend():
     import keras
 
     return keras.backend.backend()
-
-
-def machine_info():
-    import keras
-    import numpy as np
-
-    backend = _backend()
-    info = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "load_average": (
-            [round(x, 2) for x in os.getloadavg()]
-            if hasattr(os, "getloadavg")
-            else None
-        ),
-        "backend": backend,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "gpu": None,
-    }
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        info["tensorflow"] = tf.__version__
-        gpus = tf.config.list_physical_devices("GPU")
-        info["gpu"] = [g.name for g in gpus] or None
-    elif backend == "jax":
-        import jax
-
-        info["jax"] = jax.__version__
-        gpus = [str(d) for d in jax.devices() if d.platform != "cpu"]
-        info["gpu"] = gpus or None
-    elif backend == "torch":
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpu"] = [torch.cuda.get_device_name(0)]
-    return info
 
 
 # === Worker: one (config, model) pair ===
@@ -251,7 +211,7 @@ def worker(config_name, model_kind, jit, mixed_precision, paper_batch=None):
     if mixed_precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(0)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_mb()
     model, notes = _build(config, model_kind)
     model.compile(learning_rate=1e-4, jit_compile=jit)
     rng = np.random.default_rng(0)
@@ -292,7 +252,6 @@ def worker(config_name, model_kind, jit, mixed_precision, paper_batch=None):
         _block(encode(images))
         encode_times.append(time.perf_counter() - t0)
     encode_s = statistics.median(encode_times)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return {
         "batch_size": batch,
@@ -310,8 +269,8 @@ def worker(config_name, model_kind, jit, mixed_precision, paper_batch=None):
         "encode_first_call_s": round(encode_first, 3),
         "encode_s_median": round(encode_s, 4),
         "encode_images_per_s": round(batch / encode_s, 2),
-        "peak_rss_mb": round(peak / 1024.0, 1),
-        "rss_before_model_mb": round(rss_before / 1024.0, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_model_mb": rss_before,
         "perceptual_loss": model.perceptual_loss is not None,
         "discriminator": model.discriminator is not None,
         "notes": notes,
@@ -424,7 +383,7 @@ def main(argv=None):
         f"training_{tag}.json",
     )
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    machine["load_average_at_end"] = machine_info()["load_average"]
+    machine["load_average_at_end"] = load_average()
     report = {
         "benchmark": "training_benchmark",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -6,12 +6,15 @@ Figures are written as PNG with `keras_lgvq.datasets.scenes.encode_png`
 
 import json
 import os
-import platform
 import resource
-import sys
 import time
 
 import numpy as np
+
+# Re-exported: recipes record these next to their results.
+from keras_lgvq.utils.machine import load_average  # noqa: F401
+from keras_lgvq.utils.machine import machine_info  # noqa: F401
+from keras_lgvq.utils.machine import peak_rss_mb  # noqa: F401
 
 # === Timing and machine information ===
 
@@ -85,50 +88,6 @@ def quiet_tensorflow():
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:
         pass
-
-
-def peak_rss_mb():
-    """Peak resident set size of this process in MiB (Linux: KiB units)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0
-    return round(peak / scale, 1)
-
-
-def machine_info():
-    """Platform, CPU count, load average and library versions."""
-    import keras
-
-    info = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "load_average": (
-            [round(x, 2) for x in os.getloadavg()]
-            if hasattr(os, "getloadavg")
-            else None
-        ),
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-    }
-    backend = info["backend"]
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        info["tensorflow"] = tf.__version__
-        info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
-    elif backend == "jax":
-        import jax
-
-        info["jax"] = jax.__version__
-        info["devices"] = [str(d) for d in jax.devices()]
-    elif backend == "torch":
-        import torch
-
-        info["torch"] = torch.__version__
-        info["cuda"] = bool(torch.cuda.is_available())
-    return info
 
 
 def write_json(path, data):

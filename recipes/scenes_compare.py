@@ -379,7 +379,7 @@ def run(args):
     )
     timing = watch.as_dict()
     timing["peak_rss_mb"] = common.peak_rss_mb()
-    machine["load_average_at_end"] = common.machine_info()["load_average"]
+    machine["load_average_at_end"] = common.load_average()
     summary.update(
         config={k: v for k, v in settings.items()},
         comparison={

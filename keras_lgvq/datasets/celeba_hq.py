@@ -47,7 +47,7 @@ class LgvqCelebaHq(builder_utils.CaptionedImageBuilder):
 
     builder = LgvqCelebaHq(data_dir="tfds_data")
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir="/data/celeba")
+        download_config=tfds.download.DownloadConfig(manual_dir="celeba")
     )
     ```
     """

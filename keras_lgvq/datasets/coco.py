@@ -71,7 +71,7 @@ class LgvqCoco(builder_utils.CaptionedImageBuilder):
 
     builder = LgvqCoco(config="official", data_dir="tfds_data")
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir="/data/coco")
+        download_config=tfds.download.DownloadConfig(manual_dir="coco")
     )
     ```
     """

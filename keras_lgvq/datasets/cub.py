@@ -55,7 +55,7 @@ class LgvqCub(builder_utils.CaptionedImageBuilder):
 
     builder = LgvqCub(data_dir="tfds_data")
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir="/data/cub")
+        download_config=tfds.download.DownloadConfig(manual_dir="cub")
     )
     ds = builder.as_dataset(split="train")
     ```

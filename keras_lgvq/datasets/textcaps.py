@@ -27,10 +27,10 @@ class LgvqTextcaps(builder_utils.CaptionedImageBuilder):
     ```python
     import tensorflow_datasets as tfds
 
-    builder = LgvqTextcaps(data_dir="/tmp/tfds")
+    builder = LgvqTextcaps(data_dir="tensorflow_datasets")
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(
-            manual_dir="/data/textcaps"
+            manual_dir="textcaps"
         )
     )
     ```

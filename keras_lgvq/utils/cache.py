@@ -1,6 +1,7 @@
 """Where keras_lgvq keeps fetched assets (text priors, LPIPS heads, caches)."""
 
 import os
+import tempfile
 
 
 def cache_dir(*parts):
@@ -23,3 +24,26 @@ def cache_dir(*parts):
     path = os.path.join(root, *parts)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def keras_model_dirs():
+    """Folders where `keras.applications` caches downloaded weights.
+
+    `$KERAS_HOME/models` when set, `~/.keras/models`, and the temporary
+    folder Keras falls back to when the home folder is read-only.
+
+    Examples:
+
+    ```python
+    keras_lgvq.utils.cache.keras_model_dirs()
+    ```
+    """
+    dirs = []
+    if os.environ.get("KERAS_HOME"):
+        dirs.append(os.path.join(os.environ["KERAS_HOME"], "models"))
+    dirs.append(os.path.join(os.path.expanduser("~"), ".keras", "models"))
+    # The fallback of `keras.utils.get_file` for a read-only home, as Keras
+    # picks it.
+    fallback = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    dirs.append(os.path.join(fallback, ".keras", "models"))
+    return list(dict.fromkeys(dirs))

@@ -1,0 +1,80 @@
+"""Machine facts recorded next to measurements (recipes and benchmarks)."""
+
+import os
+import platform
+import resource
+import sys
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process in MiB.
+
+    Examples:
+
+    ```python
+    keras_lgvq.utils.machine.peak_rss_mb()  # e.g. 2260.6
+    ```
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is in KiB on Linux and in bytes on macOS.
+    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0
+    return round(peak / scale, 1)
+
+
+def load_average():
+    """The 1/5/15-minute load averages, or `None` where unsupported."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_info():
+    """Platform, CPU count, load average, library versions and GPUs.
+
+    Returns:
+        Dict with `platform`, `processor`, `python`, `cpu_count`,
+        `load_average`, `backend`, `keras`, `numpy`, the backend's version
+        under its name, and `gpu` (a list of device names, or `None`); on
+        torch also `torch_threads`.
+
+    Examples:
+
+    ```python
+    info = keras_lgvq.utils.machine.machine_info()
+    ```
+    """
+    import keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "load_average": load_average(),
+        "backend": backend,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "gpu": None,
+    }
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        gpus = tf.config.list_physical_devices("GPU")
+        info["gpu"] = [g.name for g in gpus] or None
+    elif backend == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+        gpus = [str(d) for d in jax.devices() if d.platform != "cpu"]
+        info["gpu"] = gpus or None
+    elif backend == "torch":
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = [torch.cuda.get_device_name(0)]
+    return info
