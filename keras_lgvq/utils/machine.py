@@ -15,6 +15,16 @@ def peak_rss_mb():
     keras_lgvq.utils.machine.peak_rss_mb()  # e.g. 2260.6
     ```
     """
+    # Linux: VmHWM is this process's own peak. ru_maxrss is not: it carries
+    # the parent's peak over fork + exec, which would hide a subprocess
+    # worker's real figure.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in KiB on Linux and in bytes on macOS.
     scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0

@@ -18,7 +18,8 @@ def test_machine_info_names_the_backend_and_versions():
 
 
 def test_peak_rss_grows_with_an_allocation():
-    # A fresh process: this one's peak may already exceed the allocation.
+    # A fresh process, started from this (large) one: its own peak must not
+    # include the parent's.
     code = (
         "import numpy as np\n"
         "from keras_lgvq.utils.machine import peak_rss_mb\n"
