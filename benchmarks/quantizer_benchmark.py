@@ -26,7 +26,7 @@ import time
 import keras
 import numpy as np
 
-from keras_lgvq.layers.vector_quantizer import VectorQuantizer
+from keras_lgvq.layers.quantizers.vector_quantizer import VectorQuantizer
 from keras_lgvq.utils.machine import machine_info
 
 MODES = {

@@ -128,9 +128,9 @@ def _synthetic_batch(config, model_kind, grid_res, rng):
 def _build(config, model_kind):
     import numpy as np
 
-    from keras_lgvq.models.lgvq import LGVQ
-    from keras_lgvq.models.vqgan import VQGAN
-    from keras_lgvq.models.vqgan_backbone import VQGANBackbone
+    from keras_lgvq.models.lgvq.lgvq import LGVQ
+    from keras_lgvq.models.vqgan.vqgan import VQGAN
+    from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
 
     kwargs = {}
     notes = []

@@ -26,9 +26,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lgvq.layers.code_transformer import CodeTransformer
-from keras_lgvq.layers.global_semantic_alignment import GlobalSemanticAlignment
-from keras_lgvq.layers.masked_text_decoder import MaskedTextDecoder
+from keras_lgvq.layers.guidance.code_transformer import CodeTransformer
+from keras_lgvq.layers.guidance.global_semantic_alignment import GlobalSemanticAlignment
+from keras_lgvq.layers.guidance.masked_text_decoder import MaskedTextDecoder
 from keras_lgvq.metrics.codebook_usage import CodebookUsage
 from keras_lgvq.metrics.image_quality import PSNR
 from keras_lgvq.metrics.image_quality import SSIM

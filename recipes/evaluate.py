@@ -70,8 +70,8 @@ def load_model(path):
     """Load a `.keras` file (safe mode) or a `save_to_preset` directory."""
     import keras
 
-    from keras_lgvq.models.lgvq import LGVQ  # noqa: F401 (registers)
-    from keras_lgvq.models.vqgan import VQGAN
+    from keras_lgvq.models.lgvq.lgvq import LGVQ  # noqa: F401 (registers)
+    from keras_lgvq.models.vqgan.vqgan import VQGAN
 
     if os.path.isdir(path):
         return VQGAN.from_preset(path)

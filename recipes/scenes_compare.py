@@ -193,14 +193,14 @@ def resolve_settings(args):
 
 def build_model(kind, text_prior, settings):
     """The scenes preset with (`lgvq`) or without (`vqgan`) guidance."""
-    from keras_lgvq.models.lgvq import LGVQ
-    from keras_lgvq.models.vqgan import VQGAN
+    from keras_lgvq.models.lgvq.lgvq import LGVQ
+    from keras_lgvq.models.vqgan.vqgan import VQGAN
 
     kwargs = {}
     if not settings["discriminator"]:
         kwargs["discriminator"] = None
     if settings["tiny"]:
-        from keras_lgvq.models.vqgan_backbone import VQGANBackbone
+        from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
 
         kwargs["backbone"] = VQGANBackbone(**TINY_BACKBONE)
     if kind == "lgvq":

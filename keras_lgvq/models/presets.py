@@ -1,164 +1,113 @@
-"""Paper configurations (LG-VQ, NeurIPS 2024) and the embedded CPU preset.
+"""One preset registry and one name-resolution rule for every model.
 
-No public LG-VQ weights exist: a paper preset builds the architecture and
-records the training recipe (lgvq-spec §6.2); trained weights round-trip
-through `save_to_preset(dir)` / `from_preset(dir)`.
+Each model family keeps its presets beside its code
+(`keras_lgvq/models/<family>/<family>_presets.py`, a `PRESETS` dict and
+the `PRESET_CLASSES` that can build it); this module collects them.
+Every `from_preset` in the package resolves its argument the same way
+(`resolve_preset`):
+
+1. an existing directory is a preset directory in keras-hub's layout
+   (`config.json` + `model.weights.h5` for the backbone, written by
+   keras-hub's own saver, and `task.json` + `task.weights.h5` for the
+   trainer model), loaded with trained weights;
+2. a string that looks like a path (has a separator, starts with `.` or
+   `~`) but is no directory raises `FileNotFoundError("no such
+   directory")`;
+3. anything else must be a built-in name; a wrong one lists the valid
+   names for the calling class.
+
+Built-in presets carry no weights (no public weights exist for the paper
+configurations): they build the architecture, which `from_preset` returns
+built, so `summary()` and `count_params()` work at once.
 """
 
-# taming VQGAN f16 (lgvq-spec §1.1).
-PAPER_BACKBONE = dict(
-    resolution=256,
-    ch=128,
-    ch_mult=(1, 1, 2, 2, 4),
-    num_res_blocks=2,
-    attn_resolutions=(16,),
-    z_channels=256,
-    dropout=0.0,
-    num_embeddings=1024,
-    embedding_dim=256,
-    beta=0.25,
-    legacy_beta=True,
-)
-# CVQ quantizer (lgvq-spec §1.3): corrected beta, online re-init, contrastive.
-CVQ_QUANTIZER = dict(
-    beta=0.25,
-    legacy_beta=False,
-    reinit="cvq",
-    reinit_decay=0.99,
-    anchor="probrandom",
-    contrastive_weight=1.0,
-)
-PAPER_GAN = dict(
-    perceptual_weight=1.0,
-    codebook_weight=1.0,
-    disc_weight=0.8,
-    disc_factor=1.0,
-    disc_start=10000,
-)
-# CLIP ViT-B/32 text tower (lgvq-spec §2); dims let the model be built
-# before the prior is available (training from cached features).
-CLIP_TEXT = dict(
-    text_prior="clip_vit_base_patch32",
-    text_dim=512,
-    sentence_dim=512,
-    vocabulary_size=49408,
-    sequence_length=30,
-)
-PAPER_TRAINING = dict(
-    batch_size=8,
-    learning_rate=3.6e-5,
-    beta_1=0.5,
-    beta_2=0.9,
-    image_size=256,
-    max_words=27,
-)
+import copy
+import importlib
+import json
+import os
+
+import keras
+
+# Family modules whose `PRESETS` are registered. A new family adds its
+# module here.
+_FAMILY_MODULES = ("keras_lgvq.models.lgvq.lgvq_presets",)
+
+BACKBONE_CONFIG_FILE = "config.json"
+BACKBONE_WEIGHTS_FILE = "model.weights.h5"
+TASK_CONFIG_FILE = "task.json"
+TASK_WEIGHTS_FILE = "task.weights.h5"
+METADATA_FILE = "metadata.json"
 
 
-def _paper(dataset, weights, cvq, description):
+def _load_registry():
+    registry = {}
+    for module_name in _FAMILY_MODULES:
+        module = importlib.import_module(module_name)
+        for name, spec in module.PRESETS.items():
+            if name in registry:
+                raise RuntimeError(
+                    f"Preset {name!r} is defined twice ({module_name} and "
+                    f"{registry[name]['module']})."
+                )
+            registry[name] = {
+                "spec": spec,
+                "classes": tuple(module.PRESET_CLASSES),
+                "module": module_name,
+            }
+    return registry
+
+
+_REGISTRY = _load_registry()
+# Name -> spec, for reading (`get_preset` returns copies).
+PRESETS = {name: entry["spec"] for name, entry in _REGISTRY.items()}
+
+
+def list_presets(class_name=None):
+    """Sorted built-in preset names, optionally those a class can build.
+
+    Args:
+        class_name: optional string, e.g. `"LGVQ"` or `"VQGANBackbone"`.
+
+    Examples:
+
+    ```python
+    keras_lgvq.models.presets.list_presets("LGVQ")
+    # ['celeba_hq', 'celeba_hq_cvq', 'cub', ...]
+    ```
+    """
+    return sorted(
+        name
+        for name, entry in _REGISTRY.items()
+        if class_name is None or class_name in entry["classes"]
+    )
+
+
+def describe_presets(class_name=None):
+    """`{name: description}` of the built-in presets (of one class).
+
+    Args:
+        class_name: optional string, e.g. `"VQGAN"`.
+
+    Examples:
+
+    ```python
+    for name, text in keras_lgvq.models.presets.describe_presets().items():
+        print(name, "-", text)
+    ```
+    """
     return {
-        "description": description,
-        "backbone": dict(PAPER_BACKBONE),
-        "quantizer": dict(CVQ_QUANTIZER) if cvq else None,
-        "text": dict(CLIP_TEXT),
-        "guidance": dict(zip(("alpha", "beta", "gamma"), weights)),
-        "model": dict(PAPER_GAN),
-        "perceptual": "lpips",
-        "training": dict(PAPER_TRAINING, dataset=dataset),
-        "paper_weights": False,
+        name: _REGISTRY[name]["spec"].get("description", "")
+        for name in list_presets(class_name)
     }
 
 
-PRESETS = {
-    "cub": _paper(
-        "cub", (1e-3, 1e-3, 1e-3), False,
-        "LG-VQ on VQGAN f16, K=1024, CUB-200 (cub_lgvqgan.yaml).",
-    ),
-    "celeba_hq": _paper(
-        "celeba_hq", (1e-3, 1e-2, 1e-4), False,
-        "LG-VQ on VQGAN f16, K=1024, MM-CelebA-HQ (cele_lgvqgan.yaml).",
-    ),
-    "textcaps": _paper(
-        "textcaps", (1e-3, 1e-2, 1e-4), False,
-        "LG-VQ on VQGAN f16, K=1024, TextCaps (textcap_lgvq.yaml).",
-    ),
-    "cub_cvq": _paper(
-        "cub", (1e-3, 1e-3, 1e-3), True,
-        "LG-VQ on CVQ f16, K=1024, CUB-200 (cub_lgcvq.yaml).",
-    ),
-    "celeba_hq_cvq": _paper(
-        "celeba_hq", (1e-3, 1e-2, 1e-4), True,
-        "LG-VQ on CVQ f16, K=1024, MM-CelebA-HQ (cele_lgcvq.yaml).",
-    ),
-    "textcaps_cvq": _paper(
-        "textcaps", (1e-3, 1e-2, 1e-4), True,
-        "LG-VQ on CVQ f16, K=1024, TextCaps (textcap_lgcvq.yaml).",
-    ),
-    "scenes": {
-        "description": (
-            "Small CPU LG-VQ for the embedded captioned-scenes set (64 px, "
-            "f=4, K=256, cosine codes) with the offline MiniLM text prior. "
-            "Not a paper config: quantizer, weights and GAN start are chosen "
-            "for short CPU runs."
-        ),
-        "backbone": dict(
-            resolution=64,
-            ch=32,
-            ch_mult=(1, 2, 2),
-            num_res_blocks=1,
-            attn_resolutions=(),
-            z_channels=64,
-            dropout=0.0,
-            num_embeddings=256,
-            embedding_dim=64,
-            beta=0.25,
-            legacy_beta=False,
-        ),
-        # Cosine (l2-normalised) codes: with taming's plain quantizer the
-        # codebook collapses and, in a CPU-sized run, LG-VQ's reconstruction
-        # stays on the mean-colour plateau (rec L1 ~0.23 after 480 steps);
-        # with cosine codes it falls from step ~80. The VQGAN baseline uses
-        # the same backbone.
-        "quantizer": dict(beta=0.25, legacy_beta=False, l2_normalize=True),
-        "text": dict(
-            text_prior="minilm",
-            text_dim=384,
-            sentence_dim=384,
-            vocabulary_size=30522,
-            sequence_length=30,
-        ),
-        "guidance": dict(
-            alpha=0.1,
-            beta=0.05,
-            gamma=0.1,
-            decoder_intermediate_dim=384,
-        ),
-        "model": dict(
-            perceptual_weight=0.0,
-            codebook_weight=1.0,
-            disc_weight=0.8,
-            disc_factor=1.0,
-            disc_start=100000,
-        ),
-        "perceptual": None,
-        "training": dict(
-            dataset="scenes",
-            batch_size=16,
-            learning_rate=1e-3,
-            beta_1=0.5,
-            beta_2=0.9,
-            image_size=64,
-            max_words=27,
-        ),
-        "paper_weights": False,
-    },
-}
-
-
-def get_preset(name):
-    """The configuration dict of a built-in preset (a copy).
+def get_preset(name, class_name=None):
+    """The configuration dict of a built-in preset (a deep copy).
 
     Args:
-        name: string. One of `PRESETS`.
+        name: string. A built-in preset name.
+        class_name: optional string. The class asking; a name it cannot
+            build is an error naming the classes that can.
 
     Examples:
 
@@ -166,11 +115,144 @@ def get_preset(name):
     keras_lgvq.models.presets.get_preset("cub")["guidance"]
     ```
     """
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in _REGISTRY:
+        valid = list_presets(class_name)
+        who = f" for {class_name}" if class_name else ""
         raise ValueError(
-            f"Unknown preset {name!r}. Valid presets: {sorted(PRESETS)}, or "
+            f"Unknown preset {name!r}{who}. Valid names: {valid}; or pass "
             "a directory written by `save_to_preset`."
         )
-    import copy
+    entry = _REGISTRY[name]
+    if class_name is not None and class_name not in entry["classes"]:
+        raise ValueError(
+            f"Preset {name!r} cannot be built by {class_name}; it is built "
+            f"by {list(entry['classes'])}. Valid names for {class_name}: "
+            f"{list_presets(class_name)}."
+        )
+    return copy.deepcopy(entry["spec"])
 
-    return copy.deepcopy(PRESETS[name])
+
+def _looks_like_path(preset):
+    return (
+        os.sep in preset
+        or (os.altsep is not None and os.altsep in preset)
+        or preset.startswith((".", "~"))
+    )
+
+
+def resolve_preset(preset, class_name):
+    """Resolves a `from_preset` argument: `("directory", path)` for a preset
+    directory, `("builtin", spec)` for a built-in name.
+
+    Args:
+        preset: string or path-like. A built-in name or a local directory.
+        class_name: string. The class whose `from_preset` was called.
+
+    Raises:
+        FileNotFoundError: a path that is not an existing directory.
+        ValueError: an unknown name (the valid ones are listed), a
+            directory without a preset config, or a remote handle.
+
+    Examples:
+
+    ```python
+    kind, value = keras_lgvq.models.presets.resolve_preset("cub", "LGVQ")
+    ```
+    """
+    if isinstance(preset, os.PathLike):
+        preset = os.fspath(preset)
+    if not isinstance(preset, str) or not preset:
+        raise ValueError(
+            "`preset` must be a built-in preset name or a directory path; "
+            f"got {preset!r}."
+        )
+    if "://" in preset:
+        raise ValueError(
+            f"`preset`={preset!r} is a remote handle; keras_lgvq loads "
+            "presets offline only: built-in names "
+            f"{list_presets(class_name)} or a local directory."
+        )
+    expanded = os.path.expanduser(preset)
+    if os.path.isdir(expanded):
+        files = os.listdir(expanded)
+        if BACKBONE_CONFIG_FILE not in files:
+            raise ValueError(
+                f"{expanded!r} is a directory but not a preset: it has no "
+                f"{BACKBONE_CONFIG_FILE} (found {sorted(files)[:10]}). Write "
+                "one with `model.save_to_preset(dir)`."
+            )
+        return "directory", expanded
+    if os.path.exists(expanded):
+        raise ValueError(
+            f"`preset`={preset!r} is a file, not a preset directory: pass "
+            "the directory `save_to_preset` wrote (a `.keras` file loads "
+            "with `keras.saving.load_model`)."
+        )
+    if _looks_like_path(preset):
+        raise FileNotFoundError(
+            f"No such directory: {expanded!r}. `from_preset` takes a "
+            "directory written by `save_to_preset` or a built-in name "
+            f"({list_presets(class_name)})."
+        )
+    return "builtin", get_preset(preset, class_name)
+
+
+def read_json(preset_dir, filename):
+    path = os.path.join(preset_dir, filename)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} is missing: {preset_dir!r} is not a complete preset "
+            "directory (write one with `model.save_to_preset(dir)`)."
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_task_preset(model, preset_dir, metadata):
+    """Writes a trainer model in keras-hub's preset layout.
+
+    The backbone goes through keras-hub's own saver (`config.json`,
+    `model.weights.h5`, `metadata.json`), so
+    `keras_hub.models.Backbone.from_preset(dir)` reads it too; the trainer
+    adds `task.json` (its config) and `task.weights.h5` (the weights not in
+    the backbone: discriminator, guidance heads, text prior).
+
+    Args:
+        model: a built keras_lgvq trainer model with a `backbone`.
+        preset_dir: string. Directory to create or overwrite files in.
+        metadata: dict. Extra fields for `metadata.json`.
+    """
+    os.makedirs(preset_dir, exist_ok=True)
+    model.backbone.save_to_preset(preset_dir)
+    config = keras.saving.serialize_keras_object(model)
+    _drop_keys(config, ("compile_config", "build_config"))
+    with open(os.path.join(preset_dir, TASK_CONFIG_FILE), "w") as f:
+        json.dump(config, f, indent=2)
+    keras.saving.save_weights(
+        model,
+        os.path.join(preset_dir, TASK_WEIGHTS_FILE),
+        objects_to_skip=list(model.backbone._flatten_layers()),
+    )
+    path = os.path.join(preset_dir, METADATA_FILE)
+    with open(path) as f:
+        merged = json.load(f)
+    merged.update(metadata)
+    with open(path, "w") as f:
+        json.dump(merged, f, indent=2)
+
+
+def load_task_weights(model, preset_dir):
+    """Loads `task.weights.h5` into everything but the backbone."""
+    keras.saving.load_weights(
+        model,
+        os.path.join(preset_dir, TASK_WEIGHTS_FILE),
+        objects_to_skip=list(model.backbone._flatten_layers()),
+    )
+
+
+def _drop_keys(config, keys):
+    for key in keys:
+        config.pop(key, None)
+    for value in config.values():
+        if isinstance(value, dict):
+            _drop_keys(value, keys)

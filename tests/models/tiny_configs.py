@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_lgvq.layers.patch_discriminator import PatchDiscriminator
+from keras_lgvq.layers.vqgan.patch_discriminator import PatchDiscriminator
 
 TINY_BACKBONE = dict(
     resolution=32,
@@ -17,7 +17,7 @@ TINY_BACKBONE = dict(
 
 
 def tiny_backbone(**overrides):
-    from keras_lgvq.models.vqgan_backbone import VQGANBackbone
+    from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
 
     return VQGANBackbone(**{**TINY_BACKBONE, **overrides})
 
@@ -27,7 +27,7 @@ def tiny_discriminator():
 
 
 def tiny_vqgan(**overrides):
-    from keras_lgvq.models.vqgan import VQGAN
+    from keras_lgvq.models.vqgan.vqgan import VQGAN
 
     kwargs = dict(
         backbone=tiny_backbone(),
@@ -58,7 +58,7 @@ SOT, EOT = 1, 2
 
 def tiny_lgvq(**overrides):
     """A tiny LG-VQ that trains from cached text features (no encoder)."""
-    from keras_lgvq.models.lgvq import LGVQ
+    from keras_lgvq.models.lgvq.lgvq import LGVQ
 
     kwargs = dict(
         backbone=tiny_backbone(),

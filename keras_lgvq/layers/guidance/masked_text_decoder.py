@@ -1,0 +1,526 @@
+"""LG-VQ masked text prediction: mask sampler, post-LN decoder and loss."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_lgvq.layers.guidance.masked_token_head import MaskedTokenHead
+
+# The official decoder's hand-written LayerNorm uses eps 1e-12.
+LAYER_NORM_EPSILON = 1e-12
+# The official reduction: sum(l * w) / (sum(w) + 5e-6).
+WEIGHT_EPSILON = 5e-6
+
+
+def _normal_cdf(x):
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _same_shape(a, b):
+    # Shapes agree where both are known (batch may be None when traced).
+    a, b = tuple(a), tuple(b)
+    return len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b)
+    )
+
+
+def _torch_bias_init(fan_in):
+    # PyTorch `nn.Linear` default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+class _PostLNDecoderLayer(keras.layers.Layer):
+    """One post-LN layer: self-attn, cross-attn and ReLU FFN, each
+    `x = LN(x + Dropout(sublayer(x)))` (official `DecoderLayer`).
+
+    Attention and FFN weights ~ N(0, fan_in^-0.5), biases PyTorch default.
+    """
+
+    def __init__(
+        self, hidden_dim, num_heads, intermediate_dim, dropout, seed, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+
+        def attention(name):
+            return keras.layers.MultiHeadAttention(
+                num_heads=num_heads,
+                key_dim=hidden_dim // num_heads,
+                kernel_initializer=keras.initializers.RandomNormal(
+                    stddev=hidden_dim**-0.5
+                ),
+                bias_initializer=_torch_bias_init(hidden_dim),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        def dropout_layer(name, offset):
+            return keras.layers.Dropout(
+                dropout,
+                seed=None if seed is None else seed + offset,
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        def norm(name):
+            return keras.layers.LayerNormalization(
+                epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name=name
+            )
+
+        self.self_attention = attention("self_attention")
+        self.dropout1 = dropout_layer("dropout1", 1)
+        self.norm1 = norm("norm1")
+        self.cross_attention = attention("cross_attention")
+        self.dropout2 = dropout_layer("dropout2", 2)
+        self.norm2 = norm("norm2")
+        self.linear1 = keras.layers.Dense(
+            intermediate_dim,
+            activation="relu",
+            kernel_initializer=keras.initializers.RandomNormal(
+                stddev=hidden_dim**-0.5
+            ),
+            bias_initializer=_torch_bias_init(hidden_dim),
+            dtype=self.dtype_policy,
+            name="linear1",
+        )
+        self.ffn_dropout = dropout_layer("ffn_dropout", 3)
+        self.linear2 = keras.layers.Dense(
+            hidden_dim,
+            kernel_initializer=keras.initializers.RandomNormal(
+                stddev=intermediate_dim**-0.5
+            ),
+            bias_initializer=_torch_bias_init(intermediate_dim),
+            dtype=self.dtype_policy,
+            name="linear2",
+        )
+        self.dropout3 = dropout_layer("dropout3", 4)
+        self.norm3 = norm("norm3")
+
+    def build(self, x_shape, memory_shape):
+        self.self_attention.build(x_shape, x_shape)
+        self.norm1.build(x_shape)
+        self.cross_attention.build(x_shape, memory_shape)
+        self.norm2.build(x_shape)
+        self.linear1.build(x_shape)
+        self.linear2.build(tuple(x_shape[:-1]) + (self.intermediate_dim,))
+        self.norm3.build(x_shape)
+
+    def call(self, x, memory, attention_mask=None, training=None):
+        h = self.self_attention(
+            x, x, x, attention_mask=attention_mask, training=training
+        )
+        x = self.norm1(x + self.dropout1(h, training=training))
+        # Cross-attention to every memory token (CLS included), no mask.
+        h = self.cross_attention(x, memory, memory, training=training)
+        x = self.norm2(x + self.dropout2(h, training=training))
+        h = self.linear1(x)
+        h = self.linear2(self.ffn_dropout(h, training=training))
+        return self.norm3(x + self.dropout3(h, training=training))
+
+
+@keras.saving.register_keras_serializable(package="keras_lgvq")
+class MaskedTextDecoder(keras.layers.Layer):
+    """Masked text prediction (L_mtp): predicts masked caption tokens from
+    text features and code tokens.
+
+    **Mask sampling** (`sample_mask`, LG-VQ spec §4.1): one ratio per batch
+    `X ~ N(mask_ratio_mean, mask_ratio_std)` truncated to
+    `[mask_ratio_min, mask_ratio_max]` (faithful: N(0.5, 0.1) on [0.1, 0.3],
+    mean ≈ 0.263), drawn by inverse-CDF sampling; then each token is masked
+    independently with probability `X`. The start token (position 0), the
+    end token (position `sum(padding_mask) - 1`) and padding are never
+    masked. Randomness comes from a seeded `keras.random.SeedGenerator`.
+
+    **Decoder** (spec §4.2-4.3): the text features at masked positions are
+    replaced by learned per-position mask vectors `(1, sequence_length,
+    hidden_dim)` ~ N(0, 0.01), then multiplied by the padding mask (padding
+    rows become zero). No positional encoding is added. `num_layers` post-LN
+    layers follow, each `x = LN(x + Dropout(SelfAttn(x)))`,
+    `x = LN(x + Dropout(CrossAttn(x, memory)))`,
+    `x = LN(x + Dropout(FFN(x)))` with a ReLU FFN (inner dropout) and
+    LayerNorm eps 1e-12. The official self-attention padding mask is a
+    no-op because of a shape bug (spec §9 item 1), so by default
+    (`self_attention_mask=False`, faithful) every position attends to all
+    positions including the zeroed padding rows; `self_attention_mask=True`
+    applies a key-padding mask instead. Cross-attention covers every memory
+    token without a mask.
+
+    **Head and loss** (spec §4.4): `MaskedTokenHead` gives float32 logits
+    tied to the frozen token-embedding matrix passed at call time; `loss`
+    is label-smoothed cross-entropy
+    `(1 - eps) (-log p_y) + eps mean_k(-log p_k)` reduced as
+    `sum(l w) / (sum(w) + 5e-6)` with `w` = masked and non-padding.
+
+    Args:
+        hidden_dim: int. Width of the text features, the decoder and the
+            token embeddings (512 for CLIP ViT-B/32).
+        vocabulary_size: int. Number of token ids `V`.
+        num_layers: int. Decoder layers. Defaults to 2.
+        num_heads: int. Attention heads; must divide `hidden_dim`. Defaults
+            to 1.
+        intermediate_dim: int. FFN hidden width. Defaults to 512.
+        dropout: float. Dropout rate for the residual branches and the FFN.
+            Defaults to 0.1.
+        sequence_length: int. Maximum caption length `L` (length of the
+            learned mask vectors). Defaults to 30.
+        self_attention_mask: bool. Mask padding keys in self-attention.
+            Defaults to `False` (faithful to the official no-op mask).
+        label_smoothing: float. Label smoothing `eps` in [0, 1). Defaults to
+            0.1.
+        mask_ratio_mean: float. Mean of the normal the ratio is drawn from.
+            Defaults to 0.5.
+        mask_ratio_std: float. Standard deviation of that normal. Defaults
+            to 0.1.
+        mask_ratio_min: float. Lower truncation bound. Defaults to 0.1.
+        mask_ratio_max: float. Upper truncation bound. Defaults to 0.3.
+        seed: int or `None`. Seed of the mask sampler and the dropouts.
+        **kwargs: Standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        token_features: float tensor `(B, L, hidden_dim)`, per-token text
+            features, `L <= sequence_length`.
+        padding_mask: bool tensor `(B, L)`, True for real tokens.
+        mask: bool tensor `(B, L)`, True for masked tokens (from
+            `sample_mask`).
+        memory: float tensor `(B, M, hidden_dim)`, the code tokens (all
+            `1 + N` code-transformer outputs).
+        token_embeddings: float tensor `(vocabulary_size, hidden_dim)`,
+            frozen.
+        training: bool. Enables dropout.
+
+    Returns:
+        float32 logits `(B, L, vocabulary_size)`.
+
+    Examples:
+
+    ```python
+    decoder = keras_lgvq.layers.guidance.masked_text_decoder.MaskedTextDecoder(
+        hidden_dim=512, vocabulary_size=49408, seed=0
+    )
+    mask = decoder.sample_mask(text["token_ids"], text["padding_mask"])
+    logits = decoder(
+        text["token_features"], text["padding_mask"], mask,
+        memory=code_tokens, token_embeddings=clip_token_embeddings,
+        training=True,
+    )
+    loss = decoder.loss(logits, text["token_ids"], mask, text["padding_mask"])
+    ```
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        vocabulary_size,
+        num_layers=2,
+        num_heads=1,
+        intermediate_dim=512,
+        dropout=0.1,
+        sequence_length=30,
+        self_attention_mask=False,
+        label_smoothing=0.1,
+        mask_ratio_mean=0.5,
+        mask_ratio_std=0.1,
+        mask_ratio_min=0.1,
+        mask_ratio_max=0.3,
+        seed=None,
+        **kwargs,
+    ):
+        # Inputs are cast explicitly; not autocasting keeps the frozen token
+        # embeddings float32 for the tied logits under mixed precision.
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        for arg, value in (
+            ("hidden_dim", hidden_dim),
+            ("vocabulary_size", vocabulary_size),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("intermediate_dim", intermediate_dim),
+            ("sequence_length", sequence_length),
+        ):
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or value < 1
+            ):
+                raise ValueError(
+                    f"`{arg}` must be a positive int. Received: {arg}={value}"
+                )
+        if hidden_dim % num_heads:
+            raise ValueError(
+                "`hidden_dim` must be divisible by `num_heads`. Received: "
+                f"hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"`dropout` must be in [0, 1). Received: dropout={dropout}"
+            )
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(
+                "`label_smoothing` must be in [0, 1). Received: "
+                f"label_smoothing={label_smoothing}"
+            )
+        if mask_ratio_std <= 0:
+            raise ValueError(
+                "`mask_ratio_std` must be positive. Received: "
+                f"mask_ratio_std={mask_ratio_std}"
+            )
+        if not 0.0 <= mask_ratio_min < mask_ratio_max <= 1.0:
+            raise ValueError(
+                "Expected 0 <= mask_ratio_min < mask_ratio_max <= 1. "
+                f"Received: mask_ratio_min={mask_ratio_min}, "
+                f"mask_ratio_max={mask_ratio_max}"
+            )
+        if seed is not None and not isinstance(seed, int):
+            raise ValueError(f"`seed` must be an int or None. Received: {seed}")
+
+        # === Config ===
+        self.hidden_dim = hidden_dim
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = float(dropout)
+        self.sequence_length = sequence_length
+        self.self_attention_mask = bool(self_attention_mask)
+        self.label_smoothing = float(label_smoothing)
+        self.mask_ratio_mean = float(mask_ratio_mean)
+        self.mask_ratio_std = float(mask_ratio_std)
+        self.mask_ratio_min = float(mask_ratio_min)
+        self.mask_ratio_max = float(mask_ratio_max)
+        self.seed = seed
+
+        # === Layers ===
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.decoder_layers = [
+            _PostLNDecoderLayer(
+                hidden_dim,
+                num_heads,
+                intermediate_dim,
+                self.dropout,
+                None if seed is None else seed + 10 * (i + 1),
+                dtype=self.dtype_policy,
+                name=f"layers_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.head = MaskedTokenHead(
+            hidden_dim, vocabulary_size, dtype=self.dtype_policy, name="mlm"
+        )
+        # The explicit `mask` argument is not a Keras propagation mask; say
+        # so, or Keras warns that this layer "destroys" it on every call.
+        self.supports_masking = True
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def build(self, token_features_shape, memory_shape):
+        self.mask_vectors = self.add_weight(
+            shape=(1, self.sequence_length, self.hidden_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.01),
+            name="mask_vectors",
+        )
+        x_shape = (None, None, self.hidden_dim)
+        for layer in self.decoder_layers:
+            layer.build(x_shape, memory_shape)
+        self.head.build(x_shape)
+
+    def sample_mask_ratio(self, shape=()):
+        """Draws mask ratios from the truncated normal.
+
+        Args:
+            shape: tuple. Shape of the draw; `()` (the default) for one ratio.
+
+        Returns:
+            float32 tensor of ratios in `[mask_ratio_min, mask_ratio_max]`.
+        """
+        mu, sigma = self.mask_ratio_mean, self.mask_ratio_std
+        low = _normal_cdf((self.mask_ratio_min - mu) / sigma)
+        high = _normal_cdf((self.mask_ratio_max - mu) / sigma)
+        u = keras.random.uniform(
+            shape,
+            minval=low,
+            maxval=high,
+            dtype="float32",
+            seed=self.seed_generator,
+        )
+        # Inverse normal CDF: mu + sigma * sqrt(2) * erfinv(2u - 1).
+        ratio = mu + sigma * math.sqrt(2.0) * ops.erfinv(2.0 * u - 1.0)
+        # Guards float32 round-off at the bounds only.
+        return ops.clip(ratio, self.mask_ratio_min, self.mask_ratio_max)
+
+    def sample_mask(self, token_ids, padding_mask):
+        """Samples which tokens to mask, one ratio for the whole batch.
+
+        Args:
+            token_ids: int tensor `(B, L)`. Only its shape is used (validity
+                comes from `padding_mask`).
+            padding_mask: bool tensor `(B, L)`, True for real tokens.
+
+        Returns:
+            bool tensor `(B, L)`, True where a token is masked. Start, end
+            and padding positions are always False.
+        """
+        if len(token_ids.shape) != 2 or not _same_shape(
+            token_ids.shape, padding_mask.shape
+        ):
+            raise ValueError(
+                "`token_ids` and `padding_mask` must both have shape (B, L). "
+                f"Received: {token_ids.shape} and {padding_mask.shape}"
+            )
+        valid = ops.cast(padding_mask, "bool")
+        positions = ops.arange(ops.shape(valid)[1], dtype="int32")[None, :]
+        end = ops.sum(ops.cast(valid, "int32"), axis=-1, keepdims=True) - 1
+        maskable = ops.logical_and(
+            valid,
+            ops.logical_and(positions > 0, ops.not_equal(positions, end)),
+        )
+        ratio = self.sample_mask_ratio()
+        u = keras.random.uniform(
+            ops.shape(valid), dtype="float32", seed=self.seed_generator
+        )
+        return ops.logical_and(u < ratio, maskable)
+
+    def _check_text(self, token_features, padding_mask, mask):
+        shape = token_features.shape
+        if len(shape) != 3 or shape[-1] != self.hidden_dim:
+            raise ValueError(
+                "`token_features` must have shape (B, L, hidden_dim="
+                f"{self.hidden_dim}). Received: shape={shape}"
+            )
+        if shape[1] is not None and shape[1] > self.sequence_length:
+            raise ValueError(
+                f"`token_features` length must be <= sequence_length="
+                f"{self.sequence_length}. Received: shape={shape}"
+            )
+        for name, tensor in (("padding_mask", padding_mask), ("mask", mask)):
+            if not _same_shape(tensor.shape, shape[:2]):
+                raise ValueError(
+                    f"`{name}` must have shape {tuple(shape[:2])}. "
+                    f"Received: shape={tuple(tensor.shape)}"
+                )
+
+    def call(
+        self,
+        token_features,
+        padding_mask,
+        mask,
+        memory,
+        token_embeddings,
+        training=None,
+    ):
+        hidden = self.hidden_states(
+            token_features, padding_mask, mask, memory, training=training
+        )
+        return self.head(hidden, token_embeddings)
+
+    def hidden_states(
+        self,
+        token_features,
+        padding_mask,
+        mask,
+        memory,
+        training=None,
+        use_mask_vectors=True,
+    ):
+        """The decoder stack's output `(B, L, hidden_dim)`, before the head.
+
+        Lets a caller score only some positions instead of computing the
+        `(B, L, vocabulary_size)` logits of `call`.
+
+        Args:
+            token_features, padding_mask, mask, memory, training: as in
+                `call`.
+            use_mask_vectors: bool. Replace masked positions by the learned
+                mask vectors (as in `call`). `False` keeps the input
+                features there, e.g. features of a caption whose masked
+                words were already replaced by a `[MASK]` token.
+
+        Returns:
+            Tensor `(B, L, hidden_dim)` in the compute dtype.
+        """
+        self._check_text(token_features, padding_mask, mask)
+        if len(memory.shape) != 3:
+            raise ValueError(
+                "`memory` must have shape (B, M, D). Received: "
+                f"shape={memory.shape}"
+            )
+        length = token_features.shape[1]
+        if length is None:
+            length = ops.shape(token_features)[1]
+        x = ops.stop_gradient(ops.cast(token_features, self.compute_dtype))
+        if use_mask_vectors:
+            mask_vectors = ops.cast(self.mask_vectors, self.compute_dtype)
+            mask_vectors = mask_vectors[:, :length]
+            x = ops.where(ops.cast(mask, "bool")[..., None], mask_vectors, x)
+        valid = ops.cast(padding_mask, "bool")
+        x = x * ops.cast(valid, self.compute_dtype)[..., None]
+        attention_mask = None
+        if self.self_attention_mask:
+            # Key-padding mask (B, L, L): query i may attend key j iff j is
+            # a real token. The official code intended this (spec §9 item 1).
+            attention_mask = ops.logical_and(
+                ops.ones_like(valid)[:, :, None], valid[:, None, :]
+            )
+        memory = ops.cast(memory, self.compute_dtype)
+        for layer in self.decoder_layers:
+            x = layer(
+                x, memory, attention_mask=attention_mask, training=training
+            )
+        return x
+
+    def loss(self, logits, token_ids, mask, padding_mask):
+        """Label-smoothed cross-entropy over masked, non-padding tokens.
+
+        Args:
+            logits: float tensor `(B, L, V)`.
+            token_ids: int tensor `(B, L)`, the targets.
+            mask: bool tensor `(B, L)`, True for masked tokens.
+            padding_mask: bool tensor `(B, L)`, True for real tokens.
+
+        Returns:
+            Scalar float32 `sum(l * w) / (sum(w) + 5e-6)`.
+        """
+        logits = ops.cast(logits, "float32")
+        log_probs = ops.log_softmax(logits, axis=-1)
+        ids = ops.cast(token_ids, "int32")[..., None]
+        nll = -ops.take_along_axis(log_probs, ids, axis=-1)[..., 0]
+        smooth = -ops.mean(log_probs, axis=-1)
+        eps = self.label_smoothing
+        per_token = (1.0 - eps) * nll + eps * smooth
+        weights = ops.cast(
+            ops.logical_and(
+                ops.cast(mask, "bool"), ops.cast(padding_mask, "bool")
+            ),
+            "float32",
+        )
+        return ops.sum(per_token * weights) / (
+            ops.sum(weights) + WEIGHT_EPSILON
+        )
+
+    def compute_output_shape(self, token_features_shape, *args, **kwargs):
+        return tuple(token_features_shape[:2]) + (self.vocabulary_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "vocabulary_size": self.vocabulary_size,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "sequence_length": self.sequence_length,
+                "self_attention_mask": self.self_attention_mask,
+                "label_smoothing": self.label_smoothing,
+                "mask_ratio_mean": self.mask_ratio_mean,
+                "mask_ratio_std": self.mask_ratio_std,
+                "mask_ratio_min": self.mask_ratio_min,
+                "mask_ratio_max": self.mask_ratio_max,
+                "seed": self.seed,
+            }
+        )
+        return config

@@ -1,0 +1,318 @@
+"""LG-VQ: a VQ tokenizer trained with language guidance (NeurIPS 2024)."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_lgvq.layers.guidance.language_guidance import LanguageGuidance
+from keras_lgvq.models.vqgan.vqgan import VQGAN
+from keras_lgvq.models.vqgan.vqgan import _deserialize
+from keras_lgvq.models.vqgan.vqgan import _serialize
+
+
+@keras.saving.register_keras_serializable(package="keras_lgvq")
+class LGVQ(VQGAN):
+    """A VQGAN (or CVQ) tokenizer with LG-VQ's three text losses.
+
+    The generator loss of `keras_lgvq.models.VQGAN` gets
+    `alpha * L_gsa + beta * L_mtp + gamma * L_ras` from a
+    `keras_lgvq.layers.LanguageGuidance` attached to the backbone's
+    straight-through quantized grid; the text comes from a frozen text prior
+    run on the fly, or from cached features in the batch
+    (`token_features`, `sentence_feature`), in which case the train step
+    never runs the text encoder. Each text loss is logged separately.
+
+    Batches are dicts with `images` and either `captions` (tokenized by the
+    prior when the dataset is prepared), `token_ids` + `padding_mask`, or
+    cached features. The frozen token-embedding matrix used by the masked
+    text head is kept as a non-trainable weight (`token_embeddings`), so a
+    model trained from cached features needs no text encoder at all.
+
+    Args:
+        backbone: `keras_lgvq.models.VQGANBackbone` or compatible.
+        text_prior: `keras_lgvq.text_priors.TextPrior`, a name/path for
+            `keras_lgvq.text_priors.get`, or None (cached features only;
+            then `text_dim`, `vocabulary_size` are required and the token
+            embeddings must be set with `set_token_embeddings`).
+        guidance: `keras_lgvq.layers.LanguageGuidance`, or a dict of its
+            keyword arguments (alpha, beta, gamma, bug-fix flags, ...); the
+            dimensions are filled in from the backbone and text prior.
+        text_dim: int. Token-feature width when there is no prior.
+        sentence_dim: int. Sentence-feature width when there is no prior.
+        vocabulary_size: int. Text vocabulary size when there is no prior.
+        sequence_length: int. Caption length in tokens (LG-VQ: 30).
+        **kwargs: `keras_lgvq.models.VQGAN` arguments (discriminator,
+            perceptual loss, GAN weights).
+
+    Examples:
+
+    ```python
+    model = keras_lgvq.LGVQ.from_preset("scenes")
+    model.compile(learning_rate=1e-3)
+    ds = keras_lgvq.datasets.make_dataset(
+        "scenes", split="train", batch_size=16, text_prior=model.text_prior)
+    model.fit(ds, epochs=1)
+    model.save("scenes_lgvq.keras")
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone,
+        text_prior=None,
+        guidance=None,
+        text_dim=None,
+        sentence_dim=None,
+        vocabulary_size=None,
+        sequence_length=30,
+        **kwargs,
+    ):
+        super().__init__(backbone, **kwargs)
+        if isinstance(text_prior, str):
+            from keras_lgvq import text_priors
+
+            text_prior = text_priors.get(
+                text_prior, sequence_length=sequence_length
+            )
+        text_prior = _deserialize(text_prior)
+        if text_prior is not None:
+            text_dim = text_prior.hidden_dim
+            sentence_dim = text_prior.sentence_dim
+            vocabulary_size = text_prior.vocabulary_size
+            sequence_length = text_prior.sequence_length
+        elif text_dim is None or vocabulary_size is None:
+            raise ValueError(
+                "Without a `text_prior`, LGVQ needs `text_dim` and "
+                "`vocabulary_size` (the cached features' dimensions)."
+            )
+        sentence_dim = sentence_dim or text_dim
+        self.text_prior = text_prior
+        self.text_dim = int(text_dim)
+        self.sentence_dim = int(sentence_dim)
+        self.vocabulary_size = int(vocabulary_size)
+        self.sequence_length = int(sequence_length)
+
+        if isinstance(guidance, dict) and "class_name" in guidance:
+            guidance = keras.layers.deserialize(guidance)
+        if guidance is None or isinstance(guidance, dict):
+            options = dict(guidance or {})
+            if text_prior is not None:
+                options.setdefault("mask_token_id", text_prior.mask_token_id)
+            guidance = LanguageGuidance(
+                code_dim=self.backbone.embedding_dim,
+                text_dim=self.text_dim,
+                sentence_dim=self.sentence_dim,
+                vocabulary_size=self.vocabulary_size,
+                num_tokens=self.backbone.grid_size**2,
+                sequence_length=self.sequence_length,
+                name="guidance",
+                **options,
+            )
+        self.guidance = guidance
+        self.token_embeddings = self.add_weight(
+            shape=(self.vocabulary_size, self.text_dim),
+            initializer="zeros",
+            trainable=False,
+            name="token_embeddings",
+        )
+        if text_prior is not None:
+            self.set_token_embeddings(text_prior.token_embeddings)
+
+    def set_token_embeddings(self, matrix):
+        """Sets the frozen `(vocabulary_size, text_dim)` token embeddings."""
+        # A copy: JAX donates state buffers, and the prior's own embedding
+        # variable must not share one with this weight.
+        matrix = np.array(ops.convert_to_numpy(matrix), dtype="float32")
+        expected = (self.vocabulary_size, self.text_dim)
+        if tuple(matrix.shape) != expected:
+            raise ValueError(
+                f"Token embeddings must have shape {expected}; got "
+                f"{tuple(matrix.shape)}."
+            )
+        self.token_embeddings.assign(matrix)
+
+    # === Logging ===
+
+    def log_names(self):
+        return super().log_names() + [
+            "lg_loss",
+            "gsa_loss",
+            "mtp_loss",
+            "ras_loss",
+        ]
+
+    # === Training hooks ===
+
+    def _text_inputs(self, batch):
+        if "token_ids" not in batch or "padding_mask" not in batch:
+            raise ValueError(
+                "LGVQ batches need text: `token_ids` and `padding_mask` "
+                "(from `make_dataset(..., text_prior=...)` or captions "
+                "tokenized by the model's prior), optionally with cached "
+                f"`token_features` / `sentence_feature`. Got {sorted(batch)}."
+            )
+        token_ids = ops.cast(batch["token_ids"], "int32")
+        padding_mask = ops.cast(batch["padding_mask"], "bool")
+        if "token_features" in batch and "sentence_feature" in batch:
+            token_features = batch["token_features"]
+            sentence_feature = batch["sentence_feature"]
+        elif self.text_prior is None:
+            raise ValueError(
+                "This LGVQ has no text prior, so batches must carry cached "
+                "`token_features` and `sentence_feature` (see "
+                "keras_lgvq.text_priors.build_feature_cache)."
+            )
+        else:
+            out = self.text_prior(token_ids, padding_mask)
+            token_features = out["token_features"]
+            sentence_feature = out["sentence_feature"]
+        return {
+            "token_ids": token_ids,
+            "padding_mask": padding_mask,
+            "token_features": ops.stop_gradient(
+                ops.cast(token_features, "float32")
+            ),
+            "sentence_feature": ops.stop_gradient(
+                ops.cast(sentence_feature, "float32")
+            ),
+        }
+
+    def _guidance_logs(self, batch, quantized, training):
+        out = self.guidance(
+            quantized,
+            self._text_inputs(batch),
+            token_embeddings=ops.convert_to_tensor(self.token_embeddings),
+            text_encoder=self.text_prior,
+            training=training,
+        )
+        logs = {
+            "lg_loss": out["loss"],
+            "gsa_loss": out["gsa_loss"],
+            "mtp_loss": out["mtp_loss"],
+            "ras_loss": out["ras_loss"],
+        }
+        return out["loss"], logs
+
+    def _extra_generator_losses(self, batch, outputs, training):
+        return self._guidance_logs(batch, outputs["quantized"], training)
+
+    def _extra_evaluation_losses(self, batch, outputs):
+        # Image-only evaluation batches are fine: text losses need text.
+        if "token_ids" not in batch:
+            return 0.0, {}
+        return self._guidance_logs(batch, outputs["quantized"], False)
+
+    def _build_extra(self, images):
+        grid = self.backbone.grid_size
+        if not self.guidance.built:
+            self.guidance.build((None, grid, grid, self.backbone.embedding_dim))
+
+    def _filter_inputs(self, x):
+        import tensorflow as tf
+
+        if (
+            self.text_prior is not None
+            and isinstance(x, tf.data.Dataset)
+            and isinstance(x.element_spec, dict)
+            and "captions" in x.element_spec
+            and "token_ids" not in x.element_spec
+        ):
+            tokenize = self.text_prior.tokenize
+
+            def add_tokens(batch):
+                token_ids, padding_mask = tokenize(batch["captions"])
+                return {
+                    **batch,
+                    "token_ids": token_ids,
+                    "padding_mask": padding_mask,
+                }
+
+            x = x.map(add_tokens, num_parallel_calls=tf.data.AUTOTUNE)
+        return super()._filter_inputs(x)
+
+    # === Inference ===
+
+    def embed_image(self, images):
+        """L2-normalised global image embeddings (the GSA space)."""
+        quantized = self.backbone.encode_decode(images)["quantized"]
+        return self.guidance.embed_image(quantized)
+
+    def embed_text(self, token_ids, padding_mask):
+        """L2-normalised sentence features of the text prior."""
+        if self.text_prior is None:
+            raise ValueError("This LGVQ has no text prior to embed text.")
+        out = self.text_prior(token_ids, padding_mask)
+        feature = ops.cast(out["sentence_feature"], "float32")
+        norm = ops.sqrt(ops.sum(feature * feature, axis=-1, keepdims=True))
+        return feature / (norm + 1e-12)
+
+    def _export_endpoints(self):
+        endpoints = super()._export_endpoints()
+        endpoints["embed_image"] = ("images", self.embed_image)
+        return endpoints
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "text_prior": _serialize(self.text_prior),
+                "guidance": keras.layers.serialize(self.guidance),
+                "text_dim": self.text_dim,
+                "sentence_dim": self.sentence_dim,
+                "vocabulary_size": self.vocabulary_size,
+                "sequence_length": self.sequence_length,
+            }
+        )
+        return config
+
+    @classmethod
+    def _from_spec(cls, spec, text_prior="auto", **kwargs):
+        text = spec["text"]
+        if text_prior == "auto":
+            text_prior = _load_prior_or_warn(
+                text["text_prior"], text["sequence_length"]
+            )
+        options = dict(spec["guidance"])
+        options.update(kwargs.pop("guidance", None) or {})
+        return super()._from_spec(
+            spec,
+            text_prior=text_prior,
+            guidance=options,
+            text_dim=text["text_dim"],
+            sentence_dim=text["sentence_dim"],
+            vocabulary_size=text["vocabulary_size"],
+            sequence_length=text["sequence_length"],
+            **kwargs,
+        )
+
+
+def _load_prior_or_warn(name, sequence_length):
+    """The preset's text prior from local files only, or None with a warning.
+
+    Offline first: a paper preset never downloads CLIP. It is used when a
+    keras-hub or Hugging Face CLIP directory sits in the keras_lgvq cache
+    under the preset's prior name (or `text_prior=` names a directory).
+    """
+    import os
+    import warnings
+
+    from keras_lgvq import text_priors
+    from keras_lgvq.utils.cache import cache_dir
+
+    source = name
+    if name != "minilm":
+        source = os.path.join(cache_dir("text_priors"), name)
+    try:
+        if name != "minilm" and not os.path.isdir(source):
+            raise FileNotFoundError(f"no local copy at {source}")
+        return text_priors.get(source, sequence_length=sequence_length)
+    except Exception as error:  # Missing files: say what to do.
+        warnings.warn(
+            f"The text prior {name!r} is not available offline, so this LGVQ "
+            "is built without one: it can train from cached features after "
+            "`set_token_embeddings`. To train on the fly, pass `text_prior=` "
+            "a local CLIP or BERT directory, or put a keras-hub/Hugging Face "
+            f"copy of it at {source}. Reason: {error}",
+            stacklevel=3,
+        )
+        return None
