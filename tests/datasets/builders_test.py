@@ -6,13 +6,11 @@ import pickle
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
 
-tf = pytest.importorskip("tensorflow")
-tfds = pytest.importorskip("tensorflow_datasets")
-Image = pytest.importorskip("PIL.Image")
-
-from keras_lgvq.datasets import caption_iterator  # noqa: E402
-from keras_lgvq.datasets import load  # noqa: E402
+from keras_lgvq.datasets import caption_iterator
+from keras_lgvq.datasets import load
 
 
 def _jpeg(path, seed, size=(24, 32), mode="RGB"):

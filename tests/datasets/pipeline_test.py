@@ -1,18 +1,16 @@
 """`make_dataset`: shapes, dtypes, ranges, transforms, sampling, caches."""
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
-tf = pytest.importorskip("tensorflow")
-Image = pytest.importorskip("PIL.Image")
-
-import keras  # noqa: E402
-
-from keras_lgvq.datasets import caption_iterator  # noqa: E402
-from keras_lgvq.datasets import load  # noqa: E402
-from keras_lgvq.datasets import make_dataset  # noqa: E402
-from keras_lgvq.datasets import scenes  # noqa: E402
-from keras_lgvq.datasets.pipeline import transform_image  # noqa: E402
+from keras_lgvq.datasets import caption_iterator
+from keras_lgvq.datasets import load
+from keras_lgvq.datasets import make_dataset
+from keras_lgvq.datasets import scenes
+from keras_lgvq.datasets.pipeline import transform_image
 
 SMALL = dict(train_size=12, validation_size=6, test_size=3)
 

@@ -2,16 +2,14 @@
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-tf = pytest.importorskip("tensorflow")
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from keras_lgvq.datasets import caption_iterator  # noqa: E402
-from keras_lgvq.datasets import get_builder  # noqa: E402
-from keras_lgvq.datasets import load  # noqa: E402
-from keras_lgvq.datasets import scenes  # noqa: E402
-from keras_lgvq.datasets import scenes_builder  # noqa: E402
-from keras_lgvq.datasets import scenes_split_sizes  # noqa: E402
+from keras_lgvq.datasets import caption_iterator
+from keras_lgvq.datasets import get_builder
+from keras_lgvq.datasets import load
+from keras_lgvq.datasets import scenes
+from keras_lgvq.datasets import scenes_builder
+from keras_lgvq.datasets import scenes_split_sizes
 
 SMALL = dict(image_size=32, train_size=10, validation_size=4, test_size=3)
 

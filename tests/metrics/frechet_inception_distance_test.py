@@ -96,6 +96,9 @@ def test_extractor_without_feature_dim_needs_it():
     assert clone.feature_dim == 12 and clone.name == "fid"
 
 
+# Slow: it builds and runs a full random-weight InceptionV3 (24 M
+# parameters, ~25 s per backend on 2 cores); the FID arithmetic itself is
+# covered by the fast tests above with a small feature extractor.
 @pytest.mark.slow
 def test_tiny_random_weights_inception_fid(no_weights_anywhere, tmp_path):
     # 2 x 8 images of 75 px, the smallest InceptionV3 input.

@@ -22,19 +22,6 @@ pytestmark = pytest.mark.skipif(
 SENTENCE = "A small bird with a red crown."
 # Ids of SENTENCE from bert-base-uncased's vocabulary (Hugging Face).
 SENTENCE_IDS = [101, 1037, 2235, 4743, 2007, 1037, 2417, 4410, 1012, 102]
-# The first 8 entries of its all-MiniLM-L6-v2 embedding (mean pooling + l2),
-# taken once from the independent numpy forward `ref.bert_reference` with
-# tanh-approximate GELU (keras-hub's BERT uses it too).
-SENTENCE_EMBEDDING_HEAD = [
-    0.08920491,
-    0.07296565,
-    -0.04364146,
-    0.05193792,
-    0.01526473,
-    0.01772124,
-    0.08247405,
-    -0.01777005,
-]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +74,6 @@ def test_tokenize_matches_hugging_face(prior):
 def test_reference_embedding(prior):
     out = prior.encode([SENTENCE, SENTENCE + " " + "very " * 40])
     sentence = out["sentence_feature"][0]
-    np.testing.assert_allclose(sentence[:8], SENTENCE_EMBEDDING_HEAD, atol=1e-4)
     hidden = ref.bert_reference(minilm_assets.minilm_dir(), [SENTENCE_IDS])[0]
     mean = hidden.mean(0)
     np.testing.assert_allclose(sentence, mean / np.linalg.norm(mean), atol=1e-4)

@@ -1,52 +1,19 @@
-import os
-import sys
-
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from keras_lgvq.layers.guidance.language_guidance import LanguageGuidance
+from keras_lgvq.layers.quantizers.vector_quantizer import VectorQuantizer
 
 from tests.layers.grad_utils import is_zero_grad  # noqa: E402
 from tests.layers.grad_utils import to_numpy  # noqa: E402
 from tests.layers.grad_utils import variable_grads  # noqa: E402
 
-try:
-    from keras_lgvq.layers.quantizers.vector_quantizer import VectorQuantizer
-except ImportError:  # pragma: no cover - fallback while the VQ is written.
-    VectorQuantizer = None
-
 B, H, W, DC, DT, V, L, K = 3, 4, 4, 8, 16, 23, 10, 16
 
 
-class _StraightThroughQuantizer(keras.layers.Layer):
-    """Minimal stand-in: nearest code, `z + sg(z_q - z)` (fallback only)."""
-
-    def __init__(self, num_embeddings, embedding_dim, **kwargs):
-        super().__init__()
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-
-    def build(self, input_shape):
-        self.codebook = self.add_weight(
-            shape=(self.num_embeddings, self.embedding_dim), name="codebook"
-        )
-
-    def call(self, z, training=False):
-        flat = ops.reshape(z, (-1, self.embedding_dim))
-        d = ops.sum(flat**2, -1, keepdims=True) - 2 * flat @ ops.transpose(
-            self.codebook
-        )
-        d = d + ops.sum(self.codebook**2, -1)[None]
-        z_q = ops.reshape(
-            ops.take(self.codebook, ops.argmin(d, -1), 0), z.shape
-        )
-        return {"quantized": z + ops.stop_gradient(z_q - z)}
-
-
 def make_quantizer(kind):
-    if VectorQuantizer is None:
-        return _StraightThroughQuantizer(K, DC)
     if kind == "cvq":
         return VectorQuantizer(
             K, DC, reinit="cvq", contrastive_weight=1.0, seed=0
@@ -353,12 +320,10 @@ def test_tf_graph_mode():
     _check_tf_graph(jit_compile=False)
 
 
-@pytest.mark.slow
 def test_tf_xla_compiles():
     _check_tf_graph(jit_compile=True)
 
 
-@pytest.mark.slow
 def test_mixed_precision():
     quantized, text, emb = inputs(7)
     guidance = make_guidance(dtype="mixed_bfloat16")

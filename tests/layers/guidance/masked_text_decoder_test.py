@@ -1,5 +1,3 @@
-import os
-import sys
 
 import keras
 import numpy as np

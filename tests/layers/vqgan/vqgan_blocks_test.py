@@ -1,8 +1,6 @@
 """Tests for the VQGAN building blocks against numpy references."""
 
 import math
-import os
-import sys
 
 import keras
 import numpy as np

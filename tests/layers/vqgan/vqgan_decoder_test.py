@@ -1,7 +1,5 @@
 """Tests for `VQGANDecoder`."""
 
-import os
-import sys
 
 import keras
 import numpy as np

@@ -1,7 +1,5 @@
 """Tests for `VQGANEncoder`."""
 
-import os
-import sys
 
 import keras
 import numpy as np
