@@ -281,8 +281,18 @@ class LPIPS(keras.layers.Layer):
             else None
         )
         # Frozen: every variable becomes non-trainable; gradients still flow
-        # to the inputs.
+        # to the inputs. The flag is set on the variables themselves, not
+        # only on the layer: on TensorFlow the layer-level setter did not
+        # reach the VGG16 model's variables, so an enclosing model listed
+        # all 31 of them as trainable and its optimizer updated them.
         self.trainable = False
+        self.feature_extractor.trainable = False
+        for variable in self.feature_extractor.variables:
+            variable.trainable = False
+        for head in self.head_layers:
+            head.trainable = False
+            for variable in head.variables:
+                variable.trainable = False
         self.built = True
 
     @property
