@@ -1,6 +1,7 @@
 """Keras layers of keras_lgvq, grouped by role:
 
 - `layers.quantizers`: code search and codebook losses;
+- `GraphConvolution`, `CodebookTransfer`: VQCT's GCN codebook network;
 - `layers.vqgan`: the convolutional encoder / decoder blocks and the
   PatchGAN discriminator;
 - `layers.guidance`: LG-VQ's language-guidance losses.
@@ -8,12 +9,15 @@
 Every public layer is also importable from `keras_lgvq.layers` directly.
 """
 
+from keras_lgvq.layers.codebook_transfer import CodebookTransfer
+from keras_lgvq.layers.graph_convolution import GraphConvolution
 from keras_lgvq.layers.guidance import CodeTransformer
 from keras_lgvq.layers.guidance import GlobalSemanticAlignment
 from keras_lgvq.layers.guidance import LanguageGuidance
 from keras_lgvq.layers.guidance import MaskedTextDecoder
 from keras_lgvq.layers.guidance import MaskedTokenHead
 from keras_lgvq.layers.guidance import RelationshipAlignment
+from keras_lgvq.layers.quantizers import VQCTQuantizer
 from keras_lgvq.layers.quantizers import VectorQuantizer
 from keras_lgvq.layers.vqgan import AttentionBlock
 from keras_lgvq.layers.vqgan import Downsample
