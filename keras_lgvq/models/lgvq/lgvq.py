@@ -1,17 +1,18 @@
 """LG-VQ: a VQ tokenizer trained with language guidance (NeurIPS 2024)."""
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_lgvq.layers.guidance.language_guidance import LanguageGuidance
 from keras_lgvq.models.vqgan.vqgan import VQGAN
 from keras_lgvq.models.vqgan.vqgan import _deserialize
 from keras_lgvq.models.vqgan.vqgan import _serialize
+from keras_lgvq.utils.tensors import l2_normalize
+from keras_lgvq.utils.token_embeddings import TokenEmbeddingsMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
-class LGVQ(VQGAN):
+class LGVQ(TokenEmbeddingsMixin, VQGAN):
     """A VQGAN (or CVQ) tokenizer with LG-VQ's three text losses.
 
     The generator loss of `keras_lgvq.models.VQGAN` gets
@@ -109,27 +110,9 @@ class LGVQ(VQGAN):
                 **options,
             )
         self.guidance = guidance
-        self.token_embeddings = self.add_weight(
-            shape=(self.vocabulary_size, self.text_dim),
-            initializer="zeros",
-            trainable=False,
-            name="token_embeddings",
-        )
+        self.add_token_embeddings()
         if text_prior is not None:
             self.set_token_embeddings(text_prior.token_embeddings)
-
-    def set_token_embeddings(self, matrix):
-        """Sets the frozen `(vocabulary_size, text_dim)` token embeddings."""
-        # A copy: JAX donates state buffers, and the prior's own embedding
-        # variable must not share one with this weight.
-        matrix = np.array(ops.convert_to_numpy(matrix), dtype="float32")
-        expected = (self.vocabulary_size, self.text_dim)
-        if tuple(matrix.shape) != expected:
-            raise ValueError(
-                f"Token embeddings must have shape {expected}; got "
-                f"{tuple(matrix.shape)}."
-            )
-        self.token_embeddings.assign(matrix)
 
     # === Logging ===
 
@@ -242,9 +225,7 @@ class LGVQ(VQGAN):
         if self.text_prior is None:
             raise ValueError("This LGVQ has no text prior to embed text.")
         out = self.text_prior(token_ids, padding_mask)
-        feature = ops.cast(out["sentence_feature"], "float32")
-        norm = ops.sqrt(ops.sum(feature * feature, axis=-1, keepdims=True))
-        return feature / (norm + 1e-12)
+        return l2_normalize(ops.cast(out["sentence_feature"], "float32"))
 
     def _export_endpoints(self):
         endpoints = super()._export_endpoints()
@@ -306,7 +287,9 @@ def _load_prior_or_warn(name, sequence_length):
         if name != "minilm" and not os.path.isdir(source):
             raise FileNotFoundError(f"no local copy at {source}")
         return text_priors.get(source, sequence_length=sequence_length)
-    except Exception as error:  # Missing files: say what to do.
+    # Only a missing asset becomes the documented warning; a corrupt or
+    # incompatible prior is an error the user must see.
+    except FileNotFoundError as error:
         warnings.warn(
             f"The text prior {name!r} is not available offline, so this LGVQ "
             "is built without one: it can train from cached features after "
