@@ -22,12 +22,14 @@ from keras_lgvq.version import __version__
 _SUBPACKAGES = (
     "backend",
     "datasets",
+    "evaluation",
     "layers",
     "losses",
     "metrics",
     "models",
     "optimizers",
     "text_priors",
+    "visualization",
 )
 _MODELS = ("LGVQ", "VQGAN", "VQGANBackbone")
 

@@ -149,9 +149,12 @@ def build_splits(args, model, prior, eval_size, probe_size):
 
 def run(args):
     """Evaluate and write the files; returns the results dict."""
+    from keras_lgvq import visualization
     from keras_lgvq.evaluation import evaluate_model
     from keras_lgvq.evaluation import flatten_metrics
 
+    # Fail before the model runs if the figures cannot be drawn.
+    visualization.require_matplotlib()
     common.quiet_tensorflow()
     watch = common.Stopwatch()
     eval_size = args.eval_size or (256 if args.quick else 512)
@@ -185,7 +188,9 @@ def run(args):
             verbose=args.verbose,
             return_artifacts=True,
         )
-    results["figures"] = common.write_figures(args.out, artifacts)
+    results["figures"] = visualization.write_evaluation_figures(
+        args.out, artifacts, name=results["model"]
+    )
     results["source"] = {
         "model": os.path.abspath(args.model),
         "dataset": args.dataset,
@@ -201,9 +206,9 @@ def run(args):
     common.write_json(os.path.join(args.out, "evaluation.json"), results)
     name = results["model"]
     flat = {name: results["table_metrics"]}
-    rows = [r[:3] for r in common.comparison_rows(flat, names=(name,))]
+    rows = [r[:3] for r in visualization.comparison_rows(flat, names=(name,))]
     header = ("Metric", name, "Chance/baseline")
-    table = common.text_table(rows, header)
+    table = visualization.text_table(rows, header)
     print("\n" + table)
     lines = [
         f"# Evaluation of {name}",
@@ -212,10 +217,10 @@ def run(args):
         f"({results['num_eval_images']} images); probes trained on "
         f"{probe_size} training images.",
         "",
-        common.markdown_table(rows, header),
+        visualization.markdown_table(rows, header),
         "",
     ]
-    lines += common.unavailable_notes(results)
+    lines += visualization.unavailable_notes(results)
     lines += [
         "",
         f"![reconstructions]({results['figures']['reconstructions.png']})",
@@ -223,14 +228,13 @@ def run(args):
         f"![codebook usage]({results['figures']['codebook_usage.png']})",
         "",
     ]
-    for tag, key, title in (
-        ("probe", "probe_image_embeddings", "Retrieval with the probe"),
-        ("own", "own_image_embeddings", "Retrieval with the own GSA head"),
-    ):
+    for key, tag, title in visualization.report.RETRIEVAL_SOURCES:
         fig = results["figures"].get(f"retrieval_{tag}.png")
         if fig:
             lines += [f"![{title}]({fig})", ""]
-            lines.append(common.retrieval_markdown(artifacts, key, title))
+            lines.append(
+                visualization.retrieval_markdown(artifacts, key, title)
+            )
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write("\n".join(lines))
     print(f"Wrote {args.out}/evaluation.json and report.md.")

@@ -7,13 +7,16 @@ only the language guidance differs), evaluate both on the same test images
 with `keras_lgvq.evaluation` and write a side-by-side table.
 
 Outputs in `--out DIR`: `summary.json` (keys `lgvq` and `vqgan` with every
-metric, plus config, timing and machine info), `report.md`, and per model
-`reconstructions.png`, `codebook_usage.png`, `retrieval_probe.png`
+metric, plus config, timing and machine info), `report.md`, the comparison
+figures `metrics.png`, `training_curves.png` and `codebook_usage.png`, and
+per model `reconstructions.png`, `codebook_usage.png`, `retrieval_probe.png`
 (`retrieval_own.png` for LG-VQ) and a reloadable `preset/` directory.
+Figures are drawn with matplotlib (`pip install keras-lgvq[viz]`).
 
 Budgets (2-core CPU): the default run is sized for <= 30 minutes, `--quick`
-for <= 5 minutes; `--tiny` is a seconds-scale configuration for tests only
-(32 px, a tiny backbone), not a meaningful comparison.
+for <= 5 minutes; `--smoke` runs the whole code path in seconds for CI
+(32 px, a tiny backbone, a handful of steps and a few dozen images), not a
+meaningful comparison.
 
 Usage:
 
@@ -56,20 +59,20 @@ BUDGETS = {
         linear_epochs=60,
         image_size=64,
     ),
-    # Test-only: runs in tens of seconds; the numbers mean nothing.
-    "tiny": dict(
-        train_size=64,
+    # CI: the whole code path in seconds; the numbers mean nothing.
+    "smoke": dict(
+        train_size=32,
         epochs=1,
         batch_size=8,
-        eval_size=32,
-        probe_size=48,
+        eval_size=16,
+        probe_size=32,
         probe_epochs=1,
         probe_batch_size=16,
-        linear_epochs=10,
+        linear_epochs=5,
         image_size=32,
     ),
 }
-TINY_BACKBONE = dict(
+SMOKE_BACKBONE = dict(
     resolution=32,
     ch=32,
     ch_mult=(1, 1, 1),
@@ -79,6 +82,8 @@ TINY_BACKBONE = dict(
     num_embeddings=64,
     embedding_dim=16,
 )
+# One-layer text heads (LG-VQ's guidance and the probes) for `--smoke`.
+SMOKE_HEADS = dict(vit_layers=1, decoder_layers=1, decoder_intermediate_dim=64)
 MODEL_NAMES = {"lgvq": "LG-VQ", "vqgan": "VQGAN"}
 
 
@@ -94,9 +99,12 @@ def parse_args(argv=None):
         "--quick", action="store_true", help="<= 5 min budget on 2 CPUs."
     )
     size.add_argument(
-        "--tiny",
+        "--smoke",
         action="store_true",
-        help="Test-only seconds-scale config (32 px, tiny backbone).",
+        help=(
+            "CI-sized run of the whole code path in seconds (32 px, tiny "
+            "backbone); the numbers mean nothing."
+        ),
     )
     parser.add_argument("--out", default="runs/scenes_compare")
     parser.add_argument("--epochs", type=int)
@@ -140,7 +148,7 @@ def resolve_settings(args):
     """Merge the budget of the chosen size with command-line overrides."""
     from keras_lgvq.models.presets import get_preset
 
-    mode = "tiny" if args.tiny else ("quick" if args.quick else "default")
+    mode = "smoke" if args.smoke else ("quick" if args.quick else "default")
     preset = get_preset("scenes")
     training = preset["training"]
     settings = dict(BUDGETS[mode])
@@ -187,7 +195,7 @@ def resolve_settings(args):
     settings["jit_compile"] = {"auto": "auto", "on": True, "off": False}[
         args.jit_compile
     ]
-    settings["tiny"] = mode == "tiny"
+    settings["smoke"] = mode == "smoke"
     return settings
 
 
@@ -199,16 +207,16 @@ def build_model(kind, text_prior, settings):
     kwargs = {}
     if not settings["discriminator"]:
         kwargs["discriminator"] = None
-    if settings["tiny"]:
-        from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+    if settings["smoke"]:
+        from keras_lgvq.models import VQGANBackbone
 
-        kwargs["backbone"] = VQGANBackbone(**TINY_BACKBONE)
+        kwargs["backbone"] = VQGANBackbone(**SMOKE_BACKBONE)
     if kind == "lgvq":
         guidance = {}
         if settings["leak_free_mtp"]:
             guidance["mtp_leak_free"] = True
-        if settings["tiny"]:
-            guidance["decoder_intermediate_dim"] = 64
+        if settings["smoke"]:
+            guidance.update(SMOKE_HEADS)
         if guidance:
             kwargs["guidance"] = guidance
         model = LGVQ.from_preset("scenes", text_prior=text_prior, **kwargs)
@@ -228,6 +236,43 @@ def _backbone_checksum(model):
             for w in model.backbone.weights
         )
     )
+
+
+# Logged values drawn in training_curves.png (LG-VQ adds its text losses).
+CURVE_KEYS = (
+    "loss",
+    "rec_loss",
+    "vq_loss",
+    "perplexity",
+    "lg_loss",
+    "gsa_loss",
+    "mtp_loss",
+    "ras_loss",
+)
+
+
+def _step_logger():
+    """A callback recording the logged values after every training step.
+
+    Keras's loss trackers are running means that restart each epoch, so
+    these are the numbers its progress bar shows, step by step.
+    """
+    import keras
+
+    class StepLog(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.step = 0
+            self.log = {}
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            for key, value in (logs or {}).items():
+                entry = self.log.setdefault(key, {"steps": [], "values": []})
+                entry["steps"].append(self.step)
+                entry["values"].append(float(value))
+
+    return StepLog()
 
 
 def train(kind, text_prior, settings, args, watch):
@@ -264,12 +309,14 @@ def train(kind, text_prior, settings, args, watch):
         f"images ({model.count_params():,} parameters incl. the frozen "
         "text prior)"
     )
+    step_log = _step_logger()
     with watch.phase(f"train_{kind}"):
         history = model.fit(
             dataset.repeat(),
             epochs=settings["epochs"],
             steps_per_epoch=settings["steps_per_epoch"],
             verbose=args.verbose,
+            callbacks=[step_log],
         )
     info = {
         "parameters": int(model.count_params()),
@@ -284,6 +331,9 @@ def train(kind, text_prior, settings, args, watch):
         "history": {
             k: [float(x) for x in v] for k, v in history.history.items()
         },
+        "step_history": {
+            k: step_log.log[k] for k in CURVE_KEYS if k in step_log.log
+        },
         "wall_s": round(watch.phases[f"train_{kind}"]["wall_s"], 1),
         "cpu_s": round(watch.phases[f"train_{kind}"]["cpu_s"], 1),
     }
@@ -295,10 +345,13 @@ def run(args):
     import keras
 
     from keras_lgvq import text_priors
+    from keras_lgvq import visualization
     from keras_lgvq.evaluation import evaluate_model
     from keras_lgvq.evaluation import flatten_metrics
     from keras_lgvq.models.presets import get_preset
 
+    # Fail before any training if the report's figures cannot be drawn.
+    visualization.require_matplotlib()
     watch = common.Stopwatch()
     settings = resolve_settings(args)
     common.quiet_tensorflow()
@@ -330,12 +383,14 @@ def run(args):
         epochs=settings["probe_epochs"],
         batch_size=settings["probe_batch_size"],
         linear_epochs=settings["linear_epochs"],
+        jit_compile=settings["jit_compile"],
     )
-    if settings["tiny"]:
-        probe_config["decoder_intermediate_dim"] = 64
+    if settings["smoke"]:
+        probe_config.update(SMOKE_HEADS)
     summary = {}
     flat = {}
     figures = {}
+    artifacts_by_model = {}
     for kind in ("lgvq", "vqgan"):
         model, training = train(kind, prior, settings, args, watch)
         print(f"\n== Evaluating {MODEL_NAMES[kind]}")
@@ -351,7 +406,10 @@ def run(args):
                 return_artifacts=True,
             )
         folder = os.path.join(args.out, kind)
-        figures[kind] = common.write_figures(folder, artifacts)
+        with watch.phase("figures"):
+            figures[kind] = visualization.write_evaluation_figures(
+                folder, artifacts, name=MODEL_NAMES[kind]
+            )
         if not args.no_save:
             model.save_to_preset(os.path.join(folder, "preset"))
         results["training"] = training
@@ -361,15 +419,22 @@ def run(args):
         summary[kind] = results
         flat[kind] = flatten_metrics(results)
         summary[kind]["table_metrics"] = flat[kind]
-        if kind == "lgvq":
-            lgvq_artifacts = artifacts
-        else:
-            vqgan_artifacts = artifacts
+        artifacts_by_model[kind] = artifacts
         del model
 
-    rows = common.comparison_rows(flat)
+    with watch.phase("figures"):
+        comparison_figures = visualization.write_comparison_figures(
+            args.out,
+            flat,
+            histories={
+                k: summary[k]["training"]["step_history"] for k in flat
+            },
+            histograms={k: artifacts_by_model[k]["histogram"] for k in flat},
+            names=MODEL_NAMES,
+        )
+    rows = visualization.comparison_rows(flat, names=("lgvq", "vqgan"))
     header = ("Metric", "LG-VQ", "VQGAN", "Chance/baseline", "Better")
-    table = common.text_table(rows, header)
+    table = visualization.text_table(rows, header)
     print("\n" + table)
     wins = sum(r[-1] == "lgvq" for r in rows)
     losses = sum(r[-1] == "vqgan" for r in rows)
@@ -387,15 +452,14 @@ def run(args):
             "rows": [list(r) for r in rows],
             "lgvq_better": wins,
             "vqgan_better": losses,
+            "figures": comparison_figures,
         },
         timing=timing,
         machine=machine,
         notes=_notes(settings, summary),
     )
     common.write_json(os.path.join(args.out, "summary.json"), summary)
-    report = _report(
-        summary, rows, header, lgvq_artifacts, vqgan_artifacts, settings
-    )
+    report = _report(summary, rows, header, artifacts_by_model, settings)
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report)
     total = timing["total"]
@@ -438,14 +502,19 @@ def _notes(settings, summary):
             "so the GAN terms would be multiplied by 0 (pass "
             "--with-discriminator to keep it anyway)."
         )
-    notes += common.unavailable_notes(summary.get("lgvq", {}))
-    if settings["tiny"]:
-        notes.append("TINY test configuration: the numbers are meaningless.")
+    from keras_lgvq import visualization
+
+    notes += visualization.unavailable_notes(summary.get("lgvq", {}))
+    if settings["smoke"]:
+        notes.append("SMOKE (CI) configuration: the numbers are meaningless.")
     return notes
 
 
-def _report(summary, rows, header, lgvq_artifacts, vqgan_artifacts, settings):
+def _report(summary, rows, header, artifacts_by_model, settings):
+    from keras_lgvq import visualization
+
     timing = summary["timing"]
+    comparison_figures = summary["comparison"]["figures"]
     lines = [
         "# LG-VQ vs VQGAN on the scenes set",
         "",
@@ -457,12 +526,15 @@ def _report(summary, rows, header, lgvq_artifacts, vqgan_artifacts, settings):
         f"trained on {settings['probe_size']} training images for "
         f"{settings['probe_epochs']} epoch(s).",
         "",
-        common.markdown_table(rows, header),
+        visualization.markdown_table(rows, header),
         "",
         f"LG-VQ is better on {summary['comparison']['lgvq_better']} and "
         f"VQGAN on {summary['comparison']['vqgan_better']} of the metrics "
         "both models have (higher/lower is better as marked; no "
         "significance test — small differences are noise).",
+        "",
+        "The same metrics as bars (dashed line: chance level or baseline):",
+        f"![Metrics]({comparison_figures['metrics.png']})",
         "",
         "## Notes",
         "",
@@ -471,8 +543,17 @@ def _report(summary, rows, header, lgvq_artifacts, vqgan_artifacts, settings):
         "notes"
     ]]
     lines += ["", "## Figures", ""]
-    pairs = (("lgvq", lgvq_artifacts), ("vqgan", vqgan_artifacts))
-    for kind, artifacts in pairs:
+    lines += [
+        "Training losses per step (Keras's running means, which restart "
+        "each epoch):",
+        f"![Training curves]({comparison_figures['training_curves.png']})",
+        "",
+        "Codebook usage of both models (count per code on a log scale, red "
+        "ticks = unused codes; last panel: counts sorted by rank):",
+        f"![Codebook usage]({comparison_figures['codebook_usage.png']})",
+        "",
+    ]
+    for kind, artifacts in artifacts_by_model.items():
         name = MODEL_NAMES[kind]
         figs = summary[kind]["figures"]
         lines.append(f"### {name}")
@@ -482,16 +563,7 @@ def _report(summary, rows, header, lgvq_artifacts, vqgan_artifacts, settings):
             f"![{name} reconstructions]({figs['reconstructions.png']})"
         )
         lines.append("")
-        lines.append(
-            "Codebook usage (top: count per code on a log scale, red ticks = "
-            "unused codes; bottom: sorted counts):\n"
-            f"![{name} codebook usage]({figs['codebook_usage.png']})"
-        )
-        lines.append("")
-        for tag, key, title in (
-            ("probe", "probe_image_embeddings", "Retrieval with the probe"),
-            ("own", "own_image_embeddings", "Retrieval with the own GSA head"),
-        ):
+        for key, tag, title in visualization.report.RETRIEVAL_SOURCES:
             fig = figs.get(f"retrieval_{tag}.png")
             if fig:
                 lines.append(
@@ -500,7 +572,9 @@ def _report(summary, rows, header, lgvq_artifacts, vqgan_artifacts, settings):
                     f"![{name} {title}]({fig})"
                 )
                 lines.append("")
-                lines.append(common.retrieval_markdown(artifacts, key, title))
+                lines.append(
+                    visualization.retrieval_markdown(artifacts, key, title)
+                )
     lines += ["", "## Timing", "", "| Phase | Wall (s) | CPU (s) |",
               "|---|---:|---:|"]
     for phase, entry in timing.items():

@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras_lgvq.datasets import scenes
 from keras_lgvq.datasets.loading import canonical_name
 from keras_lgvq.datasets.loading import load
+from keras_lgvq.utils.validation import check_int
 
 TRANSFORMS = (
     "cub",
@@ -28,17 +29,6 @@ _CACHE_KEYS = (
     "token_features",
     "sentence_feature",
 )
-_ATTRIBUTES = ("shape", "color", "size", "fill")
-
-
-def _check_int(value, name, minimum, allow_none=False):
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        extra = " or None" if allow_none else ""
-        raise ValueError(
-            f"`{name}` must be an int >= {minimum}{extra}. Received: {value!r}"
-        )
 
 
 def _resize_shorter(image, size):
@@ -309,10 +299,10 @@ def make_dataset(
     batch["images"].shape  # (8, 64, 64, 3)
     ```
     """
-    _check_int(batch_size, "batch_size", 1)
-    _check_int(image_size, "image_size", 8, allow_none=True)
-    _check_int(max_words, "max_words", 1)
-    _check_int(shuffle_buffer, "shuffle_buffer", 0)
+    check_int("batch_size", batch_size, 1)
+    check_int("image_size", image_size, 8, allow_none=True)
+    check_int("max_words", max_words, 1)
+    check_int("shuffle_buffer", shuffle_buffer, 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"`seed` must be an int. Received: {seed!r}")
     if not isinstance(split, str) or not split:
@@ -479,7 +469,7 @@ def make_dataset(
             )
         if include_attributes:
             objects = example["objects"]
-            for key in _ATTRIBUTES:
+            for key in scenes.ATTRIBUTES:
                 out[key] = _pad_attribute(objects[key])
             out["num_objects"] = tf.cast(
                 tf.shape(objects["shape"])[0], tf.int32

@@ -57,6 +57,8 @@ REGIONS = (
 )
 BACKGROUNDS = ("plain", "gradient", "speckled", "checkered")
 TONES = ("dark", "medium", "light")
+# Per-object attribute arrays of an example (`(MAX_OBJECTS,)` class ids).
+ATTRIBUTES = ("shape", "color", "size", "fill")
 
 MAX_OBJECTS = 3
 NUM_CAPTIONS = 10

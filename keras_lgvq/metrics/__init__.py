@@ -1,5 +1,8 @@
 """Evaluation metrics: fidelity, codebook usage, FID/LPIPS, alignment probes."""
 
+from keras_lgvq.metrics.caption_metrics import CAPTION_METRIC_NAMES
+from keras_lgvq.metrics.caption_metrics import evaluate_captions
+from keras_lgvq.metrics.caption_metrics import ptb_tokenize_python
 from keras_lgvq.metrics.codebook_usage import CodebookUsage
 from keras_lgvq.metrics.frechet_distance import frechet_distance
 from keras_lgvq.metrics.frechet_distance import gaussian_statistics
@@ -25,3 +28,6 @@ from keras_lgvq.metrics.relation_mse import code_word_relation_mse
 from keras_lgvq.metrics.relation_mse import match_codes_to_words
 from keras_lgvq.metrics.retrieval import image_to_text_recall
 from keras_lgvq.metrics.retrieval import text_to_image_recall
+from keras_lgvq.metrics.vqa_metrics import WupsScorer
+from keras_lgvq.metrics.vqa_metrics import evaluate_vqa
+from keras_lgvq.metrics.vqa_metrics import load_wordnet

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_lgvq.utils.validation import check_int
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
 class CodebookUsage(keras.metrics.Metric):
@@ -39,16 +40,7 @@ class CodebookUsage(keras.metrics.Metric):
 
     def __init__(self, num_embeddings, name="codebook_usage", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        if (
-            not isinstance(num_embeddings, int)
-            or isinstance(num_embeddings, bool)
-            or num_embeddings < 1
-        ):
-            raise ValueError(
-                "`num_embeddings` must be a positive int. "
-                f"Received: num_embeddings={num_embeddings!r}"
-            )
-        self.num_embeddings = num_embeddings
+        self.num_embeddings = check_int("num_embeddings", num_embeddings)
         self.counts = self.add_variable(
             shape=(num_embeddings,),
             initializer="zeros",

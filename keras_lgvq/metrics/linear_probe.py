@@ -3,10 +3,8 @@
 import keras
 import numpy as np
 
-
-def _to_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value))
-
+from keras_lgvq.utils.tensors import to_numpy
+from keras_lgvq.utils.validation import check_int
 
 def code_features(
     indices=None, num_embeddings=None, codes=None, codebook=None, grid=1
@@ -45,7 +43,7 @@ def code_features(
     """
     blocks = []
     if indices is not None:
-        indices = _to_numpy(indices)
+        indices = to_numpy(indices)
         if indices.ndim != 3 or not np.issubdtype(indices.dtype, np.integer):
             raise ValueError(
                 "`indices` must be an int array (N, h, w). Received: "
@@ -66,15 +64,14 @@ def code_features(
         ).reshape(flat.shape[0], num_embeddings)
         blocks.append(hist / max(flat.shape[1], 1))
     if codes is None and codebook is not None and indices is not None:
-        codes = _to_numpy(codebook)[indices]
+        codes = to_numpy(codebook)[indices]
     if codes is not None:
-        codes = _to_numpy(codes).astype(np.float64)
+        codes = to_numpy(codes).astype(np.float64)
         if codes.ndim != 4:
             raise ValueError(
                 f"`codes` must be (N, h, w, D). Received shape: {codes.shape}"
             )
-        if not isinstance(grid, int) or grid < 1:
-            raise ValueError(f"`grid` must be a positive int. Received: {grid}")
+        check_int("grid", grid)
         height, width = codes.shape[1:3]
         if grid > min(height, width):
             raise ValueError(
@@ -106,6 +103,7 @@ def linear_probe_accuracy(
     weight_decay=0.0,
     standardize=True,
     seed=0,
+    jit_compile="auto",
 ):
     """Test accuracy (%) of a multinomial logistic regression probe.
 
@@ -130,6 +128,8 @@ def linear_probe_accuracy(
         weight_decay: float. Adam's decoupled weight decay.
         standardize: bool. Z-score features with training mean and std.
         seed: int. Seed of the initial weights and minibatch order.
+        jit_compile: bool or "auto". Passed to `Model.compile`; a tiny
+            probe can be cheaper to run eagerly than to compile.
 
     Returns:
         Accuracy on the labelled test rows, in %.
@@ -142,10 +142,10 @@ def linear_probe_accuracy(
     )
     ```
     """
-    x_train = _to_numpy(train_features).astype(np.float32)
-    y_train = _to_numpy(train_labels).astype(np.int64)
-    x_test = _to_numpy(test_features).astype(np.float32)
-    y_test = _to_numpy(test_labels).astype(np.int64)
+    x_train = to_numpy(train_features).astype(np.float32)
+    y_train = to_numpy(train_labels).astype(np.int64)
+    x_test = to_numpy(test_features).astype(np.float32)
+    y_test = to_numpy(test_labels).astype(np.int64)
     if (
         x_train.ndim != 2
         or x_test.ndim != 2
@@ -163,10 +163,7 @@ def linear_probe_accuracy(
             f"{y_train.shape} for {x_train.shape[0]} rows, {y_test.shape} "
             f"for {x_test.shape[0]} rows"
         )
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"`num_classes` must be an int >= 2. Received: {num_classes!r}"
-        )
+    check_int("num_classes", num_classes, low=2)
     for name, y in (("train_labels", y_train), ("test_labels", y_test)):
         if y.size and (y.min() < -1 or y.max() >= num_classes):
             raise ValueError(
@@ -203,6 +200,7 @@ def linear_probe_accuracy(
             weight_decay=weight_decay if weight_decay else None,
         ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
     )
     n = x_train.shape[0]
     if batch_size is None or batch_size >= n:

@@ -2,11 +2,8 @@
 
 import numpy as np
 
-
-def _to_numpy(value):
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(value))
+from keras_lgvq.utils.tensors import to_numpy
+from keras_lgvq.utils.validation import check_int
 
 
 def _eligible_positions(padding_mask, max_position):
@@ -67,23 +64,20 @@ def select_masked_positions(
     mask = keras_lgvq.metrics.select_masked_positions(tokens, num_masked=3)
     ```
     """
-    token_ids = _to_numpy(token_ids)
+    token_ids = to_numpy(token_ids)
     if token_ids.ndim != 2:
         raise ValueError(
             f"`token_ids` must have shape (B, L). Received: {token_ids.shape}"
         )
     if padding_mask is None:
         padding_mask = token_ids != pad_token_id
-    padding_mask = _to_numpy(padding_mask).astype(bool)
+    padding_mask = to_numpy(padding_mask).astype(bool)
     if padding_mask.shape != token_ids.shape:
         raise ValueError(
             "`padding_mask` must have the shape of `token_ids`. Received: "
             f"{padding_mask.shape} vs {token_ids.shape}"
         )
-    if not isinstance(num_masked, int) or num_masked < 1:
-        raise ValueError(
-            f"`num_masked` must be a positive int. Received: {num_masked!r}"
-        )
+    check_int("num_masked", num_masked)
     rng = (
         seed
         if isinstance(seed, np.random.Generator)
@@ -157,7 +151,7 @@ def masked_word_recall_at_1(
                 f"Each batch must be a dict with key {token_ids_key!r}. "
                 f"Received: {type(batch).__name__}"
             )
-        token_ids = _to_numpy(batch[token_ids_key])
+        token_ids = to_numpy(batch[token_ids_key])
         padding_mask = batch.get(padding_mask_key)
         mask = select_masked_positions(
             token_ids,
@@ -167,7 +161,7 @@ def masked_word_recall_at_1(
             max_position=max_position,
             pad_token_id=pad_token_id,
         )
-        logits = _to_numpy(predict_fn(batch, mask))
+        logits = to_numpy(predict_fn(batch, mask))
         if logits.ndim != 3 or logits.shape[:2] != token_ids.shape:
             raise ValueError(
                 "`predict_fn` must return logits of shape (B, L, V) with "

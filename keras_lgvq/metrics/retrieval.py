@@ -2,18 +2,11 @@
 
 import numpy as np
 
-
-def _to_numpy(value):
-    try:
-        import keras
-
-        return np.asarray(keras.ops.convert_to_numpy(value))
-    except Exception:
-        return np.asarray(value)
+from keras_lgvq.utils.tensors import to_numpy
 
 
 def _normalise(name, emb):
-    emb = _to_numpy(emb).astype(np.float64)
+    emb = to_numpy(emb).astype(np.float64)
     if emb.ndim != 2:
         raise ValueError(
             f"`{name}` must have shape (N, E). Received shape: {emb.shape}"
@@ -32,7 +25,7 @@ def _check_inputs(image_emb, text_emb, text_to_image, ks):
             "`image_emb` and `text_emb` must share the embedding size. "
             f"Received: {images.shape} and {texts.shape}"
         )
-    owner = _to_numpy(text_to_image)
+    owner = to_numpy(text_to_image)
     if owner.shape != (texts.shape[0],) or not np.issubdtype(
         owner.dtype, np.integer
     ):

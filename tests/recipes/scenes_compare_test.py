@@ -1,11 +1,19 @@
 import json
+import math
 import os
 
-import numpy as np
 import pytest
 
-from recipes import common
+from keras_lgvq import visualization
+from keras_lgvq.evaluation import METRIC_SPECS
+from keras_lgvq.evaluation import REFERENCE_KEYS
 from recipes import scenes_compare
+
+# Metrics a model may legitimately lack in a smoke run: LPIPS / rFID need
+# ImageNet weights that CI does not have (the summary then says why), and a
+# VQGAN has no text heads of its own.
+_OWN_HEAD_KEYS = {k for k in METRIC_SPECS if k.endswith("_own")}
+_WEIGHT_KEYS = {"lpips", "rfid"}
 
 
 def test_settings_per_mode_and_overrides():
@@ -13,10 +21,14 @@ def test_settings_per_mode_and_overrides():
         scenes_compare.parse_args(["--quick"])
     )
     default = scenes_compare.resolve_settings(scenes_compare.parse_args([]))
+    smoke = scenes_compare.resolve_settings(
+        scenes_compare.parse_args(["--smoke"])
+    )
     assert quick["mode"] == "quick" and default["mode"] == "default"
     assert quick["total_steps"] == 768 // 16 * 1
     assert default["total_steps"] == 2560 // 16 * 3
-    # Both runs end long before the preset's disc_start: no discriminator.
+    assert smoke["total_steps"] == 4 and smoke["smoke"]
+    # All three end long before the preset's disc_start: no discriminator.
     assert not quick["discriminator"] and not default["discriminator"]
     custom = scenes_compare.resolve_settings(
         scenes_compare.parse_args(
@@ -32,71 +44,7 @@ def test_settings_per_mode_and_overrides():
             scenes_compare.parse_args(["--train-size", "4"])
         )
     with pytest.raises(SystemExit):
-        scenes_compare.parse_args(["--quick", "--tiny"])
-
-
-def test_comparison_rows_pick_the_better_model():
-    lgvq = {"psnr": 20.0, "relation_mse_probe": 0.2, "ssim": 0.5,
-            "retrieval_i2t_R@1_own": 3.0, "rfid": None,
-            "chance_retrieval_R@1": 0.5}
-    vqgan = {"psnr": 21.0, "relation_mse_probe": 0.1, "ssim": 0.50001,
-             "retrieval_i2t_R@1_own": None, "rfid": None}
-    rows = {r[0]: r for r in common.comparison_rows(
-        {"lgvq": lgvq, "vqgan": vqgan})}
-    assert rows["PSNR (dB) ↑"][-1] == "vqgan"
-    # Lower is better for the relation MSE.
-    assert rows["Code-word relation MSE (probe match) ↓"][-1] == "vqgan"
-    # Equal as displayed: a tie, not a win.
-    assert rows["SSIM ↑"][-1] == "tie"
-    own = rows["Image->text R@1 (own GSA head) ↑"]
-    assert own[2] == "n/a" and own[-1] == "-"
-    assert own[3] == "0.500" and rows["PSNR (dB) ↑"][3] == ""
-    assert not any(label.startswith("rFID") for label in rows)
-    table = common.text_table(list(rows.values()), ("M", "A", "B", "R", "C"))
-    assert "PSNR" in table and table.count("\n") == len(rows) + 3
-
-
-def _read_png(path):
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def test_figures_round_trip_through_png(tmp_path):
-    rng = np.random.default_rng(0)
-    images = rng.uniform(-1, 1, (20, 8, 8, 3)).astype("float32")
-    recon = -images
-    grid = common.reconstruction_grid(images, recon, count=12, columns=6,
-                                      scale=1)
-    path = tmp_path / "grid.png"
-    common.write_png(str(path), grid)
-    back = _read_png(str(path))
-    np.testing.assert_array_equal(back, grid)
-    # First tile: image 0; first tile of the second row: its reconstruction.
-    np.testing.assert_array_equal(back[2:10, 2:10], common.to_uint8(images[0]))
-    np.testing.assert_array_equal(
-        back[12:20, 2:10], common.to_uint8(recon[0])
-    )
-
-    counts = np.array([0, 5, 1, 0, 100, 7])
-    hist = common.usage_histogram(counts, height=50, width=60)
-    bar = 60 // 6
-    top = hist[: 50 + 6]
-    heights = [(top[:51, 2 + i * bar] != 255).any(-1).sum() for i in range(6)]
-    assert heights[4] == 50 and heights[0] == 0 and heights[3] == 0
-    assert heights[1] > heights[2] > 0
-    # Unused codes get a red tick under the baseline.
-    assert tuple(top[53, 2]) == (220, 40, 40)
-
-    ranking = np.array([[0, 3, 1], [2, 1, 0]])
-    ret = common.retrieval_grid(images, ranking, scale=1)
-    common.write_png(str(tmp_path / "ret.png"), ret)
-    assert _read_png(str(tmp_path / "ret.png")).shape == ret.shape
-    # Correct hit framed green, wrong one grey.
-    pad = 3
-    assert tuple(ret[pad, pad + (8 + pad)]) == (30, 180, 60)
-    assert tuple(ret[pad, pad + 2 * (8 + pad)]) == (170, 170, 170)
+        scenes_compare.parse_args(["--quick", "--smoke"])
 
 
 def test_module_entry_point_dispatches(capsys):
@@ -113,45 +61,130 @@ def _minilm_available():
     return minilm_assets.is_available()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not _minilm_available(), reason="MiniLM text prior is not cached"
+needs_minilm = pytest.mark.skipif(
+    not _minilm_available(),
+    reason="MiniLM text prior is not cached (python -m "
+    "keras_lgvq.fetch_assets)",
 )
-def test_scenes_compare_and_evaluate_tiny_end_to_end(tmp_path):
-    from recipes import evaluate
 
-    out = tmp_path / "run"
-    data = str(tmp_path / "tfds")
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """The main job's code path at `--smoke` size, run once per module."""
+    root = tmp_path_factory.mktemp("scenes_smoke")
+    out, data = root / "run", str(root / "tfds")
     scenes_compare.main(
-        ["--tiny", "--out", str(out), "--data-dir", data, "--verbose", "0"]
+        ["--smoke", "--out", str(out), "--data-dir", data, "--verbose", "0"]
     )
     with open(out / "summary.json") as f:
         summary = json.load(f)
+    return out, data, summary
+
+
+def _walk_numbers(value, path=""):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, (int, float)):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk_numbers(v, f"{path}/{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk_numbers(v, f"{path}[{i}]")
+
+
+@needs_minilm
+def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
+    out, _, summary = smoke_run
+    assert set(summary) >= {
+        "lgvq", "vqgan", "config", "comparison", "timing", "machine", "notes"
+    }
+    assert summary["config"]["mode"] == "smoke"
+    # No NaN or inf anywhere in the summary.
+    bad = [p for p, v in _walk_numbers(summary) if not math.isfinite(v)]
+    assert not bad, bad
     for kind in ("lgvq", "vqgan"):
         result = summary[kind]
         for key in ("psnr", "ssim", "codebook_usage", "codebook_perplexity",
                     "retrieval_probe", "masked_word_probe",
-                    "relation_mse_probe", "attribute_probe", "lpips", "rfid"):
+                    "relation_mse_probe", "attribute_probe", "lpips", "rfid",
+                    "probe_training", "training", "figures", "seconds"):
             assert key in result, (kind, key)
-        for name in ("reconstructions.png", "codebook_usage.png",
-                     "retrieval_probe.png"):
-            assert (out / kind / name).is_file()
-        assert result["training"]["steps"] == 8
+        assert result["num_eval_images"] == 16
+        training = result["training"]
+        assert training["steps"] == 4
+        assert training["step_history"]["loss"]["steps"] == [1, 2, 3, 4]
+        flat = result["table_metrics"]
+        # Every metric the report promises, and its reference, is there.
+        assert list(flat) == list(METRIC_SPECS) + list(REFERENCE_KEYS)
+        may_lack = set(_WEIGHT_KEYS)
+        if kind == "vqgan":
+            may_lack |= _OWN_HEAD_KEYS
+        for key in METRIC_SPECS:
+            if key in _WEIGHT_KEYS:
+                # Absent only with the reason recorded.
+                assert (flat[key] is None) == (
+                    not result[key]["available"]
+                ), key
+                assert result[key]["available"] or result[key]["reason"]
+            elif key in may_lack:
+                assert flat[key] is None, (kind, key)
+            else:
+                assert flat[key] is not None, (kind, key)
+        for name, path in result["figures"].items():
+            assert visualization.read_png(str(out / path)).ndim == 3, name
+    assert set(summary["lgvq"]["figures"]) == {
+        "reconstructions.png", "codebook_usage.png", "retrieval_probe.png",
+        "retrieval_own.png",
+    }
     assert "retrieval" in summary["lgvq"]["own_heads"]
     assert summary["vqgan"]["own_heads"]["available"] is False
     # Same initial backbone for both models.
     assert summary["lgvq"]["training"]["initial_backbone_abs_sum"] == (
         pytest.approx(summary["vqgan"]["training"]["initial_backbone_abs_sum"])
     )
+    figures = summary["comparison"]["figures"]
+    assert set(figures) == {
+        "metrics.png", "training_curves.png", "codebook_usage.png"
+    }
+    for name in figures.values():
+        assert visualization.read_png(str(out / name)).ndim == 3
+
+
+@needs_minilm
+def test_smoke_report_has_a_row_for_every_metric_with_a_value(smoke_run):
+    out, _, summary = smoke_run
     report = (out / "report.md").read_text()
     assert "| Metric | LG-VQ | VQGAN | Chance/baseline | Better |" in report
+    rows = {row[0]: row for row in summary["comparison"]["rows"]}
+    for key, spec in METRIC_SPECS.items():
+        values = [summary[k]["table_metrics"][key] for k in ("lgvq", "vqgan")]
+        if all(v is None for v in values):
+            continue
+        arrow = " ↑" if spec.higher_is_better else " ↓"
+        label = spec.label + arrow
+        assert label in rows, key
+        assert f"| {label} |" in report, key
+    assert len(rows) == len(summary["comparison"]["rows"])
+    for figure in summary["comparison"]["figures"].values():
+        assert f"]({figure})" in report
 
+
+@needs_minilm
+def test_evaluate_recipe_on_the_smoke_preset(smoke_run, tmp_path):
+    from recipes import evaluate
+
+    out, data, _ = smoke_run
     evaluate.main([
         str(out / "lgvq" / "preset"), "--out", str(tmp_path / "eval"),
-        "--eval-size", "16", "--probe-size", "0", "--train-size", "16",
+        "--eval-size", "16", "--probe-size", "0", "--train-size", "32",
         "--data-dir", data, "--verbose", "0",
     ])
     with open(tmp_path / "eval" / "evaluation.json") as f:
         result = json.load(f)
     assert result["model"] == "LGVQ" and result["num_eval_images"] == 16
+    assert math.isfinite(result["table_metrics"]["psnr"])
     assert os.path.isfile(tmp_path / "eval" / "reconstructions.png")
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| PSNR (dB) ↑ |" in report

@@ -1,9 +1,10 @@
 """The LG-VQ code transformer: a small CLIP-style ViT over quantized codes."""
 
-import math
-
 import keras
 from keras import ops
+
+from keras_lgvq.utils.initializers import TorchBiasUniform
+from keras_lgvq.utils.validation import check_int
 
 # CLIP's LayerNorm epsilon (PyTorch default).
 LAYER_NORM_EPSILON = 1e-5
@@ -12,12 +13,6 @@ LAYER_NORM_EPSILON = 1e-5
 def quick_gelu(x):
     """CLIP's QuickGELU activation, `x * sigmoid(1.702 * x)`."""
     return x * ops.sigmoid(1.702 * x)
-
-
-def _torch_bias_init(fan_in):
-    # PyTorch `nn.Linear` default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-    bound = 1.0 / math.sqrt(fan_in)
-    return keras.initializers.RandomUniform(-bound, bound)
 
 
 class _ResidualAttentionBlock(keras.layers.Layer):
@@ -53,14 +48,14 @@ class _ResidualAttentionBlock(keras.layers.Layer):
         self.c_fc = keras.layers.Dense(
             mlp_dim,
             kernel_initializer=keras.initializers.RandomNormal(stddev=fc_std),
-            bias_initializer=_torch_bias_init(width),
+            bias_initializer=TorchBiasUniform(width),
             dtype=self.dtype_policy,
             name="c_fc",
         )
         self.c_proj = keras.layers.Dense(
             width,
             kernel_initializer=keras.initializers.RandomNormal(stddev=proj_std),
-            bias_initializer=_torch_bias_init(mlp_dim),
+            bias_initializer=TorchBiasUniform(mlp_dim),
             dtype=self.dtype_policy,
             name="c_proj",
         )
@@ -158,14 +153,7 @@ class CodeTransformer(keras.layers.Layer):
             ("num_heads", num_heads),
             ("mlp_ratio", mlp_ratio),
         ):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(
-                    f"`{arg}` must be a positive int. Received: {arg}={value}"
-                )
-            if value < 1:
-                raise ValueError(
-                    f"`{arg}` must be a positive int. Received: {arg}={value}"
-                )
+            check_int(arg, value)
         if width % num_heads:
             raise ValueError(
                 "`width` must be divisible by `num_heads`. Received: "

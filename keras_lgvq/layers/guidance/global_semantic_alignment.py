@@ -5,18 +5,15 @@ import math
 import keras
 from keras import ops
 
-# Added under the square root of the squared norm; the official code has no
-# epsilon (spec §9 item 19), this only guards against an all-zero vector.
-NORM_EPSILON = 1e-12
+# L2 normalisation adds NORM_EPSILON (1e-12) to the squared norm; the
+# official code has no epsilon (spec §9 item 19), this only guards against
+# an all-zero vector.
+from keras_lgvq.utils.tensors import l2_normalize as _l2_normalize
+
 # The official denominator offset: -log(exp(pos) / (den + 1e-6)).
 DENOMINATOR_EPSILON = 1e-6
 # CLIP's logit-scale cap.
 MAX_LOGIT_SCALE = 100.0
-
-
-def _l2_normalize(x):
-    sq_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x * ops.rsqrt(sq_norm + NORM_EPSILON)
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")

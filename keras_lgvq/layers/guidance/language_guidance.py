@@ -7,15 +7,9 @@ from keras_lgvq.layers.guidance.code_transformer import CodeTransformer
 from keras_lgvq.layers.guidance.global_semantic_alignment import GlobalSemanticAlignment
 from keras_lgvq.layers.guidance.masked_text_decoder import MaskedTextDecoder
 from keras_lgvq.layers.guidance.relationship_alignment import RelationshipAlignment
+from keras_lgvq.utils.validation import check_int
 
 TEXT_KEYS = ("token_ids", "padding_mask", "token_features", "sentence_feature")
-
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive int. Received: {name}={value}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -185,7 +179,7 @@ class LanguageGuidance(keras.layers.Layer):
             ("num_tokens", num_tokens),
             ("sentence_dim", sentence_dim),
         ):
-            _positive_int(name, value)
+            check_int(name, value)
         for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(

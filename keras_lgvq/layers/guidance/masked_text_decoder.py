@@ -1,20 +1,24 @@
 """LG-VQ masked text prediction: mask sampler, post-LN decoder and loss."""
 
-import math
-
 import keras
 from keras import ops
 
 from keras_lgvq.layers.guidance.masked_token_head import MaskedTokenHead
+from keras_lgvq.utils.distributions import truncated_normal_cdf_range
+from keras_lgvq.utils.distributions import truncated_normal_inverse_cdf
+from keras_lgvq.utils.initializers import TorchBiasUniform
+from keras_lgvq.utils.validation import check_int
 
 # The official decoder's hand-written LayerNorm uses eps 1e-12.
 LAYER_NORM_EPSILON = 1e-12
 # The official reduction: sum(l * w) / (sum(w) + 5e-6).
 WEIGHT_EPSILON = 5e-6
-
-
-def _normal_cdf(x):
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+# The MTP mask ratio ~ N(0.5, 0.1) truncated to [0.1, 0.3] (LG-VQ spec §4.1):
+# the layer's defaults, also used by the evaluation's probe-training masks.
+MASK_RATIO_MEAN = 0.5
+MASK_RATIO_STD = 0.1
+MASK_RATIO_MIN = 0.1
+MASK_RATIO_MAX = 0.3
 
 
 def _same_shape(a, b):
@@ -23,12 +27,6 @@ def _same_shape(a, b):
     return len(a) == len(b) and all(
         x is None or y is None or x == y for x, y in zip(a, b)
     )
-
-
-def _torch_bias_init(fan_in):
-    # PyTorch `nn.Linear` default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-    bound = 1.0 / math.sqrt(fan_in)
-    return keras.initializers.RandomUniform(-bound, bound)
 
 
 class _PostLNDecoderLayer(keras.layers.Layer):
@@ -52,7 +50,7 @@ class _PostLNDecoderLayer(keras.layers.Layer):
                 kernel_initializer=keras.initializers.RandomNormal(
                     stddev=hidden_dim**-0.5
                 ),
-                bias_initializer=_torch_bias_init(hidden_dim),
+                bias_initializer=TorchBiasUniform(hidden_dim),
                 dtype=self.dtype_policy,
                 name=name,
             )
@@ -82,7 +80,7 @@ class _PostLNDecoderLayer(keras.layers.Layer):
             kernel_initializer=keras.initializers.RandomNormal(
                 stddev=hidden_dim**-0.5
             ),
-            bias_initializer=_torch_bias_init(hidden_dim),
+            bias_initializer=TorchBiasUniform(hidden_dim),
             dtype=self.dtype_policy,
             name="linear1",
         )
@@ -92,7 +90,7 @@ class _PostLNDecoderLayer(keras.layers.Layer):
             kernel_initializer=keras.initializers.RandomNormal(
                 stddev=intermediate_dim**-0.5
             ),
-            bias_initializer=_torch_bias_init(intermediate_dim),
+            bias_initializer=TorchBiasUniform(intermediate_dim),
             dtype=self.dtype_policy,
             name="linear2",
         )
@@ -221,10 +219,10 @@ class MaskedTextDecoder(keras.layers.Layer):
         sequence_length=30,
         self_attention_mask=False,
         label_smoothing=0.1,
-        mask_ratio_mean=0.5,
-        mask_ratio_std=0.1,
-        mask_ratio_min=0.1,
-        mask_ratio_max=0.3,
+        mask_ratio_mean=MASK_RATIO_MEAN,
+        mask_ratio_std=MASK_RATIO_STD,
+        mask_ratio_min=MASK_RATIO_MIN,
+        mask_ratio_max=MASK_RATIO_MAX,
         seed=None,
         **kwargs,
     ):
@@ -240,14 +238,7 @@ class MaskedTextDecoder(keras.layers.Layer):
             ("intermediate_dim", intermediate_dim),
             ("sequence_length", sequence_length),
         ):
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"`{arg}` must be a positive int. Received: {arg}={value}"
-                )
+            check_int(arg, value)
         if hidden_dim % num_heads:
             raise ValueError(
                 "`hidden_dim` must be divisible by `num_heads`. Received: "
@@ -337,8 +328,9 @@ class MaskedTextDecoder(keras.layers.Layer):
             float32 tensor of ratios in `[mask_ratio_min, mask_ratio_max]`.
         """
         mu, sigma = self.mask_ratio_mean, self.mask_ratio_std
-        low = _normal_cdf((self.mask_ratio_min - mu) / sigma)
-        high = _normal_cdf((self.mask_ratio_max - mu) / sigma)
+        low, high = truncated_normal_cdf_range(
+            mu, sigma, self.mask_ratio_min, self.mask_ratio_max
+        )
         u = keras.random.uniform(
             shape,
             minval=low,
@@ -346,10 +338,9 @@ class MaskedTextDecoder(keras.layers.Layer):
             dtype="float32",
             seed=self.seed_generator,
         )
-        # Inverse normal CDF: mu + sigma * sqrt(2) * erfinv(2u - 1).
-        ratio = mu + sigma * math.sqrt(2.0) * ops.erfinv(2.0 * u - 1.0)
-        # Guards float32 round-off at the bounds only.
-        return ops.clip(ratio, self.mask_ratio_min, self.mask_ratio_max)
+        return truncated_normal_inverse_cdf(
+            u, mu, sigma, self.mask_ratio_min, self.mask_ratio_max
+        )
 
     def sample_mask(self, token_ids, padding_mask):
         """Samples which tokens to mask, one ratio for the whole batch.

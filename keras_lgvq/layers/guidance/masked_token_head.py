@@ -5,6 +5,9 @@ import math
 import keras
 from keras import ops
 
+from keras_lgvq.utils.initializers import TorchBiasUniform
+from keras_lgvq.utils.validation import check_int
+
 # `nn.LayerNorm` default epsilon in the official `MlmLayer`.
 LAYER_NORM_EPSILON = 1e-5
 
@@ -46,26 +49,14 @@ class MaskedTokenHead(keras.layers.Layer):
         # precision; the dense and norm sublayers autocast themselves.
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        for arg, value in (
-            ("hidden_dim", hidden_dim),
-            ("vocabulary_size", vocabulary_size),
-        ):
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"`{arg}` must be a positive int. Received: {arg}={value}"
-                )
-        self.hidden_dim = hidden_dim
-        self.vocabulary_size = vocabulary_size
+        self.hidden_dim = check_int("hidden_dim", hidden_dim)
+        self.vocabulary_size = check_int("vocabulary_size", vocabulary_size)
         bound = 1.0 / math.sqrt(hidden_dim)
         # PyTorch `nn.Linear` default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
         self.dense = keras.layers.Dense(
             hidden_dim,
             kernel_initializer=keras.initializers.RandomUniform(-bound, bound),
-            bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+            bias_initializer=TorchBiasUniform(hidden_dim),
             dtype=self.dtype_policy,
             name="fc",
         )

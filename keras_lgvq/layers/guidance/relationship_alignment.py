@@ -1,21 +1,18 @@
 """LG-VQ relationship alignment: code-code vs word-word cosine relations."""
 
-import math
-
 import keras
 from keras import ops
 
+# L2 normalisation adds NORM_EPSILON (1e-12) to the squared norm. The
+# official code has none (spec §9 item 19); a zero vector (e.g. a zero
+# `value`) would give NaN there and gives a zero vector here. Negligible
+# otherwise.
+from keras_lgvq.utils.initializers import TorchBiasUniform
+from keras_lgvq.utils.tensors import l2_normalize as _l2_normalize
+from keras_lgvq.utils.validation import check_int
+
 # `nn.LayerNorm` default epsilon in the official `wrsLayer`.
 LAYER_NORM_EPSILON = 1e-5
-# Added to the squared norm before every L2 normalisation. The official code
-# has none (spec §9 item 19); a zero vector (e.g. a zero `value`) would give
-# NaN there and gives a zero vector here. Negligible otherwise.
-NORM_EPSILON = 1e-12
-
-
-def _l2_normalize(x):
-    sq_norm = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x * ops.rsqrt(sq_norm + NORM_EPSILON)
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -79,16 +76,7 @@ class RelationshipAlignment(keras.layers.Layer):
         # MLP sublayers autocast themselves.
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        if (
-            not isinstance(hidden_dim, int)
-            or isinstance(hidden_dim, bool)
-            or hidden_dim < 1
-        ):
-            raise ValueError(
-                "`hidden_dim` must be a positive int. Received: "
-                f"hidden_dim={hidden_dim}"
-            )
-        self.hidden_dim = hidden_dim
+        self.hidden_dim = check_int("hidden_dim", hidden_dim)
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=LAYER_NORM_EPSILON, dtype=self.dtype_policy, name="ln"
         )
@@ -100,11 +88,10 @@ class RelationshipAlignment(keras.layers.Layer):
                 "`code_tokens` must have a known last dimension. Received: "
                 f"shape={code_tokens_shape}"
             )
-        bound = 1.0 / math.sqrt(code_dim)
         self.dense = keras.layers.Dense(
             self.hidden_dim,
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-            bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+            bias_initializer=TorchBiasUniform(int(code_dim)),
             dtype=self.dtype_policy,
             name="fc",
         )

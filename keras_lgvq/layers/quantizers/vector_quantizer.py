@@ -1,10 +1,12 @@
 """Vector quantiser: VQGAN (taming), EMA and CVQ codebooks in one layer."""
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
+
+from keras_lgvq.utils.tensors import l2_normalize as _l2_normalize
+from keras_lgvq.utils.validation import check_int as _check_int
+from keras_lgvq.utils.validation import check_number as _check_number
 
 _REINITS = ("none", "cvq")
 _ANCHORS = ("probrandom", "random", "closest")
@@ -12,11 +14,6 @@ _ANCHORS = ("probrandom", "random", "closest")
 _LOG_EPS = 1e-10
 # Stand-in for -inf in masked logits: finite, so no 0 * inf in gradients.
 _MASKED_LOGIT = -1e30
-
-
-def _l2_normalize(x):
-    # `ops.normalize` clamps the norm, so a zero vector stays finite.
-    return ops.normalize(x, axis=-1, order=2, epsilon=1e-12)
 
 
 def _is_float_dtype(dtype):
@@ -694,33 +691,3 @@ def _is_array(value):
     if isinstance(value, (np.ndarray, list, tuple)):
         return True
     return keras.ops.is_tensor(value)
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an int. Received: {name}={value}")
-    if value < low:
-        raise ValueError(
-            f"`{name}` must be >= {low}. Received: {name}={value}"
-        )
-
-
-def _check_number(
-    name, value, low=None, high=None, low_open=False, high_open=False
-):
-    if isinstance(value, bool) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        raise ValueError(f"`{name}` must be a number. Received: {name}={value}")
-    if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be finite. Received: {name}={value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        bound = ">" if low_open else ">="
-        raise ValueError(
-            f"`{name}` must be {bound} {low}. Received: {name}={value}"
-        )
-    if high is not None and (value > high or (high_open and value == high)):
-        bound = "<" if high_open else "<="
-        raise ValueError(
-            f"`{name}` must be {bound} {high}. Received: {name}={value}"
-        )

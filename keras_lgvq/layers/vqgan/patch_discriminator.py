@@ -1,5 +1,7 @@
 import keras
 
+from keras_lgvq.utils.validation import check_int
+
 
 class _BatchNormalization(keras.layers.BatchNormalization):
     """Core BatchNormalization whose moving statistics average over replicas.
@@ -76,14 +78,7 @@ class PatchDiscriminator(keras.layers.Layer):
             ("ndf", ndf),
             ("n_layers", n_layers),
         ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(
-                    f"`{arg}` must be a positive int. Received: {value!r}"
-                )
-            if value < 1:
-                raise ValueError(
-                    f"`{arg}` must be a positive int. Received: {value}"
-                )
+            check_int(arg, value)
         if not isinstance(use_batch_norm, bool):
             raise ValueError(
                 f"`use_batch_norm` must be a bool. Received: {use_batch_norm!r}"

@@ -14,49 +14,16 @@ Sublayer names follow the taming `state_dict` names (`norm1`, `conv1`,
 map `.` to `/` and transpose kernels.
 """
 
-import math
-
 import keras
 from keras import ops
+
+# Re-exported: defined in keras_lgvq.utils, shared with the guidance layers.
+from keras_lgvq.utils.initializers import TorchBiasUniform  # noqa: F401
+from keras_lgvq.utils.validation import check_int
 
 # Taming's `Normalize`: GroupNorm(32 groups, eps 1e-6, affine).
 GROUPS = 32
 EPSILON = 1e-6
-
-
-@keras.saving.register_keras_serializable(package="keras_lgvq")
-class TorchBiasUniform(keras.initializers.RandomUniform):
-    """PyTorch's default `Conv2d`/`Linear` bias initialiser.
-
-    Draws from `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`. The bias shape alone
-    does not reveal `fan_in` (`kh * kw * in_channels` for a conv), so it is
-    passed explicitly.
-
-    Args:
-        fan_in: int. Number of inputs feeding each output unit.
-        seed: int, `keras.random.SeedGenerator` or `None`. Random seed.
-
-    Examples:
-
-    ```python
-    init = keras_lgvq.layers.vqgan.vqgan_blocks.TorchBiasUniform(fan_in=3 * 3 * 64)
-    layer = keras.layers.Conv2D(128, 3, bias_initializer=init)
-    ```
-    """
-
-    def __init__(self, fan_in, seed=None):
-        if not isinstance(fan_in, int) or fan_in < 1:
-            raise ValueError(
-                f"`fan_in` must be a positive int. Received: fan_in={fan_in}"
-            )
-        self.fan_in = fan_in
-        bound = 1.0 / math.sqrt(fan_in)
-        super().__init__(minval=-bound, maxval=bound, seed=seed)
-
-    def get_config(self):
-        # `minval`/`maxval` are derived from `fan_in`; keep only the args.
-        seed = super().get_config()["seed"]
-        return {"fan_in": self.fan_in, "seed": seed}
 
 
 def torch_conv_kernel_initializer(seed=None):
@@ -176,8 +143,7 @@ def _check_feature_map(input_shape, groups=None):
 
 
 def _check_groups(groups, epsilon):
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"`groups` must be a positive int. Received: {groups}")
+    check_int("groups", groups)
     if not epsilon > 0:
         raise ValueError(f"`epsilon` must be > 0. Received: {epsilon}")
 
@@ -246,12 +212,7 @@ class ResnetBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if filters is not None and (
-            not isinstance(filters, int) or filters < 1
-        ):
-            raise ValueError(
-                f"`filters` must be a positive int or None. Received: {filters}"
-            )
+        check_int("filters", filters, allow_none=True)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(
                 f"`dropout` must be in [0, 1). Received: {dropout}"
@@ -526,17 +487,11 @@ def check_vqgan_config(
     ```
     """
 
-    def positive_int(value, name):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{name}` must be a positive int. Received: {value}"
-            )
-
-    positive_int(resolution, "resolution")
-    positive_int(ch, "ch")
-    positive_int(num_res_blocks, "num_res_blocks")
-    positive_int(z_channels, "z_channels")
-    positive_int(image_channels, image_channels_name)
+    check_int("resolution", resolution)
+    check_int("ch", ch)
+    check_int("num_res_blocks", num_res_blocks)
+    check_int("z_channels", z_channels)
+    check_int(image_channels_name, image_channels)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1). Received: {dropout}")
     try:
@@ -549,7 +504,7 @@ def check_vqgan_config(
     if not ch_mult:
         raise ValueError("`ch_mult` must not be empty. Received: ()")
     for m in ch_mult:
-        positive_int(m, "ch_mult")
+        check_int("ch_mult", m)
     if check_ch and ch % GROUPS:
         raise ValueError(
             f"`ch` ({ch}) must be divisible by {GROUPS} (GroupNorm groups)."
