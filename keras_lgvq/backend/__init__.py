@@ -11,6 +11,9 @@ module implements the same small interface for the backend Keras runs on:
 - `replica_mean(x)`: the mean of a tensor over data-parallel replicas (only
   `tf.distribute` needs it; identity elsewhere).
 - `num_replicas()`: replicas the loss is split over (for loss scaling).
+- `concrete_numpy(x)`: `x` as numpy when its values exist now, None while
+  traced (`tf.function`, `jax.jit`, `torch.compile`): value checks run on
+  the host side where they can raise.
 """
 
 import keras
@@ -19,16 +22,19 @@ _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
     from keras_lgvq.backend.tensorflow_trainer import GANTrainer
+    from keras_lgvq.backend.tensorflow_trainer import concrete_numpy
     from keras_lgvq.backend.tensorflow_trainer import gradient
     from keras_lgvq.backend.tensorflow_trainer import num_replicas
     from keras_lgvq.backend.tensorflow_trainer import replica_mean
 elif _BACKEND == "jax":
     from keras_lgvq.backend.jax_trainer import GANTrainer
+    from keras_lgvq.backend.jax_trainer import concrete_numpy
     from keras_lgvq.backend.jax_trainer import gradient
     from keras_lgvq.backend.jax_trainer import num_replicas
     from keras_lgvq.backend.jax_trainer import replica_mean
 elif _BACKEND == "torch":
     from keras_lgvq.backend.torch_trainer import GANTrainer
+    from keras_lgvq.backend.torch_trainer import concrete_numpy
     from keras_lgvq.backend.torch_trainer import gradient
     from keras_lgvq.backend.torch_trainer import num_replicas
     from keras_lgvq.backend.torch_trainer import replica_mean

@@ -1,6 +1,7 @@
 """JAX: a stateless train step (two `value_and_grad` passes per batch)."""
 
 import jax
+import numpy as np
 from keras import StatelessScope
 from keras import ops
 
@@ -140,3 +141,10 @@ class GANTrainer:
             scope, self.metrics_variables, metrics_vars
         )
         return results, metrics_vars
+
+
+def concrete_numpy(x):
+    """`x` as numpy when it holds values now, else None (under `jax.jit`)."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    return np.asarray(x)

@@ -56,3 +56,12 @@ class GANTrainer:
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         if pairs:
             optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+
+def concrete_numpy(x):
+    """`x` as numpy when it holds values now (eager), else None (traced)."""
+    if isinstance(x, tf.Tensor) and not hasattr(x, "numpy"):
+        return None  # A symbolic tensor inside tf.function.
+    if not tf.executing_eagerly() and isinstance(x, tf.Tensor):
+        return None
+    return ops.convert_to_numpy(x)

@@ -1,5 +1,6 @@
 """torch: autograd train step (eager or torch.compile via jit_compile)."""
 
+import numpy as np
 import torch
 
 
@@ -53,3 +54,12 @@ class GANTrainer:
         if pairs:
             with torch.no_grad():
                 optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+
+def concrete_numpy(x):
+    """`x` as numpy when it holds values now, else None (`torch.compile`)."""
+    if torch.compiler.is_compiling():
+        return None
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

@@ -15,9 +15,10 @@ from keras_lgvq.losses.gan_losses import hinge_discriminator_loss
 from keras_lgvq.optimizers.gan_optimizer import GANOptimizer
 from keras_lgvq.optimizers.gan_optimizer import is_discriminator_variable
 from keras_lgvq.utils.names import DISCRIMINATOR_NAME
-from keras_lgvq.version import __version__
-
 from keras_lgvq.utils.validation import check_images
+from keras_lgvq.utils.validation import check_int
+from keras_lgvq.utils.validation import check_number
+from keras_lgvq.version import __version__
 
 # Inputs a training batch may carry that the models consume; strings and
 # bookkeeping fields are dropped before they reach JAX or torch.
@@ -115,16 +116,26 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
                 f"{DISCRIMINATOR_NAME!r} (the optimizer splits variables by "
                 f"name); got {discriminator.name!r}."
             )
-        if disc_start < 0:
-            raise ValueError(f"`disc_start` must be >= 0; got {disc_start}.")
+        # Counted in batches; a float such as 1e4 from a config file would
+        # otherwise be truncated silently.
+        disc_start = check_int("disc_start", disc_start, low=0)
+        weights = {
+            name: check_number(name, value, low=0.0)
+            for name, value in (
+                ("perceptual_weight", perceptual_weight),
+                ("codebook_weight", codebook_weight),
+                ("disc_weight", disc_weight),
+                ("disc_factor", disc_factor),
+            )
+        }
         self.backbone = backbone
         self.discriminator = discriminator
         self.perceptual_loss = _deserialize(perceptual_loss)
-        self.perceptual_weight = float(perceptual_weight)
-        self.codebook_weight = float(codebook_weight)
-        self.disc_weight = float(disc_weight)
-        self.disc_factor = float(disc_factor)
-        self.disc_start = int(disc_start)
+        self.perceptual_weight = weights["perceptual_weight"]
+        self.codebook_weight = weights["codebook_weight"]
+        self.disc_weight = weights["disc_weight"]
+        self.disc_factor = weights["disc_factor"]
+        self.disc_start = disc_start
         self.adaptive_disc_weight = bool(adaptive_disc_weight)
         self._trackers = [
             keras.metrics.Mean(name=name) for name in self.log_names()
@@ -581,13 +592,14 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         if not self.built:
             self.build()
         res = self.backbone.resolution
-        grid = self.backbone.grid_size
         specs = {
             "images": keras.InputSpec(
                 shape=(None, res, res, self.backbone.in_channels),
                 dtype="float32",
             ),
-            "indices": keras.InputSpec(shape=(None, grid, grid), dtype="int32"),
+            "indices": keras.InputSpec(
+                shape=(None,) + tuple(self.backbone.index_shape), dtype="int32"
+            ),
         }
         archive = keras.export.ExportArchive()
         archive.track(self)

@@ -7,6 +7,7 @@ from keras import ops
 from keras_lgvq.layers.quantizers.vector_quantizer import VectorQuantizer
 from keras_lgvq.layers.vqgan.vqgan_decoder import VQGANDecoder
 from keras_lgvq.layers.vqgan.vqgan_encoder import VQGANEncoder
+from keras_lgvq.utils.validation import check_code_range
 from keras_lgvq.utils.validation import check_images
 
 
@@ -148,6 +149,12 @@ class VQGANBackbone(keras_hub.models.Backbone):
         """Side of the code grid at `resolution`."""
         return self.resolution // self.downsample_factor
 
+    @property
+    def index_shape(self):
+        """Shape of one image's code indices, `(grid, grid)`; tokenizers with
+        a trailing index axis (VQCT) add it here."""
+        return (self.grid_size, self.grid_size)
+
     def encode_decode(self, images, training=False):
         """Runs the tokenizer and returns every intermediate.
 
@@ -180,6 +187,7 @@ class VQGANBackbone(keras_hub.models.Backbone):
                 "`indices` must be a (batch, height, width) integer grid; "
                 f"got shape {tuple(indices.shape)}."
             )
+        check_code_range(indices, self.num_embeddings, "indices")
         codes = self.quantizer.indices_to_codes(indices)
         return self.decoder(self.post_quant_conv(codes))
 
