@@ -6,3 +6,6 @@ quantizer of `keras_lgvq/layers/quantizers/`), the trainer and
 `scenes_vqct_lg`). The prior builder lives in `keras_lgvq/priors/`.
 Spec: shared/reference/vqct-spec.md.
 """
+
+from keras_lgvq.models.vqct.vqct import VQCT, VQCTLG
+from keras_lgvq.models.vqct.vqct_backbone import VQCTBackbone
