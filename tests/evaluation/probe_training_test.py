@@ -38,11 +38,11 @@ def test_probe_trains_retrieval_on_separable_codes():
         quantized,
         split,
         prior.token_embeddings,
-        config=dict(epochs=30, batch_size=16, learning_rate=1e-2,
+        config=dict(epochs=15, batch_size=16, learning_rate=1e-2,
                     decoder_intermediate_dim=32, dropout=0.0),
         verbose=0,
     )
-    assert info["steps"] == 30 and info["batch_size"] == 16
+    assert info["steps"] == 15 and info["batch_size"] == 16
     assert np.isfinite(info["final_loss"])
     emb = np.asarray(ops.convert_to_numpy(probe.embed_image(quantized)))
     recall = alignment_metrics.retrieval_recalls(
