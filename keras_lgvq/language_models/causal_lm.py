@@ -154,8 +154,12 @@ class CausalLM(keras.layers.Layer):
         self.pad_token_id = getattr(tokenizer, "pad_token_id", None)
         if self.pad_token_id is None:
             self.pad_token_id = stops[0] if stops else 0
-        # Propagate the frozen default to the freshly built backbone.
-        self.trainable = trainable
+        # Propagate the frozen default to the freshly built backbone. Not
+        # `self.trainable = trainable`: on TensorFlow, Keras's tracking
+        # `__setattr__` skips an assignment whose value `is` the current one
+        # (False is False), so the backbone's variables stayed trainable and
+        # an enclosing model's optimizer updated the "frozen" LM.
+        keras.layers.Layer.trainable.fset(self, trainable)
         self.built = True
 
     # ------------------------------------------------------------------ API

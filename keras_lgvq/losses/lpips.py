@@ -281,10 +281,12 @@ class LPIPS(keras.layers.Layer):
             else None
         )
         # Frozen: every variable becomes non-trainable; gradients still flow
-        # to the inputs. The flag is set on the variables themselves, not
-        # only on the layer: on TensorFlow the layer-level setter did not
-        # reach the VGG16 model's variables, so an enclosing model listed
-        # all 31 of them as trainable and its optimizer updated them.
+        # to the inputs. The flag is set on the variables themselves: on
+        # TensorFlow, Keras's tracking `__setattr__` skips an assignment whose
+        # value `is` the current one, and `trainable` here always reads
+        # False, so `self.trainable = False` never reached the VGG16 model;
+        # an enclosing model then listed all 31 variables as trainable and
+        # its optimizer updated them.
         self.trainable = False
         self.feature_extractor.trainable = False
         for variable in self.feature_extractor.variables:
