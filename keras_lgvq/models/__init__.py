@@ -11,5 +11,9 @@
 
 from keras_lgvq.models import presets
 from keras_lgvq.models.lgvq.lgvq import LGVQ
+from keras_lgvq.models.text_to_image import TextToImage, TextToImageBackbone
 from keras_lgvq.models.vqgan.vqgan import VQGAN
 from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+from keras_lgvq.models.vqct.vqct import VQCT
+from keras_lgvq.models.vqct.vqct import VQCTLG
+from keras_lgvq.models.vqct.vqct_backbone import VQCTBackbone

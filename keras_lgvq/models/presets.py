@@ -30,7 +30,12 @@ import keras
 
 # Family modules whose `PRESETS` are registered. A new family adds its
 # module here.
-_FAMILY_MODULES = ("keras_lgvq.models.lgvq.lgvq_presets",)
+_FAMILY_MODULES = (
+    "keras_lgvq.models.lgvq.lgvq_presets",
+    "keras_lgvq.models.text_to_image.text_to_image_presets",
+    "keras_lgvq.models.captioning.captioning_presets",
+    "keras_lgvq.models.vqct.vqct_presets",
+)
 
 BACKBONE_CONFIG_FILE = "config.json"
 BACKBONE_WEIGHTS_FILE = "model.weights.h5"

@@ -1,0 +1,685 @@
+"""ClipCap-style captioning from a frozen tokenizer's codes: a prefix mapper
+feeds k vectors to a (by default frozen) causal LM, which is trained with
+teacher forcing on the caption tokens and decodes greedily or by beam
+search."""
+
+import json
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_lgvq.language_models.causal_lm import CausalLM
+from keras_lgvq.models.captioning.beam_search import beam_search
+from keras_lgvq.models.captioning.prefix_mapper import build_prefix_mapper
+from keras_lgvq.models.text_to_image.text_to_image import load_tokenizer
+from keras_lgvq.models.text_to_image.text_to_image import masked_code_loss
+from keras_lgvq.utils.validation import check_int
+from keras_lgvq.utils.validation import check_number
+from keras_lgvq.version import __version__
+
+# Batch keys the models consume; strings and bookkeeping are dropped.
+INPUT_KEYS = ("codes", "code_vectors", "token_ids", "padding_mask")
+
+
+def as_text_list(texts, name):
+    """Validates texts: a str or a non-empty sequence of non-empty str.
+
+    Args:
+        texts: str, list / tuple of str (bytes are decoded as UTF-8) or a
+            numpy array of strings.
+        name: string. The argument's name for error messages.
+
+    Returns:
+        A list of str.
+
+    Examples:
+
+    ```python
+    as_text_list("a red cube", "captions")  # ["a red cube"]
+    ```
+    """
+    if isinstance(texts, (str, bytes)):
+        texts = [texts]
+    if isinstance(texts, np.ndarray) and texts.dtype.kind in "USO":
+        texts = texts.reshape(-1).tolist()
+    if not isinstance(texts, (list, tuple)) or not texts:
+        raise ValueError(
+            f"`{name}` must be a str or a non-empty list of str; received "
+            f"{type(texts).__name__}: {texts!r:.60}."
+        )
+    out = []
+    for i, text in enumerate(texts):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if not isinstance(text, str):
+            raise ValueError(
+                f"`{name}`[{i}] must be a str; received "
+                f"{type(text).__name__}: {text!r:.60}."
+            )
+        if not text.strip():
+            raise ValueError(
+                f"`{name}`[{i}] is empty; every entry needs at least one "
+                "non-space character."
+            )
+        out.append(text)
+    return out
+
+
+def tokenize_texts(language_model, texts, max_length, name="captions",
+                   append_stop=True):
+    """Right-padded LM token ids of texts, with a documented truncation rule.
+
+    Truncation: a text longer than the budget keeps its FIRST tokens. With
+    `append_stop=True` (captions: the model learns where to stop) the
+    budget is `max_length - 1` tokens followed by the LM's stop token, so a
+    truncated caption still ends with a stop; otherwise (questions) it is
+    `max_length` tokens.
+
+    Args:
+        language_model: a `CausalLM`.
+        texts: str or list of str (see `as_text_list`).
+        max_length: int. Tokens per row after padding.
+        name: string. Argument name for error messages.
+        append_stop: bool. End each text with the LM's stop token.
+
+    Returns:
+        `(token_ids, padding_mask)`: int32 and bool numpy `(B, max_length)`;
+        padding uses the LM's `pad_token_id`.
+
+    Examples:
+
+    ```python
+    ids, mask = tokenize_texts(lm, ["a red cube"], max_length=16)
+    ```
+    """
+    texts = as_text_list(texts, name)
+    max_length = check_int("max_length", max_length, low=2 if append_stop else 1)
+    ids = np.full((len(texts), max_length), language_model.pad_token_id,
+                  "int32")
+    mask = np.zeros((len(texts), max_length), bool)
+    stop = _stop_token(language_model)
+    for i, text in enumerate(texts):
+        tokens = list(language_model.encode(text))
+        if append_stop:
+            tokens = tokens[: max_length - 1] + [stop]
+        else:
+            tokens = tokens[:max_length]
+        ids[i, : len(tokens)] = tokens
+        mask[i, : len(tokens)] = True
+    return ids, mask
+
+
+def _stop_token(language_model):
+    stops = tuple(language_model.stop_token_ids)
+    return int(stops[0]) if stops else int(language_model.pad_token_id)
+
+
+def _load_language_model(language_model):
+    if isinstance(language_model, dict):
+        language_model = keras.layers.deserialize(language_model)
+    if isinstance(language_model, (str, os.PathLike)):
+        language_model = CausalLM(source=os.fspath(language_model))
+    if not isinstance(language_model, CausalLM):
+        raise ValueError(
+            "`language_model` must be a keras_lgvq CausalLM or its source "
+            '("smollm2", a .gguf path or a keras-hub preset directory); '
+            f"received {type(language_model).__name__}."
+        )
+    return language_model
+
+
+class PrefixLanguageModel(keras.Model):
+    """Shared base: code grid -> prefix mapper -> frozen causal LM.
+
+    Subclasses (`Captioner`, `VQAModel`) add their heads and losses. Inputs
+    are dicts with either `codes` (int `(B, h, w)` code grids, turned into
+    code vectors by the frozen tokenizer's `quantizer.indices_to_codes`)
+    or `code_vectors` (float `(B, h * w, D)`, e.g. from a code cache).
+    """
+
+    def __init__(self, mapper, language_model="smollm2", tokenizer=None,
+                 train_language_model=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(mapper, dict):
+            mapper = keras.layers.deserialize(mapper)
+        if not all(
+            hasattr(mapper, n)
+            for n in ("num_positions", "code_dim", "prefix_length", "lm_dim")
+        ):
+            raise ValueError(
+                "`mapper` must be a prefix mapper (MLPPrefixMapper, "
+                "TransformerPrefixMapper); received "
+                f"{type(mapper).__name__}."
+            )
+        language_model = _load_language_model(language_model)
+        if mapper.lm_dim != language_model.hidden_dim:
+            raise ValueError(
+                f"`mapper` outputs width lm_dim={mapper.lm_dim} but the "
+                f"language model's hidden size is {language_model.hidden_dim};"
+                " build the mapper with `lm_dim=language_model.hidden_dim`."
+            )
+        if isinstance(tokenizer, dict):
+            tokenizer = keras.layers.deserialize(tokenizer)
+        if tokenizer is not None:
+            tokenizer = load_tokenizer(tokenizer)
+            positions = int(tokenizer.grid_size) ** 2
+            code_dim = int(tokenizer.quantizer.embedding_dim)
+            if (positions, code_dim) != (mapper.num_positions,
+                                         mapper.code_dim):
+                raise ValueError(
+                    f"`tokenizer` gives {positions} code vectors of width "
+                    f"{code_dim} but the mapper expects num_positions="
+                    f"{mapper.num_positions}, code_dim={mapper.code_dim}."
+                )
+        self.mapper = mapper
+        self.language_model = language_model
+        self.tokenizer = tokenizer
+        self.train_language_model = bool(train_language_model)
+        # The LM stays frozen unless asked; the tokenizer always is.
+        self.language_model.trainable = self.train_language_model
+        if not self.mapper.built:
+            self.mapper.build((None, mapper.num_positions, mapper.code_dim))
+
+    @property
+    def prefix_length(self):
+        return self.mapper.prefix_length
+
+    def code_vectors(self, inputs):
+        """Code vectors `(B, N, D)` of a batch dict (`codes` or
+        `code_vectors`)."""
+        if not isinstance(inputs, dict) or not (
+            "codes" in inputs or "code_vectors" in inputs
+        ):
+            keys = sorted(inputs) if isinstance(inputs, dict) else type(inputs)
+            raise ValueError(
+                f"{type(self).__name__} batches must be dicts with `codes` "
+                "(int code grids) or `code_vectors` (float (B, h*w, D)); "
+                f"received {keys}."
+            )
+        if "code_vectors" in inputs:
+            return ops.convert_to_tensor(inputs["code_vectors"])
+        if self.tokenizer is None:
+            raise ValueError(
+                "`codes` need the image tokenizer to look up code vectors: "
+                f"build the {type(self).__name__} with `tokenizer=` or pass "
+                "`code_vectors`."
+            )
+        codes = ops.cast(inputs["codes"], "int32")
+        vectors = self.tokenizer.quantizer.indices_to_codes(codes)
+        return ops.reshape(
+            vectors, (-1, self.mapper.num_positions, self.mapper.code_dim)
+        )
+
+    def prefix(self, inputs, training=None):
+        """The k prefix vectors `(B, k, lm_dim)` of a batch dict."""
+        vectors = ops.stop_gradient(self.code_vectors(inputs))
+        prefix = self.mapper(vectors, training=training)
+        return ops.cast(prefix, self.language_model.backbone.compute_dtype)
+
+    def _image_inputs(self, codes, code_vectors):
+        if (codes is None) == (code_vectors is None):
+            raise ValueError("Pass exactly one of `codes` or `code_vectors`.")
+        if codes is not None:
+            codes = np.asarray(ops.convert_to_numpy(codes))
+            if codes.ndim != 3 or codes.dtype.kind not in "iu":
+                raise ValueError(
+                    "`codes` must be integer code grids (batch, h, w); "
+                    f"received shape {codes.shape}, dtype {codes.dtype}."
+                )
+            return {"codes": codes.astype("int32")}, len(codes)
+        vectors = np.asarray(ops.convert_to_numpy(code_vectors), "float32")
+        return {"code_vectors": vectors}, len(vectors)
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def _filter_inputs(self, x):
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset) and isinstance(
+            x.element_spec, dict
+        ):
+            keys = [k for k in self.input_keys if k in x.element_spec]
+            return x.map(lambda batch: {k: batch[k] for k in keys})
+        if isinstance(x, dict):
+            return {k: v for k, v in x.items() if k in self.input_keys}
+        return x
+
+    input_keys = INPUT_KEYS
+
+    def fit(self, x=None, *args, validation_data=None, **kwargs):
+        if validation_data is not None:
+            validation_data = self._filter_inputs(validation_data)
+        return super().fit(
+            self._filter_inputs(x), *args, validation_data=validation_data,
+            **kwargs,
+        )
+
+    def evaluate(self, x=None, *args, **kwargs):
+        return super().evaluate(self._filter_inputs(x), *args, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "mapper": keras.layers.serialize(self.mapper),
+                "language_model": keras.layers.serialize(self.language_model),
+                "tokenizer": None
+                if self.tokenizer is None
+                else keras.layers.serialize(self.tokenizer),
+                "train_language_model": self.train_language_model,
+            }
+        )
+        return config
+
+    # === Presets ===
+
+    def save_to_preset(self, preset_dir):
+        """Writes the model in keras-hub's preset layout.
+
+        The language model is the keras-hub backbone: its `LlamaBackbone`
+        and tokenizer go through keras-hub's savers (`config.json`,
+        `model.weights.h5`, `tokenizer.json`, assets), so the directory is
+        also a `source` for `load_causal_lm`; `task.json` holds this model's
+        config and `task.weights.h5` the mapper, heads and image tokenizer.
+        The copy of the LM makes the preset self-contained (SmolLM2 adds
+        about 0.5 GB in float32).
+
+        Args:
+            preset_dir: string. Directory to create or overwrite files in.
+
+        Examples:
+
+        ```python
+        captioner.save_to_preset("runs/captioning/preset")
+        captioner = Captioner.from_preset("runs/captioning/preset")
+        ```
+        """
+        from keras_lgvq.models import presets
+
+        os.makedirs(preset_dir, exist_ok=True)
+        lm = self.language_model
+        lm.backbone.save_to_preset(preset_dir)
+        lm.tokenizer.save_to_preset(preset_dir)
+        _record_tied_embeddings(lm.backbone, preset_dir)
+        config = keras.saving.serialize_keras_object(self)
+        presets._drop_keys(config, ("compile_config", "build_config"))
+        with open(os.path.join(preset_dir, presets.TASK_CONFIG_FILE), "w") as f:
+            json.dump(config, f, indent=2)
+        keras.saving.save_weights(
+            self,
+            os.path.join(preset_dir, presets.TASK_WEIGHTS_FILE),
+            objects_to_skip=list(lm.backbone._flatten_layers()),
+        )
+        path = os.path.join(preset_dir, presets.METADATA_FILE)
+        with open(path) as f:
+            metadata = json.load(f)
+        metadata.update(
+            {
+                "class_name": type(self).__name__,
+                "keras_lgvq_version": __version__,
+                "language_model_source": lm.source,
+            }
+        )
+        with open(path, "w") as f:
+            json.dump(metadata, f, indent=2)
+
+    @classmethod
+    def _from_directory(cls, preset, tokenizer=None, load_weights=True,
+                        **kwargs):
+        from keras_lgvq.models import presets
+
+        if not os.path.exists(os.path.join(preset, presets.TASK_CONFIG_FILE)):
+            raise ValueError(
+                f"{preset!r} holds a backbone only (no "
+                f"{presets.TASK_CONFIG_FILE}); it was not written by "
+                f"`{cls.__name__}.save_to_preset`."
+            )
+        config = presets.read_json(preset, presets.TASK_CONFIG_FILE)
+        registered = config.get("registered_name", config.get("class_name"))
+        target = keras.saving.get_registered_object(registered)
+        if target is None or not issubclass(target, cls):
+            raise ValueError(
+                f"{preset!r} holds a {registered}, not a {cls.__name__}."
+            )
+        inner = config["config"]
+        # The LM (with any fine-tuned weights) comes from the directory.
+        inner["language_model"] = CausalLM(
+            source=preset,
+            trainable=bool(inner.get("train_language_model", False)),
+        )
+        replace_tokenizer = tokenizer is not None
+        if replace_tokenizer:
+            inner["tokenizer"] = load_tokenizer(tokenizer)
+        inner.update(kwargs)
+        model = keras.saving.deserialize_keras_object(config)
+        if load_weights:
+            skip = list(model.language_model.backbone._flatten_layers())
+            if replace_tokenizer:
+                skip += list(model.tokenizer._flatten_layers())
+            keras.saving.load_weights(
+                model,
+                os.path.join(preset, presets.TASK_WEIGHTS_FILE),
+                objects_to_skip=skip,
+            )
+        return model
+
+    @classmethod
+    def _from_spec(cls, spec, tokenizer=None, language_model=None,
+                   **kwargs):
+        from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+
+        if tokenizer is None:
+            # Architecture only (untrained): pass a trained tokenizer.
+            tokenizer = VQGANBackbone.from_preset(spec["tokenizer_preset"])
+        tokenizer = load_tokenizer(tokenizer)
+        language_model = _load_language_model(
+            spec["language_model"] if language_model is None
+            else language_model
+        )
+        mapper_args = dict(spec["mapper"])
+        kind = mapper_args.pop("kind")
+        for key in list(kwargs):
+            if key in mapper_args:
+                mapper_args[key] = kwargs.pop(key)
+        mapper = build_prefix_mapper(
+            kind,
+            num_positions=int(tokenizer.grid_size) ** 2,
+            code_dim=int(tokenizer.quantizer.embedding_dim),
+            lm_dim=int(language_model.hidden_dim),
+            name="mapper",
+            **mapper_args,
+        )
+        options = dict(spec.get("model", {}))
+        options.update(kwargs)
+        return cls(
+            mapper=mapper,
+            language_model=language_model,
+            tokenizer=tokenizer,
+            **options,
+        )
+
+    @classmethod
+    def from_preset(cls, preset, tokenizer=None, language_model=None,
+                    load_weights=True, **kwargs):
+        """Builds the model from a built-in preset or a preset directory.
+
+        Names resolve as for every model of the package
+        (`keras_lgvq.models.presets.resolve_preset`). A built-in name builds
+        an untrained mapper for `tokenizer` (else the preset's tokenizer
+        architecture, untrained) and `language_model` (else the preset's,
+        `"smollm2"`); a directory written by `save_to_preset` restores the
+        trained model, its LM and tokenizer.
+
+        Args:
+            preset: string. A built-in name or a local directory.
+            tokenizer: optional tokenizer (model, layer or path; see
+                `keras_lgvq.models.text_to_image.load_tokenizer`).
+            language_model: optional `CausalLM` or LM source (built-in
+                names only).
+            load_weights: bool. Load a directory's weights.
+            **kwargs: mapper fields (`prefix_length=5`, ...) and
+                constructor arguments overriding the preset's.
+
+        Examples:
+
+        ```python
+        captioner = keras_lgvq.models.Captioner.from_preset(
+            "captioning_scenes_mlp", tokenizer="runs/lgvq/model.keras")
+        ```
+        """
+        from keras_lgvq.models import presets
+
+        kind, value = presets.resolve_preset(preset, cls.__name__)
+        if kind == "directory":
+            if language_model is not None:
+                raise ValueError(
+                    "`language_model` cannot replace the LM of a preset "
+                    "directory (its weights are part of it); build a new "
+                    "model from a built-in name instead."
+                )
+            return cls._from_directory(value, tokenizer, load_weights,
+                                       **kwargs)
+        return cls._from_spec(value, tokenizer, language_model, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="keras_lgvq")
+class Captioner(PrefixLanguageModel):
+    """ClipCap-style image captioning over a frozen tokenizer's codes.
+
+    A prefix mapper turns the code vectors of an image into `k` vectors in
+    the LM's embedding space; the LM reads `[prefix ; caption tokens]` and
+    is trained with teacher forcing: the output at prefix position `k - 1`
+    predicts the first caption token, and so on; the loss is the mean
+    cross-entropy over real caption tokens only (the prefix positions and
+    padding carry no loss). Each caption ends with the LM's stop token, so
+    the model learns where to stop. The LM is frozen unless
+    `train_language_model=True`; the image tokenizer is always frozen.
+
+    Train with plain `compile` / `fit`: the loss is built in (`compute_loss`)
+    and batches are dicts with `codes` (or `code_vectors`), `token_ids` and
+    `padding_mask` (`prepare_inputs` makes them from captions).
+
+    Args:
+        mapper: an `MLPPrefixMapper` or `TransformerPrefixMapper` whose
+            `lm_dim` is the LM's hidden size.
+        language_model: a `keras_lgvq.language_models.CausalLM` or its
+            source (default `"smollm2"`).
+        tokenizer: optional frozen image tokenizer (see
+            `keras_lgvq.models.text_to_image.load_tokenizer`); needed for
+            `codes` inputs, not for `code_vectors`.
+        max_caption_length: int. Caption tokens per example including the
+            stop token; longer captions keep their first
+            `max_caption_length - 1` tokens (see `tokenize_texts`). Also the
+            default generation budget.
+        train_language_model: bool. Fine-tune the LM too (default False).
+        **kwargs: `keras.Model` arguments (`name`).
+
+    Examples:
+
+    ```python
+    lm = keras_lgvq.language_models.load_causal_lm("smollm2")
+    mapper = MLPPrefixMapper(num_positions=256, code_dim=64,
+                             prefix_length=10, lm_dim=lm.hidden_dim)
+    captioner = Captioner(mapper, lm, tokenizer="runs/lgvq/model.keras")
+    captioner.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    captioner.fit(captioner.prepare_inputs(captions, codes=codes), epochs=5)
+    captioner.generate(codes=codes[:4], beam_size=3)
+    ```
+    """
+
+    def __init__(self, mapper, language_model="smollm2", tokenizer=None,
+                 max_caption_length=32, train_language_model=False,
+                 **kwargs):
+        super().__init__(
+            mapper, language_model=language_model, tokenizer=tokenizer,
+            train_language_model=train_language_model, **kwargs,
+        )
+        self.max_caption_length = check_int(
+            "max_caption_length", max_caption_length, low=2
+        )
+        self.token_accuracy = keras.metrics.Mean(name="token_accuracy")
+        self.built = True
+
+    def prepare_inputs(self, captions, codes=None, code_vectors=None):
+        """A training batch dict from captions and codes (numpy arrays).
+
+        Args:
+            captions: str or list of str, one per image (non-empty).
+            codes: int `(B, h, w)` code grids, or
+            code_vectors: float `(B, h * w, D)` (exactly one of the two).
+
+        Examples:
+
+        ```python
+        data = captioner.prepare_inputs(["a red cube"], codes=codes[:1])
+        ```
+        """
+        images, count = self._image_inputs(codes, code_vectors)
+        ids, mask = tokenize_texts(
+            self.language_model, captions, self.max_caption_length,
+            name="captions", append_stop=True,
+        )
+        if len(ids) != count:
+            raise ValueError(
+                f"`captions` has {len(ids)} entries but there are {count} "
+                "images; pass one caption per image."
+            )
+        return {**images, "token_ids": ids, "padding_mask": mask}
+
+    def call(self, inputs, training=False):
+        """Teacher-forced next-token logits of the caption tokens.
+
+        Returns:
+            float32 `(B, L, vocabulary_size)`: row `i` predicts
+            `token_ids[:, i]`.
+        """
+        for key in ("token_ids", "padding_mask"):
+            if key not in inputs:
+                raise ValueError(
+                    f"Captioner batches need `{key}` (see `prepare_inputs`);"
+                    f" received keys {sorted(inputs)}."
+                )
+        prefix = self.prefix(inputs, training=training)
+        ids = ops.cast(inputs["token_ids"], "int32")
+        mask = ops.cast(inputs["padding_mask"], "int32")
+        tokens = self.language_model.embed_tokens(ids[:, :-1])
+        embeds = ops.concatenate([prefix, ops.cast(tokens, prefix.dtype)], 1)
+        prefix_mask = ops.repeat(
+            ops.ones_like(mask[:, :1]), self.prefix_length, axis=1
+        )
+        lm_mask = ops.concatenate([prefix_mask, mask[:, :-1]], axis=1)
+        hidden = self.language_model.hidden_states(
+            embeds, padding_mask=lm_mask, training=training
+        )
+        return self.language_model.logits(hidden[:, self.prefix_length - 1:])
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        loss = masked_code_loss(y_pred, x["token_ids"], x["padding_mask"])
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        targets = ops.cast(x["token_ids"], "int32")
+        self.token_accuracy.update_state(
+            ops.cast(ops.equal(predicted, targets), "float32"),
+            sample_weight=ops.cast(x["padding_mask"], "float32"),
+        )
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def generate_ids(self, codes=None, code_vectors=None, max_new_tokens=None,
+                     beam_size=1, length_penalty=0.0):
+        """Generated caption token ids (stop token excluded).
+
+        Greedy decoding when `beam_size == 1` (the LM's cached greedy loop),
+        else beam search (`beam_search`): the sequence with the highest
+        total log-probability among those the beam keeps, stop token
+        included in the score.
+
+        Args:
+            codes: int `(B, h, w)`, or code_vectors: float `(B, h*w, D)`.
+            max_new_tokens: int or None. At most this many tokens
+                (default `max_caption_length`).
+            beam_size: int >= 1.
+            length_penalty: float >= 0. Beam scores divided by
+                `length ** length_penalty` at the final choice.
+
+        Returns:
+            A list of B int32 numpy arrays.
+
+        Examples:
+
+        ```python
+        ids = captioner.generate_ids(codes=codes, beam_size=3)
+        ```
+        """
+        if max_new_tokens is None:
+            max_new_tokens = self.max_caption_length
+        max_new_tokens = check_int("max_new_tokens", max_new_tokens)
+        beam_size = check_int("beam_size", beam_size)
+        check_number("length_penalty", length_penalty, low=0.0)
+        inputs, _ = self._image_inputs(codes, code_vectors)
+        prefix = self.prefix(inputs, training=False)
+        lm = self.language_model
+        stops = list(lm.stop_token_ids)
+        if beam_size == 1:
+            ids, lengths = lm.greedy_decode(
+                prefix, max_new_tokens=max_new_tokens, stop_token_ids=stops
+            )
+            return [ids[i, : lengths[i]] for i in range(len(ids))]
+        batch = int(ops.shape(prefix)[0])
+        k = self.prefix_length
+        cache = lm.init_cache(batch, k + max_new_tokens)
+        hidden, cache = lm.call_with_cache(prefix, cache, 0)
+        first = _log_softmax(ops.convert_to_numpy(lm.logits(hidden[:, -1])))
+        state = {"cache": ops.repeat(cache, beam_size, axis=0)}
+
+        def step(tokens, parents, count):
+            cache = ops.take(state["cache"], parents, axis=0)
+            embeds = lm.embed_tokens(tokens[:, None])
+            hidden, state["cache"] = lm.call_with_cache(
+                embeds, cache, k + count - 1
+            )
+            return _log_softmax(
+                ops.convert_to_numpy(lm.logits(hidden[:, -1]))
+            )
+
+        sequences, _ = beam_search(
+            first, step, beam_size, max_new_tokens, stop_token_ids=stops,
+            length_penalty=length_penalty,
+        )
+        return sequences
+
+    def generate(self, codes=None, code_vectors=None, max_new_tokens=None,
+                 beam_size=1, length_penalty=0.0):
+        """Captions (list of str) of code grids or code vectors.
+
+        See `generate_ids` for the arguments.
+
+        Examples:
+
+        ```python
+        captioner.generate(codes=codes[:4])            # greedy
+        captioner.generate(codes=codes[:4], beam_size=5)
+        ```
+        """
+        return [
+            self.language_model.decode(ids)
+            for ids in self.generate_ids(
+                codes, code_vectors, max_new_tokens, beam_size,
+                length_penalty,
+            )
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"max_caption_length": self.max_caption_length})
+        return config
+
+
+def _record_tied_embeddings(backbone, preset_dir):
+    """keras-hub 0.32's LlamaBackbone leaves `tie_word_embeddings` out of its
+    config, so a tied LM (SmolLM2) would reload untied and fail to load its
+    weights; write the flag into `config.json`."""
+    from keras_lgvq.models import presets
+
+    tied = getattr(backbone, "tie_word_embeddings", None)
+    if tied is None:
+        return
+    path = os.path.join(preset_dir, presets.BACKBONE_CONFIG_FILE)
+    with open(path) as f:
+        config = json.load(f)
+    config["config"].setdefault("tie_word_embeddings", bool(tied))
+    with open(path, "w") as f:
+        json.dump(config, f, indent=4)
+
+
+def _log_softmax(logits):
+    logits = np.asarray(logits, "float64")
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))

@@ -1,0 +1,68 @@
+"""Captioning presets: ClipCap's two mapper settings (arXiv 2111.09734) over
+the offline SmolLM2 LM, for the CPU `scenes` tokenizer and the paper's CUB
+tokenizer.
+
+No weights are published: a built-in name builds an untrained mapper for
+the tokenizer passed to `Captioner.from_preset(name, tokenizer=...)`
+(else the named tokenizer preset's architecture, untrained).
+"""
+
+# The classes that can build these presets.
+PRESET_CLASSES = ("Captioner",)
+
+
+def _spec(description, tokenizer_preset, mapper, training):
+    return {
+        "description": description,
+        "tokenizer_preset": tokenizer_preset,
+        "language_model": "smollm2",
+        "mapper": mapper,
+        "model": dict(max_caption_length=32, train_language_model=False),
+        "training": training,
+        "paper_weights": False,
+    }
+
+
+_SCENES_TRAINING = dict(
+    dataset="scenes", batch_size=16, learning_rate=1e-3, epochs=8
+)
+_CUB_TRAINING = dict(
+    dataset="cub", batch_size=40, learning_rate=2e-5, epochs=10,
+    warmup_steps=5000,
+)
+
+PRESETS = {
+    "captioning_scenes_mlp": _spec(
+        "ClipCap MLP mapper (Linear-Tanh-Linear, k=10) from the `scenes` "
+        "tokenizer's 16x16 codes into frozen SmolLM2-135M; CPU-sized "
+        "hidden width.",
+        "scenes",
+        dict(kind="mlp", prefix_length=10, hidden_dim=512),
+        _SCENES_TRAINING,
+    ),
+    "captioning_scenes_transformer": _spec(
+        "ClipCap transformer mapper (2 blocks of width 128, k=10 learned "
+        "constants) from the `scenes` tokenizer's codes into frozen "
+        "SmolLM2-135M.",
+        "scenes",
+        dict(kind="transformer", prefix_length=10, hidden_dim=128,
+             num_layers=2, num_heads=4),
+        _SCENES_TRAINING,
+    ),
+    "captioning_cub_mlp": _spec(
+        "ClipCap MLP mapper (k=10, hidden (k*576)/2) over the CUB `cub` "
+        "tokenizer's 16x16 codes into frozen SmolLM2-135M (the paper's "
+        "ClipCap-style setting with SmolLM2 in place of GPT-2).",
+        "cub",
+        dict(kind="mlp", prefix_length=10, hidden_dim=2880),
+        _CUB_TRAINING,
+    ),
+    "captioning_cub_transformer": _spec(
+        "ClipCap transformer mapper (8 blocks, k=40 learned constants) over "
+        "the `cub` tokenizer's codes into frozen SmolLM2-135M.",
+        "cub",
+        dict(kind="transformer", prefix_length=40, hidden_dim=576,
+             num_layers=8, num_heads=8),
+        _CUB_TRAINING,
+    ),
+}

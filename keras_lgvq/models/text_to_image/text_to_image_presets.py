@@ -1,0 +1,90 @@
+"""Text-to-image presets: a small CPU generator for the scenes tokenizer and
+the paper's VQ-Diffusion-sized transformer (LG-VQ §A.1: 19 layers, width
+1024) for CelebA-HQ.
+
+No weights are published for either; a built-in name builds the
+architecture untrained. The codebook size and grid come from the tokenizer
+passed to `TextToImage.from_preset(name, tokenizer=...)`, else from the
+tokenizer preset named here.
+"""
+
+# The classes that can build these presets.
+PRESET_CLASSES = ("TextToImageBackbone", "TextToImage")
+
+PRESETS = {
+    "text_to_image_scenes": {
+        "description": (
+            "Small CPU masked-token generator over the `scenes` tokenizer's "
+            "16x16 grid of K=256 codes, conditioned on MiniLM token "
+            "features (offline). Not a paper config: sized so that the "
+            "recipe trains it in minutes on 2 cores."
+        ),
+        "tokenizer_preset": "scenes",
+        "backbone": dict(
+            num_codes=256,
+            grid_size=16,
+            text_dim=384,
+            hidden_dim=128,
+            num_layers=4,
+            num_heads=4,
+            intermediate_dim=256,
+            dropout=0.0,
+        ),
+        "text": dict(text_prior="minilm", sequence_length=30),
+        "model": dict(caption_dropout=0.1, mask_schedule="cosine"),
+        "training": dict(
+            dataset="scenes",
+            batch_size=32,
+            learning_rate=1e-3,
+            weight_decay=0.01,
+            warmup_steps=50,
+        ),
+        "sampling": dict(
+            steps=12,
+            guidance_scale=3.0,
+            temperature=1.0,
+            top_k=None,
+            remask_temperature=4.5,
+        ),
+        "paper_weights": False,
+    },
+    "text_to_image_celeba_hq": {
+        "description": (
+            "The paper's text-to-image size (VQ-Diffusion setting, LG-VQ "
+            "Appendix A.1): 19 transformer blocks of width 1024 over the "
+            "16x16 grid of a K=1024 f16 VQGAN (`celeba_hq` tokenizer), "
+            "cross-attending to CLIP ViT-B/32 token features. Built here as "
+            "a masked-token (MaskGIT) generator; no weights."
+        ),
+        "tokenizer_preset": "celeba_hq",
+        "backbone": dict(
+            num_codes=1024,
+            grid_size=16,
+            text_dim=512,
+            hidden_dim=1024,
+            num_layers=19,
+            num_heads=16,
+            intermediate_dim=4096,
+            dropout=0.0,
+        ),
+        "text": dict(
+            text_prior="clip_vit_base_patch32", sequence_length=30
+        ),
+        "model": dict(caption_dropout=0.1, mask_schedule="cosine"),
+        "training": dict(
+            dataset="celeba_hq",
+            batch_size=24,
+            learning_rate=3e-4,
+            weight_decay=0.01,
+            warmup_steps=5000,
+        ),
+        "sampling": dict(
+            steps=12,
+            guidance_scale=3.0,
+            temperature=1.0,
+            top_k=None,
+            remask_temperature=4.5,
+        ),
+        "paper_weights": False,
+    },
+}
