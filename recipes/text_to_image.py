@@ -422,6 +422,7 @@ def train_generator(model, code_cache, feature_cache, settings, verbose):
         data.repeat(),
         epochs=epochs,
         steps_per_epoch=steps // epochs,
+        shuffle=False,  # the dataset shuffles itself
         verbose=verbose,
     )
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
