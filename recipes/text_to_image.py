@@ -341,7 +341,7 @@ def load_or_train_judge(args, settings, image_size, cache_root, verbose):
     path = os.path.join(
         cache_root,
         "judges",
-        f"scenes_{image_size}px_n{n}_e{epochs}_seed{settings['seed']}",
+        f"scenes_{image_size}px_n{n}_e{epochs}_b32_seed{settings['seed']}",
     )
     model_path = path + ".keras"
     if os.path.exists(model_path) and os.path.exists(path + ".json"):
@@ -429,9 +429,9 @@ def train_generator(model, code_cache, feature_cache, settings, verbose):
 
 
 def _judge(judge, images, captions):
-    from keras_lgvq.metrics.conditioning_accuracy import conditioning_accuracy
+    from keras_lgvq.metrics import scenes_conditioning_accuracy
 
-    result = conditioning_accuracy(judge, images, captions)
+    result = scenes_conditioning_accuracy(judge, images, captions)
     result.pop("per_caption")
     return result
 

@@ -27,6 +27,10 @@ _LAZY = {
     "LgvqCelebaHq": "keras_lgvq.datasets.celeba_hq",
     "LgvqTextcaps": "keras_lgvq.datasets.textcaps",
     "LgvqCoco": "keras_lgvq.datasets.coco",
+    "CodeCache": "keras_lgvq.datasets.code_cache",
+    "build_code_cache": "keras_lgvq.datasets.code_cache",
+    "code_cache_path": "keras_lgvq.datasets.code_cache",
+    "make_code_dataset": "keras_lgvq.datasets.code_cache",
     "read_filename_list": "keras_lgvq.datasets.safe_pickle",
     "safe_load_string_list": "keras_lgvq.datasets.safe_pickle",
 }

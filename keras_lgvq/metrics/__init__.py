@@ -4,6 +4,14 @@ from keras_lgvq.metrics.caption_metrics import CAPTION_METRIC_NAMES
 from keras_lgvq.metrics.caption_metrics import evaluate_captions
 from keras_lgvq.metrics.caption_metrics import ptb_tokenize_python
 from keras_lgvq.metrics.codebook_usage import CodebookUsage
+from keras_lgvq.metrics.conditioning_accuracy import SceneAttributeClassifier
+from keras_lgvq.metrics.conditioning_accuracy import (
+    scenes_conditioning_accuracy,
+)
+from keras_lgvq.metrics.conditioning_accuracy import parse_scene_caption
+from keras_lgvq.metrics.conditioning_accuracy import (
+    train_scene_attribute_classifier,
+)
 from keras_lgvq.metrics.frechet_distance import frechet_distance
 from keras_lgvq.metrics.frechet_distance import gaussian_statistics
 from keras_lgvq.metrics.frechet_inception_distance import (

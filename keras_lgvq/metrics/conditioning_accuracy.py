@@ -20,7 +20,7 @@ blue star) are reported separately (compositional generalisation).
 
 ```python
 classifier, report = train_scene_attribute_classifier(num_images=4000)
-result = conditioning_accuracy(classifier, generated_images, captions)
+result = scenes_conditioning_accuracy(classifier, generated_images, captions)
 result["overall"], result["attributes"]["color"]["accuracy"]
 ```
 """
@@ -59,6 +59,7 @@ _GLOBAL_HEADS = {"background": scenes.BACKGROUNDS, "tone": scenes.TONES}
 _LABEL_RADII = 0.4
 _IGNORE_RADII = 1.0
 _OBJECT_NOUNS = ("shape", "object", "figure")
+_OBJECT_PLURALS = tuple(scenes.OBJECT_NOUNS)
 
 
 def _invert(words):
@@ -174,7 +175,7 @@ def parse_scene_caption(caption):
             continue
         token = tokens[i]
         following = tokens[i + 1] if i + 1 < n else None
-        if token in _NUMBER_OF and following in ("shapes", "objects", "figures"):
+        if token in _NUMBER_OF and following in _OBJECT_PLURALS:
             count = _NUMBER_OF[token]
             i += 2
             continue
@@ -604,7 +605,9 @@ def judge_caption(parsed, detected, background=None, tone=None, holdout=()):
     located = [locate(obj) for obj in parsed["objects"]]
     held = []
     for obj, where in zip(parsed["objects"], located):
-        checks["shape"].append(any(d["shape"] == obj["shape"] for d in detected))
+        checks["shape"].append(
+            any(d["shape"] == obj["shape"] for d in detected)
+        )
         if "color" in obj:
             checks["color"].append(
                 any(
@@ -616,7 +619,10 @@ def judge_caption(parsed, detected, background=None, tone=None, holdout=()):
             if key in obj:
                 checks[key].append(where is not None and where[key] == obj[key])
         for combo in held_out_combinations(obj, holdout):
-            name = " ".join(combo[k] for k in ("size", "color", "fill", "shape") if k in combo)
+            name = " ".join(
+                combo[k] for k in ("size", "color", "fill", "shape")
+                if k in combo
+            )
             held.append(
                 (
                     name,
@@ -672,7 +678,7 @@ def _summarise(judged):
     }
 
 
-def conditioning_accuracy(
+def scenes_conditioning_accuracy(
     classifier,
     images,
     captions,
@@ -705,7 +711,7 @@ def conditioning_accuracy(
     Examples:
 
     ```python
-    result = conditioning_accuracy(classifier, images, captions)
+    result = scenes_conditioning_accuracy(classifier, images, captions)
     print(result["overall"], result["attributes"]["relation"])
     ```
     """
@@ -732,7 +738,7 @@ def conditioning_accuracy(
 
 
 def judge_detections(detections, captions, holdout=scenes.DEFAULT_HOLDOUT):
-    """`conditioning_accuracy` from detections already made.
+    """`scenes_conditioning_accuracy` from detections already made.
 
     Args:
         detections: list from `SceneAttributeClassifier.detect`, one per
@@ -741,7 +747,7 @@ def judge_detections(detections, captions, holdout=scenes.DEFAULT_HOLDOUT):
         holdout: held-out attribute combinations.
 
     Returns:
-        The dict described in `conditioning_accuracy`.
+        The dict described in `scenes_conditioning_accuracy`.
     """
     holdout = scenes.normalize_holdout(holdout)
     judged = [
@@ -834,7 +840,7 @@ def train_scene_attribute_classifier(
     image_size=64,
     detector_epochs=8,
     recognizer_epochs=8,
-    batch_size=64,
+    batch_size=32,
     learning_rate=2e-3,
     width=48,
     object_weight=4.0,
@@ -880,7 +886,9 @@ def train_scene_attribute_classifier(
     validation_images = check_int(
         "validation_images", validation_images, low=0
     )
-    object_weight = check_number("object_weight", object_weight, 0.0, None, True)
+    object_weight = check_number(
+        "object_weight", object_weight, 0.0, low_open=True
+    )
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     images, examples = scenes_attribute_data(num_images, image_size, seed=seed)
@@ -970,7 +978,7 @@ def evaluate_classifier(
         dict: `objects` (per attribute, accuracy of the recognizer on
         ground-truth object crops), `count` (exact object-count accuracy
         of the detector), `background` / `tone` accuracy, and the
-        `conditioning_accuracy` summary of the images judged against all
+        `scenes_conditioning_accuracy` summary of the images judged against all
         ten of their own captions (`overall`, `attributes`, `held_out`,
         ...).
     """
@@ -1005,7 +1013,9 @@ def evaluate_classifier(
             )
         ),
         "tone": float(
-            np.mean([d["tone"] == e["tone"] for d, e in zip(detections, examples)])
+            np.mean(
+                [d["tone"] == e["tone"] for d, e in zip(detections, examples)]
+            )
         ),
     }
     repeated = [d for d in detections for _ in range(scenes.NUM_CAPTIONS)]

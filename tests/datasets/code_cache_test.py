@@ -15,7 +15,9 @@ def _batches(images, batch=3, prefix="img"):
     return [
         {
             "images": images[i : i + batch],
-            "image_id": [f"{prefix}{j}" for j in range(i, i + len(images[i : i + batch]))],
+            "image_id": [
+                f"{prefix}{j}" for j in range(i, min(i + batch, len(images)))
+            ],
         }
         for i in range(0, len(images), batch)
     ]

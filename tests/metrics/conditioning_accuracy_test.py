@@ -223,8 +223,8 @@ def test_real_images_beat_shuffled_captions(judge, tmp_path):
         48, seed=3, split="conditioning_test"
     )
     captions = [e["captions"][i % 10] for i, e in enumerate(examples)]
-    own = lib.conditioning_accuracy(classifier, images, captions)
-    shuffled = lib.conditioning_accuracy(
+    own = lib.scenes_conditioning_accuracy(classifier, images, captions)
+    shuffled = lib.scenes_conditioning_accuracy(
         classifier, images, captions[1:] + captions[:1]
     )
     assert own["overall"] > 2.5 * shuffled["overall"]
@@ -242,11 +242,11 @@ def test_bad_inputs_name_the_argument(judge):
     classifier, _ = judge
     images = np.zeros((2, 64, 64, 3), "float32")
     with pytest.raises(ValueError, match="captions"):
-        lib.conditioning_accuracy(classifier, images, "a red star")
+        lib.scenes_conditioning_accuracy(classifier, images, "a red star")
     with pytest.raises(ValueError, match="one caption per image"):
-        lib.conditioning_accuracy(classifier, images, ["a red star"])
+        lib.scenes_conditioning_accuracy(classifier, images, ["a red star"])
     with pytest.raises(ValueError, match="classifier"):
-        lib.conditioning_accuracy(object(), images, ["a", "b"])
+        lib.scenes_conditioning_accuracy(object(), images, ["a", "b"])
     with pytest.raises(ValueError, match="images"):
         classifier.detect(np.zeros((2, 64, 64), "float32"))
     with pytest.raises(ValueError, match="image_size"):

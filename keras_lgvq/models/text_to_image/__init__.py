@@ -12,6 +12,7 @@ Spec: shared/reference/downstream-spec.md §1.
 """
 
 from keras_lgvq.models.text_to_image.text_to_image import TextToImage
+from keras_lgvq.models.text_to_image.text_to_image import TokenizerCall
 from keras_lgvq.models.text_to_image.text_to_image import load_tokenizer
 from keras_lgvq.models.text_to_image.text_to_image import mask_ratio
 from keras_lgvq.models.text_to_image.text_to_image import masked_code_loss

@@ -174,11 +174,14 @@ def load_tokenizer(tokenizer):
     ):
         tokenizer = tokenizer.backbone
     if not _is_tokenizer(tokenizer):
+        missing = [
+            n for n in _TOKENIZER_INTERFACE if not hasattr(tokenizer, n)
+        ]
         raise ValueError(
             "`tokenizer` must be a keras_lgvq image tokenizer (a "
             "VQGANBackbone, a VQGAN / LGVQ holding one as `.backbone`, or a "
             f"path to one); received a {type(tokenizer).__name__}, which "
-            f"lacks {[n for n in _TOKENIZER_INTERFACE if not hasattr(tokenizer, n)]}."
+            f"lacks {missing}."
         )
     tokenizer.trainable = False
     return tokenizer
@@ -603,7 +606,9 @@ class TextToImage(keras.Model):
                     "keras_lgvq.text_priors.build_feature_cache) or build "
                     "it with `text_prior=`."
                 )
-            out = self.text_prior(inputs["token_ids"], inputs.get("padding_mask"))
+            out = self.text_prior(
+                inputs["token_ids"], inputs.get("padding_mask")
+            )
             features, mask = out["token_features"], out["padding_mask"]
         else:
             # No caption at all: an unconditional model.
@@ -1103,7 +1108,9 @@ class TextToImage(keras.Model):
                 # Decide at least one position per step and never un-decide.
                 num_masked = np.clip(target, 0, np.maximum(masked_now - 1, 0))
             uniform = np.minimum(noise[t, :, 0], 1.0 - 1e-7)
-            gumbel = -np.log(-np.log(np.clip(noise[t, :, 1], 1e-20, 1.0 - 1e-7)))
+            gumbel = -np.log(
+                -np.log(np.clip(noise[t, :, 1], 1e-20, 1.0 - 1e-7))
+            )
             inputs = {
                 "codes": codes,
                 "text_features": features,

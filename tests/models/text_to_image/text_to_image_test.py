@@ -77,9 +77,8 @@ def test_training_mask_statistics_follow_the_cosine_schedule():
     # Numpy reference: count = clip(ceil(cos(pi/2 u) N), 1, N), u ~ U(0, 1).
     u = (np.arange(200000) + 0.5) / 200000
     reference = np.clip(np.ceil(np.cos(np.pi / 2 * u) * N), 1, N)
-    assert abs(counts.mean() - reference.mean()) < 4 * reference.std() / math.sqrt(
-        rows
-    )
+    tolerance = 4 * reference.std() / math.sqrt(rows)
+    assert abs(counts.mean() - reference.mean()) < tolerance
     # Whole distribution: P(count <= k) within a KS band.
     for k in (2, 6, 10, 14):
         expected = np.mean(reference <= k)
