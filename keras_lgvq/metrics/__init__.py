@@ -34,7 +34,9 @@ from keras_lgvq.metrics.masked_word_recall import masked_word_recall_at_1
 from keras_lgvq.metrics.masked_word_recall import select_masked_positions
 from keras_lgvq.metrics.relation_mse import code_word_relation_mse
 from keras_lgvq.metrics.relation_mse import match_codes_to_words
+from keras_lgvq.metrics.retrieval import image_to_text_ranks
 from keras_lgvq.metrics.retrieval import image_to_text_recall
+from keras_lgvq.metrics.retrieval import text_to_image_ranks
 from keras_lgvq.metrics.retrieval import text_to_image_recall
 from keras_lgvq.metrics.vqa_metrics import WupsScorer
 from keras_lgvq.metrics.vqa_metrics import evaluate_vqa

@@ -39,10 +39,14 @@ def _check_inputs(image_emb, text_emb, text_to_image, ks):
             "`text_to_image` values must lie in [0, N) with N = "
             f"{images.shape[0]} images."
         )
+    return images, texts, owner.astype(np.int64), _check_ks(ks)
+
+
+def _check_ks(ks):
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
         raise ValueError(f"`ks` must be positive ints. Received: {ks}")
-    return images, texts, owner.astype(np.int64), ks
+    return ks
 
 
 def _recall_from_ranks(ranks, ks):
@@ -81,8 +85,37 @@ def image_to_text_recall(
     )
     ```
     """
-    images, texts, owner, ks = _check_inputs(
-        image_emb, text_emb, text_to_image, ks
+    ranks = image_to_text_ranks(
+        image_emb, text_emb, text_to_image, chunk_size=chunk_size
+    )
+    return _recall_from_ranks(ranks, _check_ks(ks))
+
+
+def image_to_text_ranks(image_emb, text_emb, text_to_image, chunk_size=1024):
+    """Per-image rank of the best own text (1 = first), ties pessimistic.
+
+    The per-query values behind `image_to_text_recall` (`R@K` is the mean
+    of `ranks <= K`), for paired significance tests between two models
+    scored on the same queries. Images with no text are left out.
+
+    Args:
+        image_emb: array `(N, E)`.
+        text_emb: array `(M, E)`.
+        text_to_image: int array `(M,)`. Row of `image_emb` each text
+            describes.
+        chunk_size: int. Queries per similarity block.
+
+    Returns:
+        int64 array of ranks, one per image that has a text.
+
+    Examples:
+
+    ```python
+    hits = image_to_text_ranks(img, txt, np.arange(len(img))) <= 1
+    ```
+    """
+    images, texts, owner, _ = _check_inputs(
+        image_emb, text_emb, text_to_image, (1,)
     )
     has_text = np.bincount(owner, minlength=images.shape[0]) > 0
     ranks = []
@@ -93,10 +126,10 @@ def image_to_text_recall(
         best_right = np.where(right, scores, -np.inf).max(axis=1)
         wrong_ahead = np.sum((~right) & (scores >= best_right[:, None]), axis=1)
         ranks.append(wrong_ahead[has_text[rows]] + 1)
-    ranks = np.concatenate(ranks) if ranks else np.zeros((0,))
+    ranks = np.concatenate(ranks) if ranks else np.zeros((0,), np.int64)
     if ranks.size == 0:
         raise ValueError("No image has any text: cannot compute recall.")
-    return _recall_from_ranks(ranks, ks)
+    return ranks.astype(np.int64)
 
 
 def text_to_image_recall(
@@ -125,8 +158,35 @@ def text_to_image_recall(
     keras_lgvq.metrics.text_to_image_recall(image_emb, text_emb, owner)
     ```
     """
-    images, texts, owner, ks = _check_inputs(
-        image_emb, text_emb, text_to_image, ks
+    ranks = text_to_image_ranks(
+        image_emb, text_emb, text_to_image, chunk_size=chunk_size
+    )
+    return _recall_from_ranks(ranks, _check_ks(ks))
+
+
+def text_to_image_ranks(image_emb, text_emb, text_to_image, chunk_size=1024):
+    """Per-text rank of its own image (1 = first), ties pessimistic.
+
+    The per-query values behind `text_to_image_recall`.
+
+    Args:
+        image_emb: array `(N, E)`.
+        text_emb: array `(M, E)`.
+        text_to_image: int array `(M,)`. Row of `image_emb` each text
+            describes.
+        chunk_size: int. Queries per similarity block.
+
+    Returns:
+        int64 array `(M,)` of ranks.
+
+    Examples:
+
+    ```python
+    hits = text_to_image_ranks(img, txt, np.arange(len(img))) <= 5
+    ```
+    """
+    images, texts, owner, _ = _check_inputs(
+        image_emb, text_emb, text_to_image, (1,)
     )
     if texts.shape[0] == 0:
         raise ValueError("`text_emb` is empty: cannot compute recall.")
@@ -137,4 +197,4 @@ def text_to_image_recall(
         right_score = scores[np.arange(rows.size), owner[rows]]
         ahead = np.sum(scores >= right_score[:, None], axis=1) - 1
         ranks.append(ahead + 1)
-    return _recall_from_ranks(np.concatenate(ranks), ks)
+    return np.concatenate(ranks).astype(np.int64)

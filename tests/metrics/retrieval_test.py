@@ -92,3 +92,31 @@ def test_validation():
         text_to_image_recall(images, np.zeros((5, 3)), np.zeros(5, int))
     with pytest.raises(ValueError, match="ks"):
         text_to_image_recall(images, texts, np.zeros(5, int), ks=(0,))
+
+
+def test_per_query_ranks_give_the_recalls():
+    from keras_lgvq.metrics import image_to_text_ranks
+    from keras_lgvq.metrics import text_to_image_ranks
+
+    rng = np.random.default_rng(7)
+    images = rng.normal(size=(40, 8))
+    texts = images + rng.normal(scale=1.5, size=(40, 8))
+    owner = np.arange(40)
+    i2t = image_to_text_ranks(images, texts, owner)
+    t2i = text_to_image_ranks(images, texts, owner)
+    # Independent brute force: rank = 1 + number of items scoring at least
+    # as high as the right one (cosine).
+    a = images / np.linalg.norm(images, axis=1, keepdims=True)
+    b = texts / np.linalg.norm(texts, axis=1, keepdims=True)
+    sim = a @ b.T
+    expected_i2t = [1 + np.sum(np.delete(sim[i], i) >= sim[i, i]) for i in owner]
+    expected_t2i = [1 + np.sum(np.delete(sim[:, j], j) >= sim[j, j]) for j in owner]
+    np.testing.assert_array_equal(i2t, expected_i2t)
+    np.testing.assert_array_equal(t2i, expected_t2i)
+    for k in (1, 5, 10):
+        assert image_to_text_recall(images, texts, owner)[f"R@{k}"] == (
+            pytest.approx(100 * np.mean(i2t <= k))
+        )
+        assert text_to_image_recall(images, texts, owner)[f"R@{k}"] == (
+            pytest.approx(100 * np.mean(t2i <= k))
+        )
