@@ -31,7 +31,7 @@ _SUBPACKAGES = (
     "text_priors",
     "visualization",
 )
-_MODELS = ("LGVQ", "VQGAN", "VQGANBackbone")
+_MODELS = ("LGVQ", "LQAE", "LQAEBackbone", "VQGAN", "VQGANBackbone")
 
 __all__ = list(_SUBPACKAGES) + list(_MODELS) + ["__version__"]
 

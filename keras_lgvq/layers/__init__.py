@@ -4,7 +4,8 @@
 - `GraphConvolution`, `CodebookTransfer`: VQCT's GCN codebook network;
 - `layers.vqgan`: the convolutional encoder / decoder blocks and the
   PatchGAN discriminator;
-- `layers.guidance`: LG-VQ's language-guidance losses.
+- `layers.guidance`: LG-VQ's language-guidance losses;
+- `layers.vit`: LQAE's ViT encoder / decoder blocks.
 
 Every public layer is also importable from `keras_lgvq.layers` directly.
 """
@@ -17,6 +18,7 @@ from keras_lgvq.layers.guidance import LanguageGuidance
 from keras_lgvq.layers.guidance import MaskedTextDecoder
 from keras_lgvq.layers.guidance import MaskedTokenHead
 from keras_lgvq.layers.guidance import RelationshipAlignment
+from keras_lgvq.layers.quantizers import FrozenVocabularyQuantizer
 from keras_lgvq.layers.quantizers import VQCTQuantizer
 from keras_lgvq.layers.quantizers import VectorQuantizer
 from keras_lgvq.layers.vqgan import AttentionBlock
@@ -26,3 +28,12 @@ from keras_lgvq.layers.vqgan import ResnetBlock
 from keras_lgvq.layers.vqgan import Upsample
 from keras_lgvq.layers.vqgan import VQGANDecoder
 from keras_lgvq.layers.vqgan import VQGANEncoder
+from keras_lgvq.layers.vit import GLUFeedForward
+from keras_lgvq.layers.vit import LQAETransformerBlock
+from keras_lgvq.layers.vit import PatchEmbedding
+from keras_lgvq.layers.vit import PositionEmbedding2D
+from keras_lgvq.layers.vit import StandardTransformerBlock
+from keras_lgvq.layers.vit import TransformerStack
+from keras_lgvq.layers.vit import Unpatchify
+from keras_lgvq.layers.vit import ViTDecoder
+from keras_lgvq.layers.vit import ViTEncoder

@@ -11,6 +11,8 @@
 
 from keras_lgvq.models import presets
 from keras_lgvq.models.lgvq.lgvq import LGVQ
+from keras_lgvq.models.lqae.lqae import LQAE
+from keras_lgvq.models.lqae.lqae_backbone import LQAEBackbone
 from keras_lgvq.models.text_to_image import TextToImage, TextToImageBackbone
 from keras_lgvq.models.vqgan.vqgan import VQGAN
 from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone

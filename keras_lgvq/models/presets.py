@@ -35,6 +35,7 @@ _FAMILY_MODULES = (
     "keras_lgvq.models.text_to_image.text_to_image_presets",
     "keras_lgvq.models.captioning.captioning_presets",
     "keras_lgvq.models.vqct.vqct_presets",
+    "keras_lgvq.models.lqae.lqae_presets",
 )
 
 BACKBONE_CONFIG_FILE = "config.json"
