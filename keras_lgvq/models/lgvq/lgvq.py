@@ -255,6 +255,14 @@ class LGVQ(TokenEmbeddingsMixin, VQGAN):
             )
         options = dict(spec["guidance"])
         options.update(kwargs.pop("guidance", None) or {})
+        if (
+            text_prior is None
+            and options.get("mtp_leak_free")
+            and "mask_token_id" in text
+        ):
+            # Built without its prior (asset missing): the preset records
+            # the prior's [MASK] id so a leak-free MTP still builds.
+            options.setdefault("mask_token_id", text["mask_token_id"])
         return super()._from_spec(
             spec,
             text_prior=text_prior,
