@@ -38,6 +38,10 @@ setup(
         "importlib_resources",
         # Reads the offline language model's GGUF file (pure Python + numpy).
         "gguf>=0.16",
+        # tf.summary's writers: the recipes' TensorBoard scalars and
+        # reconstruction images (keras_lgvq.callbacks); tensorflow 2.21 no
+        # longer pulls it in.
+        "tensorboard>=2.20",
     ],
     extras_require={
         "jax": ["jax>=0.4.30"],

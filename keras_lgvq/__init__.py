@@ -21,6 +21,7 @@ from keras_lgvq.version import __version__
 
 _SUBPACKAGES = (
     "backend",
+    "callbacks",
     "datasets",
     "evaluation",
     "layers",

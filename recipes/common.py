@@ -1,10 +1,14 @@
-"""Shared helpers of the recipes: timing, machine info, JSON and data splits.
+"""Shared helpers of the recipes: timing, machine info, JSON, data splits,
+and the one training code path (`add_training_arguments`, `train`):
+resumable backups, best / last `.keras`, TensorBoard and CSV logs,
+validation every epoch, the NaN guard and the distribution strategy.
 
 Figures and tables are drawn by `keras_lgvq.visualization` (matplotlib,
 `pip install keras-lgvq[viz]`).
 """
 
 import json
+import os
 import resource
 import time
 
@@ -176,3 +180,220 @@ def scenes_sizes(train_size, eval_size):
         validation_size=min(256, int(eval_size)),
         test_size=int(eval_size),
     )
+
+
+# === Training: one code path for every training recipe ===
+
+NAN_POLICIES = ("off", "stop", "skip")
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def add_training_arguments(parser):
+    """Adds the checkpoint, log, validation, NaN and strategy flags.
+
+    Args:
+        parser: `argparse.ArgumentParser`.
+    """
+    group = parser.add_argument_group("checkpoints, logs and distribution")
+    group.add_argument(
+        "--backup-dir",
+        default=None,
+        help="Where the resumable training state goes (default "
+        "OUT/backup). Rerun the same command after a crash or kill to "
+        "continue exactly where the last backup left off.",
+    )
+    group.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        help="Back up the training state every this many steps (and at "
+        "every epoch end); 0: at epoch ends only.",
+    )
+    group.add_argument(
+        "--validation-steps",
+        type=int,
+        default=None,
+        help="Validation batches per epoch (default: the whole held-out "
+        "split).",
+    )
+    group.add_argument(
+        "--nan-policy",
+        choices=NAN_POLICIES,
+        default="stop",
+        help="On a NaN/Inf loss term: stop with a message naming the step "
+        "and the term, skip the step (no variable changes), or do "
+        "nothing.",
+    )
+    group.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="0: silent, 1: progress bar, 2: one line per epoch.",
+    )
+    group.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="Data parallelism: one device, every device of this machine, "
+        "or several workers (TensorFlow: TF_CONFIG; JAX: "
+        "KERAS_DISTRIBUTION_* variables). --batch-size is the global "
+        "batch.",
+    )
+    return parser
+
+
+def check_training_arguments(args):
+    """Clear errors for bad training flags (argparse checks the choices)."""
+    if args.checkpoint_every < 0:
+        raise ValueError(
+            "--checkpoint-every must be >= 0 (0: at epoch ends only). "
+            f"Received: {args.checkpoint_every}"
+        )
+    if args.validation_steps is not None and args.validation_steps < 1:
+        raise ValueError(
+            "--validation-steps must be >= 1. Received: "
+            f"{args.validation_steps}"
+        )
+
+
+def strategy_scope(name):
+    """`keras_lgvq.backend.distribution_scope(name)`: build, compile and
+    train inside it. Yields its `DistributionInfo` (`worker_index` 0 is
+    the chief, which writes checkpoints and logs)."""
+    from keras_lgvq import backend
+
+    return backend.distribution_scope(name)
+
+
+def training_callbacks(args, out, validation_images=None, write=True):
+    """The recipe callbacks, in the order they must run.
+
+    `NonFiniteGuard` first (it raises before anything saves a NaN state),
+    then TensorBoard scalars (`OUT/logs`), reconstruction images, the CSV
+    history (`OUT/history.csv`) and `best.keras` / `last.keras` in OUT.
+    Only the chief (`write=True`) writes files; other workers get the
+    guard alone.
+
+    Args:
+        args: parsed arguments (see `add_training_arguments`).
+        out: string. The run directory.
+        validation_images: array (N, H, W, 3) in [-1, 1] or None.
+        write: bool. Whether this process writes files.
+
+    Returns:
+        A list of callbacks (without the backup, see `train`).
+    """
+    import keras
+
+    from keras_lgvq import callbacks
+
+    result = []
+    if args.nan_policy != "off":
+        result.append(callbacks.NonFiniteGuard(policy=args.nan_policy))
+    if not write:
+        return result
+    log_dir = os.path.join(out, "logs")
+    result.append(
+        keras.callbacks.TensorBoard(
+            log_dir=log_dir, write_graph=False, profile_batch=0
+        )
+    )
+    if validation_images is not None:
+        result.append(
+            callbacks.ReconstructionImages(validation_images, log_dir)
+        )
+    result.append(
+        keras.callbacks.CSVLogger(
+            os.path.join(out, "history.csv"), append=True
+        )
+    )
+    result.append(callbacks.BestAndLastCheckpoint(out, monitor="val_loss"))
+    return result
+
+
+def _trim_csv(path, first_epoch):
+    """Drops the rows of epochs >= `first_epoch` (they are run again)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.read().splitlines()
+    if not lines:
+        return
+    kept = [lines[0]] + [
+        line for line in lines[1:] if int(line.split(",")[0]) < first_epoch
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(kept) + "\n")
+
+
+def train(
+    model,
+    epoch_data,
+    validation_data,
+    args,
+    out,
+    epochs,
+    steps_per_epoch=None,
+    validation_images=None,
+    write=True,
+):
+    """Trains with exact kill-and-resume, checkpoints, logs and the guard.
+
+    The training state is backed up to `args.backup_dir` (default
+    `OUT/backup`) every `args.checkpoint_every` steps and at epoch ends;
+    when a backup is there, training continues from it (same command).
+    Epoch `e` trains on `epoch_data(e)` and validates on
+    `validation_data()` (held-out split) at its end.
+
+    Args:
+        model: compiled keras_lgvq trainer.
+        epoch_data: callable `epoch -> tf.data.Dataset`, reproducible per
+            epoch (seed it with `keras_lgvq.callbacks.epoch_seed`).
+        validation_data: callable `() -> tf.data.Dataset`.
+        args: parsed arguments (see `add_training_arguments`).
+        out: string. The run directory.
+        epochs: int. Total epochs.
+        steps_per_epoch: int or None.
+        validation_images: array or None. Batch logged as images.
+        write: bool. Whether this process writes files (the chief).
+
+    Returns:
+        `keras.callbacks.History` of the epochs run by this process.
+
+    Raises:
+        SystemExit: with the guard's message when a loss term became NaN or
+            Inf (`--nan-policy stop`).
+    """
+    from keras_lgvq import callbacks
+
+    backup = callbacks.ResumableBackup(
+        args.backup_dir or os.path.join(out, "backup"),
+        save_freq=args.checkpoint_every or "epoch",
+        write=write,
+    )
+    backup.set_model(model)
+    first_epoch, first_step = backup.restore()
+    csv_path = os.path.join(out, "history.csv")
+    if write:
+        if first_epoch or first_step:
+            print(
+                f"Resuming from {backup.backup_dir}: epoch {first_epoch + 1}"
+                f", after {first_step} of its batches."
+            )
+            _trim_csv(csv_path, first_epoch)
+        elif os.path.exists(csv_path):
+            os.remove(csv_path)  # A fresh run: no rows of an older one.
+    try:
+        return callbacks.fit_resumable(
+            model,
+            epoch_data,
+            epochs=epochs,
+            backup=backup,
+            callbacks=training_callbacks(args, out, validation_images, write),
+            validation_data=validation_data,
+            steps_per_epoch=steps_per_epoch,
+            verbose=args.verbose,
+        )
+    except callbacks.NonFiniteLossError as error:
+        raise SystemExit(f"Training stopped: {error}") from error

@@ -8,8 +8,18 @@ module implements the same small interface for the backend Keras runs on:
   backend-agnostic hooks of `keras_lgvq.models.VQGAN`.
 - `gradient(fn, x)`: the gradient of a scalar function at a tensor, used for
   the adaptive GAN weight.
-- `replica_mean(x)`: the mean of a tensor over data-parallel replicas (only
-  `tf.distribute` needs it; identity elsewhere).
+- `replica_mean(x)`, `replica_sum(x)`: the mean / sum of a tensor over
+  data-parallel replicas (only `tf.distribute` needs them; identity
+  elsewhere, where one program already sees the global batch).
+- `replica_all_gather(x)`: every replica's `x` concatenated along axis 0
+  in replica order (differentiable); `replica_batch_offset(n)`: this
+  replica's `(offset, global_size)` in the global batch. They let batch-level
+  losses (InfoNCE negatives, one mask draw) span the global batch.
+- `runtime_assert(condition, message)`: ValueError when the values exist
+  now, a graph assertion inside `tf.function`, nothing under `jax.jit` /
+  `torch.compile` (host-side checks cover those).
+- `distribution_scope(name)`: data parallelism on one or many machines
+  (`keras_lgvq.backend.distribution`).
 - `num_replicas()`: replicas the loss is split over (for loss scaling).
 - `concrete_numpy(x)`: `x` as numpy when its values exist now, None while
   traced (`tf.function`, `jax.jit`, `torch.compile`): value checks run on
@@ -24,22 +34,39 @@ if _BACKEND == "tensorflow":
     from keras_lgvq.backend.tensorflow_trainer import GANTrainer
     from keras_lgvq.backend.tensorflow_trainer import concrete_numpy
     from keras_lgvq.backend.tensorflow_trainer import gradient
+    from keras_lgvq.backend.tensorflow_trainer import graph_assertions_available
     from keras_lgvq.backend.tensorflow_trainer import num_replicas
     from keras_lgvq.backend.tensorflow_trainer import replica_mean
+    from keras_lgvq.backend.tensorflow_trainer import replica_all_gather
+    from keras_lgvq.backend.tensorflow_trainer import replica_batch_offset
+    from keras_lgvq.backend.tensorflow_trainer import replica_sum
+    from keras_lgvq.backend.tensorflow_trainer import runtime_assert
 elif _BACKEND == "jax":
     from keras_lgvq.backend.jax_trainer import GANTrainer
     from keras_lgvq.backend.jax_trainer import concrete_numpy
     from keras_lgvq.backend.jax_trainer import gradient
+    from keras_lgvq.backend.jax_trainer import graph_assertions_available
     from keras_lgvq.backend.jax_trainer import num_replicas
     from keras_lgvq.backend.jax_trainer import replica_mean
+    from keras_lgvq.backend.jax_trainer import replica_all_gather
+    from keras_lgvq.backend.jax_trainer import replica_batch_offset
+    from keras_lgvq.backend.jax_trainer import replica_sum
+    from keras_lgvq.backend.jax_trainer import runtime_assert
 elif _BACKEND == "torch":
     from keras_lgvq.backend.torch_trainer import GANTrainer
     from keras_lgvq.backend.torch_trainer import concrete_numpy
     from keras_lgvq.backend.torch_trainer import gradient
+    from keras_lgvq.backend.torch_trainer import graph_assertions_available
     from keras_lgvq.backend.torch_trainer import num_replicas
     from keras_lgvq.backend.torch_trainer import replica_mean
+    from keras_lgvq.backend.torch_trainer import replica_all_gather
+    from keras_lgvq.backend.torch_trainer import replica_batch_offset
+    from keras_lgvq.backend.torch_trainer import replica_sum
+    from keras_lgvq.backend.torch_trainer import runtime_assert
 else:
     raise ImportError(
         f"keras_lgvq supports the tensorflow, jax and torch backends; "
         f"KERAS_BACKEND is {_BACKEND!r}."
     )
+
+from keras_lgvq.backend.distribution import distribution_scope  # noqa: E402

@@ -1,5 +1,7 @@
 """JAX: a stateless train step (two `value_and_grad` passes per batch)."""
 
+import contextlib
+
 import jax
 import numpy as np
 from keras import StatelessScope
@@ -13,6 +15,34 @@ def num_replicas():
 
 def replica_mean(x):
     return x
+
+
+def replica_sum(x):
+    return x
+
+
+def replica_all_gather(x):
+    # SPMD under keras.distribution: `x` already spans the global batch.
+    return x
+
+
+def replica_batch_offset(batch_size):
+    return 0, batch_size
+
+
+def graph_assertions_available():
+    """Whether traced steps can fail on a value (jax.jit cannot raise on values)."""
+    return False
+
+
+def runtime_assert(condition, message):
+    """Raises ValueError when `condition` is concrete and False. Under
+    `jax.jit` nothing can raise: the host-side checks of the input pipeline
+    and `fit` cover traced steps."""
+    if isinstance(condition, jax.core.Tracer):
+        return
+    if not bool(np.asarray(condition)):
+        raise ValueError(message)
 
 
 def gradient(fn, x):
@@ -35,6 +65,44 @@ class GANTrainer:
     re-initialisation) are kept, as TensorFlow and torch keep them: the
     optimizer update is applied on top of the assigned value.
     """
+
+    @contextlib.contextmanager
+    def _keep_state_on_error(self):
+        """Leaves the model usable when `fit` / `evaluate` fail mid-way.
+
+        Keras's JAX loop detaches the variables' values while it runs and
+        reattaches them at the end of the epoch; an error in between (a
+        batch the input pipeline's checks refuse) would leave every variable
+        without a value. On an error this reattaches the state of the last
+        completed step, or the values from before the call when no step
+        completed (they are intact: a batch is refused before the step that
+        would consume them).
+        """
+        variables, seen = [], set()
+        optimizer = getattr(self, "optimizer", None)
+        for variable in (
+            list(self.variables)
+            + list(optimizer.variables if optimizer is not None else [])
+            + list(self.metrics_variables)
+        ):
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                variables.append(variable)
+        values = [v._value for v in variables]
+        previous = getattr(self, "_jax_state", None)
+        completed = False
+        try:
+            yield
+            completed = True
+        finally:
+            if not completed:
+                state = getattr(self, "_jax_state", None)
+                if state is not None and state is not previous:
+                    self.jax_state_sync()
+                for variable, value in zip(variables, values):
+                    alive = value is not None and not value.is_deleted()
+                    if variable._value is None and alive:
+                        variable._value = value
 
     def _stateless_run(self, fn, trainable, non_trainable, optimizer, *args):
         mapping = list(zip(self.trainable_variables, trainable))
@@ -94,7 +162,7 @@ class GANTrainer:
 
             def discriminator_loss(d_values, non_trainable):
                 full = merged(trainable, d_index, d_values)
-                (loss, d_logs), ntv, _ = self._stateless_run(
+                (loss, d_logs), ntv, assigned = self._stateless_run(
                     lambda: self._discriminator_step(
                         batch, reconstruction, aux["disc_factor"]
                     ),
@@ -102,12 +170,19 @@ class GANTrainer:
                     non_trainable,
                     list(g_opt) + list(d_opt),
                 )
-                return loss, (d_logs, ntv)
+                return loss, (d_logs, ntv, assigned)
 
             d_values = [trainable[i] for i in d_index]
-            (_, (d_logs, non_trainable)), grads = jax.value_and_grad(
-                discriminator_loss, has_aux=True
-            )(d_values, non_trainable)
+            (_, (d_logs, non_trainable, assigned)), grads = (
+                jax.value_and_grad(discriminator_loss, has_aux=True)(
+                    d_values, non_trainable
+                )
+            )
+            # A second generator pass (`two_forward_passes`) may assign
+            # generator variables (CVQ re-initialisation); keep them.
+            trainable = merged(
+                trainable, g_index, [assigned[i] for i in g_index]
+            )
             d_values, d_opt = self.optimizer.discriminator.stateless_apply(
                 d_opt, grads, d_values
             )

@@ -1,18 +1,86 @@
 """TensorFlow: GradientTape train step, works under tf.distribute and XLA."""
 
+import contextlib
+
 import tensorflow as tf
 from keras import ops
 
 
 def num_replicas():
-    return tf.distribute.get_strategy().num_replicas_in_sync
+    # Replicas of the current replica context: a call in cross-replica
+    # context (under a strategy's scope, outside `strategy.run`) sees the
+    # whole batch, so nothing is split there.
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return 1
+    return context.num_replicas_in_sync
+
+
+def _replica_context():
+    """The replica context when several replicas run in sync, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
 
 
 def replica_mean(x):
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
+    context = _replica_context()
+    if context is None:
         return x
     return context.all_reduce(tf.distribute.ReduceOp.MEAN, x)
+
+
+def replica_sum(x):
+    context = _replica_context()
+    if context is None:
+        return x
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def replica_all_gather(x):
+    """`x` of every replica, concatenated along axis 0 in replica order.
+
+    Differentiable: the gradient at this replica's rows is the sum over
+    replicas of the upstream gradients there (all-reduce, then slice).
+    """
+    context = _replica_context()
+    if context is None:
+        return x
+    return context.all_gather(x, axis=0)
+
+
+def replica_batch_offset(batch_size):
+    """`(offset, global_size)` of this replica's rows in the global batch.
+
+    The global batch is the replicas' batches in replica order; sizes are
+    gathered, so an uneven last batch is placed exactly.
+    """
+    context = _replica_context()
+    if context is None:
+        return 0, batch_size
+    size = tf.reshape(tf.cast(batch_size, tf.int32), [1])
+    sizes = context.all_gather(size, axis=0)
+    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    before = tf.range(tf.shape(sizes)[0]) < replica
+    offset = tf.reduce_sum(tf.where(before, sizes, tf.zeros_like(sizes)))
+    return offset, tf.reduce_sum(sizes)
+
+
+def graph_assertions_available():
+    """Whether traced steps can fail on a value (tf.function graphs run assertions)."""
+    return True
+
+
+def runtime_assert(condition, message):
+    """Raises ValueError now when `condition` is concrete and False; inside
+    a `tf.function` adds a graph assertion that fails the step at run time
+    with `message` (XLA drops assertions; host-side checks cover it)."""
+    if tf.executing_eagerly() or not isinstance(condition, tf.Tensor):
+        if not bool(ops.convert_to_numpy(condition)):
+            raise ValueError(message)
+        return
+    tf.debugging.Assert(condition, [message])
 
 
 def gradient(fn, x):
@@ -25,6 +93,7 @@ def gradient(fn, x):
 
 class GANTrainer:
     """Generator step then discriminator step, each with its own tape."""
+
 
     def train_step(self, data):
         batch = self._unpack_batch(data)
@@ -47,15 +116,58 @@ class GANTrainer:
             grads = tape.gradient(scaled, d_vars)
             self._apply(self.optimizer.discriminator, grads, d_vars)
             logs.update(d_logs)
-        return self._record(logs)
+        return _reducible(self._record(logs))
+
+    def _keep_state_on_error(self):
+        # Variables keep their values through an error here.
+        return contextlib.nullcontext()
 
     def test_step(self, data):
-        return self._record(self._evaluation_step(self._unpack_batch(data)))
+        return _reducible(
+            self._record(self._evaluation_step(self._unpack_batch(data)))
+        )
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under tf.distribute Keras builds the model symbolically from the
+        # MEAN of the first distributed batch, which fails for bool
+        # tensors (no AddN kernel) and for dict batches under
+        # MultiWorkerMirroredStrategy. These trainers build the model and
+        # both optimizers in `compile` and have no compiled loss or metric,
+        # so that build has nothing to do once they are built.
+        ready = (
+            self.built
+            and all(layer.built for layer in self._flatten_layers())
+            and getattr(self, "_compile_loss", None) is None
+            and getattr(self, "_compile_metrics", None) is None
+            and self.optimizer is not None
+            and self.optimizer.built
+        )
+        if ready:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def _apply(self, optimizer, grads, variables):
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         if pairs:
             optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+
+def _reducible(logs):
+    """Logs Keras can reduce across workers.
+
+    Keras reduces a step's outputs with `strategy.reduce(MEAN, v, axis=0)`
+    under a multi-worker MultiWorkerMirroredStrategy, which fails on
+    scalars; a leading axis of 1 gives the same mean. (The values are
+    `Mean` trackers' results, equal on every replica: their variables are
+    sum-aggregated.)
+    """
+    strategy = tf.distribute.get_strategy()
+    multi_worker = isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and strategy.extended._in_multi_worker_mode()
+    if not multi_worker:
+        return logs
+    return {key: tf.reshape(value, [1]) for key, value in logs.items()}
 
 
 def concrete_numpy(x):

@@ -1,5 +1,7 @@
 """torch: autograd train step (eager or torch.compile via jit_compile)."""
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -10,6 +12,35 @@ def num_replicas():
 
 def replica_mean(x):
     return x
+
+
+def replica_sum(x):
+    return x
+
+
+def replica_all_gather(x):
+    # One device: the local batch is the global batch.
+    return x
+
+
+def replica_batch_offset(batch_size):
+    return 0, batch_size
+
+
+def graph_assertions_available():
+    """Whether traced steps can fail on a value (eager values are concrete; compiled graphs cannot raise)."""
+    return False
+
+
+def runtime_assert(condition, message):
+    """Raises ValueError when `condition` is False (values are concrete in
+    eager torch; under `torch.compile` the host-side checks cover it)."""
+    if torch.compiler.is_compiling():
+        return
+    if isinstance(condition, torch.Tensor):
+        condition = bool(condition.detach().cpu().item())
+    if not condition:
+        raise ValueError(message)
 
 
 def gradient(fn, x):
@@ -41,6 +72,10 @@ class GANTrainer:
             self._apply(self.optimizer.discriminator, d_vars)
             logs.update(d_logs)
         return self._record(logs)
+
+    def _keep_state_on_error(self):
+        # Variables keep their values through an error here.
+        return contextlib.nullcontext()
 
     def test_step(self, data):
         with torch.no_grad():

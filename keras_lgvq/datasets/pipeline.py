@@ -3,8 +3,12 @@
 import tensorflow as tf
 
 from keras_lgvq.datasets import scenes
+from keras_lgvq.datasets.image_adaptation import adapt_image_tensor
+from keras_lgvq.datasets.image_adaptation import check_value_range
 from keras_lgvq.datasets.loading import canonical_name
 from keras_lgvq.datasets.loading import load
+from keras_lgvq.datasets.own_common import check_extra_fields
+from keras_lgvq.utils.validation import TEXT_CHECK_PREFIX
 from keras_lgvq.utils.validation import check_int
 
 TRANSFORMS = (
@@ -156,6 +160,125 @@ def sample_caption(captions, max_words, seed):
     return caption, index, valid
 
 
+def validate_text_batch(batch, vocabulary_size=None, sequence_length=None):
+    """Host-side checks of a batch's captions, for `tf.data.Dataset.map`.
+
+    Runs on the CPU in the input pipeline, before any backend sees the
+    batch, so it also guards steps compiled with `jax.jit`, XLA or
+    `torch.compile`, where a check inside the model cannot raise. A bad
+    batch fails the iteration with `tf.errors.InvalidArgumentError` whose
+    message starts with `TEXT_CHECK_PREFIX` and names the problem
+    (`keras_lgvq` models' `fit` re-raises it as a ValueError). Batches
+    without `token_ids` pass unchanged.
+
+    Checks: `token_ids` integer `(B, L)` (or `(L,)` unbatched) in
+    `[0, vocabulary_size)` (only `>= 0` when `vocabulary_size` is None),
+    `L <= sequence_length`, and `padding_mask` a prefix of ones with at
+    least one real token per row.
+
+    Args:
+        batch: dict of tensors with `token_ids` and `padding_mask`.
+        vocabulary_size: int or None.
+        sequence_length: int or None.
+
+    Returns:
+        The batch, with `token_ids` depending on the checks.
+
+    Examples:
+
+    ```python
+    ds = ds.map(lambda b: validate_text_batch(b, vocabulary_size=49408))
+    ```
+    """
+    if not isinstance(batch, dict) or "token_ids" not in batch:
+        return batch
+    if "padding_mask" not in batch:
+        raise ValueError(
+            "A batch with `token_ids` also needs `padding_mask`. Received "
+            f"keys {sorted(batch)}."
+        )
+    token_ids = batch["token_ids"]
+    if not token_ids.dtype.is_integer:
+        raise ValueError(
+            f"`token_ids` must be integer token ids; got {token_ids.dtype}."
+        )
+    ids = tf.cast(token_ids, tf.int64)
+    valid = tf.cast(batch["padding_mask"], tf.bool)
+    if ids.shape.rank == 1:
+        ids, valid = ids[None], valid[None]
+    checks = [
+        tf.debugging.assert_non_negative(
+            ids,
+            message=(
+                f"{TEXT_CHECK_PREFIX}`token_ids` must be >= 0; a negative "
+                "id is often padding written as -1 (pad with 0 and mark "
+                "padding in `padding_mask`)."
+            ),
+        ),
+        tf.debugging.assert_equal(
+            tf.shape(ids),
+            tf.shape(valid),
+            message=(
+                f"{TEXT_CHECK_PREFIX}`token_ids` and `padding_mask` must "
+                "have the same shape."
+            ),
+        ),
+    ]
+    if vocabulary_size is not None:
+        checks.append(
+            tf.debugging.assert_less(
+                ids,
+                tf.constant(int(vocabulary_size), tf.int64),
+                message=(
+                    f"{TEXT_CHECK_PREFIX}`token_ids` must be < "
+                    f"vocabulary_size={vocabulary_size}: ids must come from "
+                    "the model's own text prior (or a feature cache built "
+                    "with it)."
+                ),
+            )
+        )
+    if sequence_length is not None:
+        checks.append(
+            tf.debugging.assert_less_equal(
+                tf.shape(ids)[-1],
+                int(sequence_length),
+                message=(
+                    f"{TEXT_CHECK_PREFIX}`token_ids` is longer than "
+                    f"sequence_length={sequence_length}; tokenize with the "
+                    "model's text prior (it truncates, keeping the end "
+                    "token)."
+                ),
+            )
+        )
+    counts = tf.reduce_sum(tf.cast(valid, tf.int32), axis=-1)
+    checks.append(
+        tf.debugging.assert_positive(
+            counts,
+            message=(
+                f"{TEXT_CHECK_PREFIX}every caption needs at least one real "
+                "token, but a row of `padding_mask` is all padding. Drop "
+                "images without a usable caption."
+            ),
+        )
+    )
+    positions = tf.range(tf.shape(valid)[-1])[None, :]
+    prefix = positions < counts[:, None]
+    checks.append(
+        tf.debugging.Assert(
+            tf.reduce_all(tf.equal(valid, prefix)),
+            [
+                f"{TEXT_CHECK_PREFIX}`padding_mask` must be a prefix of ones "
+                "in every row (real tokens first, then padding; the end "
+                "token at sum(mask) - 1). Left-padded or gapped masks are "
+                "not supported; re-tokenize with the text prior."
+            ],
+        )
+    )
+    with tf.control_dependencies(checks):
+        token_ids = tf.identity(token_ids)
+    return {**batch, "token_ids": token_ids}
+
+
 def _pad_attribute(values):
     values = tf.cast(values[: scenes.MAX_OBJECTS], tf.int32)
     pad = scenes.MAX_OBJECTS - tf.shape(values)[0]
@@ -175,10 +298,15 @@ def _check_element_spec(spec, what):
             f"missing {missing}. Received keys {sorted(spec)}."
         )
     image = spec["image"]
-    if image.dtype not in (tf.uint8, tf.string):
+    # Other dtypes and channel counts follow `image_adaptation`'s rules.
+    if not (
+        image.dtype in (tf.uint8, tf.string)
+        or image.dtype.is_integer
+        or image.dtype.is_floating
+    ):
         raise ValueError(
-            f"{what}'s 'image' must be uint8 (H, W, 3) or encoded bytes "
-            "(tf.string). "
+            f"{what}'s 'image' must be uint8 (H, W, C) (C in 1..4), float "
+            "(with `image_value_range`) or encoded bytes (tf.string). "
             f"Received {image!r}."
         )
     if (
@@ -231,6 +359,8 @@ def make_dataset(
     transform=None,
     manual_dir=None,
     num_parallel_calls=tf.data.AUTOTUNE,
+    extra_fields=(),
+    image_value_range=None,
     **builder_kwargs,
 ):
     """Batched, prefetched `tf.data` pipeline of images and captions.
@@ -282,6 +412,17 @@ def make_dataset(
             own (`"center_crop"` for a `tf.data.Dataset`).
         manual_dir: str or None. Raw files of a photo dataset (see `load`).
         num_parallel_calls: int. Parallelism of the map steps.
+        extra_fields: sequence of str. Features of the source dataset
+            (e.g. `label` of `from_folder`, extra columns of `from_table`)
+            passed to the batches under their own names; an unknown name
+            raises a ValueError listing the available ones. Each must have
+            the same shape in every example (they are batched).
+        image_value_range: None or `(0, 1)`, `(-1, 1)`, `(0, 255)`: the
+            value range of float images, which is required for them. The
+            image rules (`keras_lgvq.datasets.image_adaptation`): grayscale
+            is replicated to RGB, RGBA drops its alpha channel, uint8 is
+            [0, 255]; images are then resized to `image_size` by the
+            transform.
         **builder_kwargs: passed to `load` (e.g. scenes `train_size`,
             `source_image_size`; `strict`).
 
@@ -383,6 +524,16 @@ def make_dataset(
                 f"fixed, known shape. Image spec: {spec['image']!r}."
             )
         image_size = int(shape[0])
+    extra_fields = check_extra_fields(extra_fields, spec)
+    image_value_range = check_value_range(image_value_range)
+    if spec["image"].dtype.is_floating and image_value_range is None:
+        raise ValueError(
+            "The dataset's images are float "
+            f"({spec['image'].dtype.name}): pass `image_value_range`, (0, 1) "
+            "or (-1, 1) (or (0, 255) for whole-number levels), to say how "
+            "their values map to pixels, or give uint8 images. Nothing is "
+            "guessed."
+        )
     if include_attributes and "objects" not in spec:
         raise ValueError(
             "`include_attributes=True` needs the scenes' `objects` "
@@ -467,6 +618,8 @@ def make_dataset(
             out["sentence_feature"] = tf.cast(
                 tf.gather(row["sentence_feature"], index), tf.float32
             )
+        for key in extra_fields:
+            out[key] = example[key]
         if include_attributes:
             objects = example["objects"]
             for key in scenes.ATTRIBUTES:
@@ -492,7 +645,8 @@ def make_dataset(
             image = tf.io.decode_image(
                 image, channels=3, expand_animations=False
             )
-        image = tf.ensure_shape(image, [None, None, 3])
+        # Gray -> RGB, RGBA -> RGB, value ranges: `image_adaptation`.
+        image = adapt_image_tensor(image, image_value_range, "image")
         x["images"] = transform_image(
             image, transform, image_size, training, x.pop("_seed")
         )
@@ -502,7 +656,23 @@ def make_dataset(
     ds = ds.map(
         finish, num_parallel_calls=num_parallel_calls, deterministic=True
     )
+    examples_count = int(ds.cardinality())
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    # Known sizes only: a caption filter makes the count unknown, and then
+    # `fit` reports an epoch without batches.
+    if int(ds.cardinality()) == 0:
+        if examples_count == 0:
+            raise ValueError(
+                f"The {split!r} split has no examples, so the dataset would "
+                "yield no batch. Check `split` and the data directory."
+            )
+        raise ValueError(
+            f"The {split!r} split has {examples_count} examples, fewer than "
+            f"batch_size={batch_size}, and drop_remainder=True drops the "
+            "partial batch, so the dataset would yield no batch at all. Use "
+            "a smaller `batch_size`, more examples, or "
+            "`drop_remainder=False`."
+        )
     if text_prior is not None and not use_cache:
 
         def tokenize(x):
@@ -513,6 +683,22 @@ def make_dataset(
 
         ds = ds.map(
             tokenize, num_parallel_calls=num_parallel_calls, deterministic=True
+        )
+    if text_prior is not None or use_cache:
+        vocabulary_size = getattr(text_prior, "vocabulary_size", None)
+        sequence_length = getattr(text_prior, "sequence_length", None)
+        if use_cache:
+            manifest = getattr(feature_cache, "manifest", None) or {}
+            vocabulary_size = manifest.get("vocabulary_size", vocabulary_size)
+            sequence_length = manifest.get("sequence_length", sequence_length)
+
+        def check_text(x):
+            return validate_text_batch(x, vocabulary_size, sequence_length)
+
+        ds = ds.map(
+            check_text,
+            num_parallel_calls=num_parallel_calls,
+            deterministic=True,
         )
     options = tf.data.Options()
     options.deterministic = True

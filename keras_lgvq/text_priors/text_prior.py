@@ -49,6 +49,9 @@ class TextPrior(keras.layers.Layer):
       `"sentence_feature"` (..., sentence_dim) float32 and
       `"padding_mask"` (..., L) bool. Features at padded positions are
       whatever the encoder computes there; consumers must apply the mask.
+      Ids longer than `sequence_length` raise a ValueError (they are not
+      truncated: only `tokenize` truncates, keeping the end token); a
+      length that is dynamic in a traced function is checked at run time.
 
     Saving: `get_config` holds only `name_or_path` and `sequence_length`,
     and `save_own_variables`/`load_own_variables` are no-ops. The pretrained
@@ -334,6 +337,7 @@ class TextPrior(keras.layers.Layer):
                 f"Received shape {shape}."
             )
         length = shape[-1]
+        self._check_length(token_ids)
         flat_ids = ops.reshape(token_ids, (-1, length))
         flat_mask = ops.reshape(padding_mask, (-1, length))
         token_features, sentence_feature = self._encode(flat_ids, flat_mask)
@@ -349,6 +353,30 @@ class TextPrior(keras.layers.Layer):
             ),
             "padding_mask": padding_mask,
         }
+
+    def _check_length(self, token_ids):
+        # Longer rows would read position embeddings past the length the
+        # prior (and every model built on it) was set up for; `tokenize`
+        # never makes them, so they are a caller's mistake.
+        length = token_ids.shape[-1]
+        message = (
+            f"`token_ids` has {{}} tokens per caption, more than this "
+            f"prior's sequence_length={self.sequence_length}. Tokenize with "
+            "`prior.tokenize` (it truncates to sequence_length, keeping the "
+            "end token), or build the prior with a longer sequence_length."
+        )
+        if length is not None:
+            if length > self.sequence_length:
+                raise ValueError(message.format(length))
+            return
+        # A trace with a relaxed (dynamic) length: check at run time.
+        from keras_lgvq import backend as lgvq_backend
+        from keras_lgvq.utils.validation import TEXT_CHECK_PREFIX
+
+        lgvq_backend.runtime_assert(
+            ops.shape(token_ids)[-1] <= self.sequence_length,
+            TEXT_CHECK_PREFIX + message.format("(at run time)"),
+        )
 
     def compute_output_spec(self, token_ids, padding_mask=None):
         if isinstance(token_ids, dict):

@@ -3,10 +3,11 @@
 import math
 
 import numpy as np
+from keras import KerasTensor
 from keras import backend
 
 
-def check_images(images, channels, name="images"):
+def check_images(images, channels, name="images", resolution=None):
     """Raises a ValueError unless `images` is a 4-D float batch.
 
     Args:
@@ -14,6 +15,9 @@ def check_images(images, channels, name="images"):
             [-1, 1].
         channels: int. Expected channel count.
         name: string. Argument name used in the message.
+        resolution: int or None. When given, a statically known height or
+            width must equal it (a different size would give a different
+            code grid; a dynamic size is not checked).
     """
     shape = tuple(images.shape)
     if len(shape) != 4:
@@ -25,6 +29,16 @@ def check_images(images, channels, name="images"):
         raise ValueError(
             f"`{name}` must have {channels} channels (channels-last); got "
             f"shape {shape}."
+        )
+    if resolution is not None and any(
+        side is not None and side != resolution for side in shape[1:3]
+    ):
+        raise ValueError(
+            f"`{name}` must be {resolution}x{resolution} images, the model's "
+            f"`resolution`; got shape {shape}. A different size gives a "
+            "different code grid. Resize them (make_dataset's `image_size`"
+            f"={resolution} does), or build the model for this size (e.g. "
+            "`from_preset(name, resolution=...)`)."
         )
     dtype = backend.standardize_dtype(images.dtype)
     if "float" not in dtype:
@@ -148,3 +162,183 @@ def check_code_range(indices, num_embeddings, name="indices"):
             f"from {low} to {high}. Codes come from `encode` of the same "
             "tokenizer (a negative id is often padding left in a grid)."
         )
+
+
+# Start of every error message from the text-batch checks: the graph
+# assertions of traced steps and of tf.data carry it, and `fit` turns the
+# backend's error that carries it back into a ValueError.
+TEXT_CHECK_PREFIX = "Invalid text batch: "
+
+
+def text_batch_problems(token_ids, padding_mask, vocabulary_size):
+    """Numpy check of a caption batch; returns a list of problems (str).
+
+    The contract of every LG-VQ text input: `token_ids` in
+    `[0, vocabulary_size)`, `padding_mask` a prefix of ones in every row
+    (the start token first, the end token at `sum(mask) - 1`) with at least
+    one real token.
+
+    Args:
+        token_ids: integer array `(B, L)`.
+        padding_mask: bool or 0/1 integer array `(B, L)`.
+        vocabulary_size: int.
+
+    Returns:
+        A list of messages, empty when the batch is valid.
+
+    Examples:
+
+    ```python
+    text_batch_problems(np.array([[1, 5, 2, 0]]), np.array([[1, 1, 1, 0]]), 8)
+    # []
+    ```
+    """
+    ids = np.asarray(token_ids)
+    mask = np.asarray(padding_mask)
+    problems = []
+    if ids.size:
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= vocabulary_size:
+            rows = np.nonzero(((ids < 0) | (ids >= vocabulary_size)).any(-1))
+            problems.append(
+                f"`token_ids` must be in [0, vocabulary_size="
+                f"{vocabulary_size}); got values from {low} to {high} (rows "
+                f"{rows[0][:5].tolist()}). Token ids must come from the "
+                "model's own text prior (its `tokenize`, or a feature cache "
+                "built with it); a negative id is often padding written as "
+                "-1 (pad with 0 and mark padding in `padding_mask`)."
+            )
+    if mask.dtype != bool:
+        if mask.size and not np.isin(mask, (0, 1)).all():
+            problems.append(
+                "`padding_mask` must be boolean (or 0/1); got values "
+                f"{np.unique(mask)[:5].tolist()}."
+            )
+            return problems
+        mask = mask.astype(bool)
+    if mask.ndim == 2 and mask.size:
+        counts = mask.sum(-1)
+        empty = np.nonzero(counts == 0)[0]
+        if empty.size:
+            problems.append(
+                f"every caption needs at least one real token, but rows "
+                f"{empty[:5].tolist()} are all padding (`padding_mask` all "
+                "False). Drop images without a usable caption, or tokenize "
+                "an empty caption with the prior (it gives start and end "
+                "tokens)."
+            )
+        prefix = np.arange(mask.shape[-1])[None, :] < counts[:, None]
+        bad = np.nonzero((mask != prefix).any(-1))[0]
+        if bad.size:
+            problems.append(
+                "`padding_mask` must be a prefix of ones in every row (real "
+                "tokens first, then padding: the end token sits at "
+                f"sum(mask) - 1); rows {bad[:5].tolist()} are not, e.g. "
+                f"{mask[bad[0]].astype(int).tolist()}. Left-padded or "
+                "gapped masks are not supported; re-tokenize with the "
+                "prior."
+            )
+    return problems
+
+
+def check_text_batch(
+    token_ids, padding_mask, vocabulary_size, sequence_length=None
+):
+    """Raises a ValueError unless a caption batch meets the LG-VQ contract.
+
+    Static checks (rank, matching shapes, integer ids, length at most
+    `sequence_length`) raise at once. Value checks (ids in
+    `[0, vocabulary_size)`, a prefix-of-ones padding mask with at least one
+    real token per row) raise at once when the values exist (eager calls,
+    numpy); inside a `tf.function` they become graph assertions that fail
+    the step with the same message, and under `jax.jit` / `torch.compile`
+    they cannot raise, so `fit` and `make_dataset` check the batches on
+    the host side (`keras_lgvq.datasets.pipeline.validate_text_batch`).
+    A length that a relaxed retrace made dynamic is checked the same way.
+
+    Args:
+        token_ids: integer tensor `(B, L)`.
+        padding_mask: bool tensor `(B, L)`.
+        vocabulary_size: int. Number of token ids `V`.
+        sequence_length: int or None. Longest allowed `L`.
+
+    Examples:
+
+    ```python
+    check_text_batch(np.array([[1, 5, 2, 0]]), np.array([[1, 1, 1, 0]]) > 0,
+                     vocabulary_size=8, sequence_length=30)
+    ```
+    """
+    from keras import ops
+
+    from keras_lgvq import backend as lgvq_backend
+
+    ids_shape = tuple(token_ids.shape)
+    mask_shape = tuple(padding_mask.shape)
+    if len(ids_shape) != 2 or len(mask_shape) != 2 or any(
+        a is not None and b is not None and a != b
+        for a, b in zip(ids_shape, mask_shape)
+    ):
+        raise ValueError(
+            "`token_ids` and `padding_mask` must both have shape (B, L). "
+            f"Received: {ids_shape} and {mask_shape}"
+        )
+    dtype = backend.standardize_dtype(token_ids.dtype)
+    if "int" not in dtype:
+        raise ValueError(
+            f"`token_ids` must be integer token ids; got dtype {dtype}."
+        )
+    length = ids_shape[1] if ids_shape[1] is not None else mask_shape[1]
+    if sequence_length is not None:
+        if length is not None and length > sequence_length:
+            raise ValueError(
+                f"`token_ids` has length {length}, more than sequence_length="
+                f"{sequence_length}. Tokenize with the model's text prior "
+                "(it truncates to its sequence_length, keeping the end "
+                "token) or build the model with a longer sequence_length."
+            )
+        if length is None:
+            lgvq_backend.runtime_assert(
+                ops.shape(token_ids)[1] <= sequence_length,
+                f"{TEXT_CHECK_PREFIX}`token_ids` is longer than "
+                f"sequence_length={sequence_length} (checked at run time: "
+                "the traced length is dynamic).",
+            )
+    if isinstance(token_ids, KerasTensor) or isinstance(
+        padding_mask, KerasTensor
+    ):
+        return  # Symbolic shape inference: no values to check.
+    ids = lgvq_backend.concrete_numpy(token_ids)
+    mask = lgvq_backend.concrete_numpy(padding_mask)
+    if ids is not None and mask is not None:
+        problems = text_batch_problems(ids, mask, vocabulary_size)
+        if problems:
+            raise ValueError(TEXT_CHECK_PREFIX + " ".join(problems))
+        return
+    # Traced: the same conditions as graph assertions where the backend has
+    # them (TensorFlow); the host-side checks cover jax.jit and compile.
+    if not lgvq_backend.graph_assertions_available():
+        return
+    ids = ops.cast(token_ids, "int32")
+    valid = ops.cast(padding_mask, "bool")
+    lgvq_backend.runtime_assert(
+        ops.logical_and(
+            ops.all(ids >= 0), ops.all(ids < vocabulary_size)
+        ),
+        f"{TEXT_CHECK_PREFIX}`token_ids` must be in [0, vocabulary_size="
+        f"{vocabulary_size}). Token ids must come from the model's own text "
+        "prior; a negative id is often padding written as -1.",
+    )
+    counts = ops.sum(ops.cast(valid, "int32"), axis=-1)
+    lgvq_backend.runtime_assert(
+        ops.all(counts > 0),
+        f"{TEXT_CHECK_PREFIX}every caption needs at least one real token; "
+        "a row of `padding_mask` is all padding.",
+    )
+    positions = ops.arange(ops.shape(valid)[1], dtype="int32")[None, :]
+    prefix = positions < counts[:, None]
+    lgvq_backend.runtime_assert(
+        ops.all(ops.equal(valid, prefix)),
+        f"{TEXT_CHECK_PREFIX}`padding_mask` must be a prefix of ones in "
+        "every row (real tokens first, then padding).",
+    )

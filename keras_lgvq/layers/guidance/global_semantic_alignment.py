@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_lgvq import backend as lgvq_backend
 # L2 normalisation adds NORM_EPSILON (1e-12) to the squared norm; the
 # official code has no epsilon (spec §9 item 19), this only guards against
 # an all-zero vector.
@@ -31,6 +32,16 @@ class GlobalSemanticAlignment(keras.layers.Layer):
     `logaddexp(logsumexp_j(s S_ij), log 1e-6) - s S_ii`, which is the same
     number but cannot overflow for large scales.
 
+    Data parallelism: with `global_batch=True` (the default) the negatives
+    are the **global** batch. Under `tf.distribute` each replica gathers
+    the sentence features (and, for the symmetric loss, the image
+    embeddings, differentiably) of all replicas and scores its own anchors
+    against all of them, so 2 replicas x B/2 give the loss and gradients of
+    1 x B. `global_batch=False` keeps each replica's in-batch negatives
+    only, which is what per-GPU DDP code (the official Lightning code on
+    several GPUs) computes. On JAX (`keras.distribution`, SPMD) the layer
+    always sees the global batch, and on one device the two are the same.
+
     Options that deviate from the official code (spec §9 item 7):
     `symmetric=True` averages the image-to-text and text-to-image losses;
     `learnable_temperature=True` adds a CLIP-style trainable log-scale
@@ -44,6 +55,8 @@ class GlobalSemanticAlignment(keras.layers.Layer):
             `False` (faithful).
         temperature: float. Fixed temperature τ (scale `1/τ`) when the
             temperature is not learned. Defaults to `1.0` (faithful).
+        global_batch: bool. Under `tf.distribute`, use the negatives of the
+            global batch (see above). Defaults to `True`.
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -68,6 +81,7 @@ class GlobalSemanticAlignment(keras.layers.Layer):
         symmetric=False,
         learnable_temperature=False,
         temperature=1.0,
+        global_batch=True,
         **kwargs,
     ):
         # The loss is computed in float32 from full-precision inputs.
@@ -81,6 +95,7 @@ class GlobalSemanticAlignment(keras.layers.Layer):
         self.symmetric = bool(symmetric)
         self.learnable_temperature = bool(learnable_temperature)
         self.temperature = float(temperature)
+        self.global_batch = bool(global_batch)
 
     def build(self, input_shape):
         if self.learnable_temperature:
@@ -119,11 +134,51 @@ class GlobalSemanticAlignment(keras.layers.Layer):
         t = _l2_normalize(
             ops.stop_gradient(ops.cast(sentence_feature, "float32"))
         )
-        logits = ops.matmul(v, ops.transpose(t)) * self.logit_scale_value()
+        scale = self.logit_scale_value()
+        if self.global_batch and lgvq_backend.num_replicas() > 1:
+            return self._global_batch_loss(v, t, scale)
+        logits = ops.matmul(v, ops.transpose(t)) * scale
         loss = self._one_direction(logits)
         if self.symmetric:
             loss = 0.5 * (loss + self._one_direction(ops.transpose(logits)))
         return loss
+
+    def _global_batch_loss(self, v, t, scale):
+        """This replica's share of the global-batch loss.
+
+        Rows are this replica's anchors, columns every replica's candidates;
+        the positive of local row i is global column `offset + i`. The
+        result is `num_replicas * sum(local rows) / global_batch`: the
+        trainer divides each replica's loss by the replica count and sums
+        the gradients, which makes the global mean.
+        """
+        offset, total = lgvq_backend.replica_batch_offset(ops.shape(v)[0])
+        positives = offset + ops.arange(ops.shape(v)[0], dtype="int32")
+        # The text side is frozen: a constant gather.
+        t_all = lgvq_backend.replica_all_gather(t)
+        logits = ops.matmul(v, ops.transpose(t_all)) * scale
+        loss = self._rows_sum(logits, positives)
+        if self.symmetric:
+            # Other replicas' text anchors score this replica's images, so
+            # the images are gathered with their gradient.
+            v_all = lgvq_backend.replica_all_gather(v)
+            back = self._rows_sum(
+                ops.matmul(t, ops.transpose(v_all)) * scale, positives
+            )
+            loss = 0.5 * (loss + back)
+        replicas = float(lgvq_backend.num_replicas())
+        return loss * replicas / ops.cast(total, "float32")
+
+    @staticmethod
+    def _rows_sum(logits, positives):
+        pos = ops.take_along_axis(
+            logits, ops.expand_dims(positives, -1), axis=-1
+        )[:, 0]
+        log_den = ops.logaddexp(
+            ops.logsumexp(logits, axis=-1),
+            math.log(DENOMINATOR_EPSILON),
+        )
+        return ops.sum(log_den - pos)
 
     @staticmethod
     def _one_direction(logits):
@@ -144,6 +199,7 @@ class GlobalSemanticAlignment(keras.layers.Layer):
                 "symmetric": self.symmetric,
                 "learnable_temperature": self.learnable_temperature,
                 "temperature": self.temperature,
+                "global_batch": self.global_batch,
             }
         )
         return config

@@ -8,6 +8,7 @@ from keras_lgvq.layers.guidance.global_semantic_alignment import GlobalSemanticA
 from keras_lgvq.layers.guidance.masked_text_decoder import MaskedTextDecoder
 from keras_lgvq.layers.guidance.relationship_alignment import RelationshipAlignment
 from keras_lgvq.utils.validation import check_int
+from keras_lgvq.utils.validation import check_text_batch
 
 TEXT_KEYS = ("token_ids", "padding_mask", "token_features", "sentence_feature")
 
@@ -55,6 +56,31 @@ class LanguageGuidance(keras.layers.Layer):
       and a CLIP-style learnable logit scale (official: image-to-text only,
       τ = 1).
 
+    Data parallelism (`tf.distribute`; JAX's `keras.distribution` and one
+    device always see the global batch): by default the batch-level terms
+    span the **global** batch, so 2 replicas x B/2 make the update of
+    1 x B. `global_batch_contrastive` gathers the InfoNCE negatives from
+    every replica; `global_batch_masking` draws one mask ratio and the
+    token mask for the global batch and normalises L_mtp by its masked-token
+    count. Set either to `False` for what per-GPU DDP code (the official
+    Lightning code on several GPUs) computes: in-replica negatives, masks
+    drawn and losses normalised per replica. L_ras is a mean over equal
+    per-replica shares and needs no flag.
+
+    Cost of the masked-token head: in training the MTP head scores only
+    the masked positions (a static buffer of
+    `ceil(mtp_max_masked_fraction * B * L)` rows; a batch with more masked
+    tokens takes the full path), not all `B x L x V` logits; the loss and
+    gradients are the same (`MaskedTextDecoder.scored_loss`).
+    `mtp_full_logits=True` restores the full computation, and
+    `mtp_vocabulary_subset` restricts the training softmax to given token
+    ids (an approximation, off by default; see `MaskedTextDecoder`).
+
+    Text inputs are checked (`keras_lgvq.utils.validation.check_text_batch`):
+    ids in `[0, vocabulary_size)`, at most `sequence_length` tokens, and a
+    padding mask that is a prefix of ones with at least one real token per
+    row; a ValueError names the problem.
+
     Args:
         code_dim: int. Channel width of the quantized grid (codebook dim).
         text_dim: int. Width of the per-token text features and of the
@@ -80,6 +106,22 @@ class LanguageGuidance(keras.layers.Layer):
         gsa_symmetric: bool. See above. Defaults to `False`.
         gsa_learnable_temperature: bool. See above. Defaults to `False`.
         seed: int or `None`. Seed of the MTP mask sampler and dropout.
+        global_batch_contrastive: bool. InfoNCE negatives from the global
+            batch under `tf.distribute` (see above). Defaults to `True`.
+        global_batch_masking: bool. One MTP mask draw and normalisation for
+            the global batch under `tf.distribute`. Defaults to `True`.
+        mtp_max_masked_fraction: float in (0, 1] or `None`. Size of the
+            MTP head's static buffer of scored positions as a fraction of
+            `B x L` (speed only, never the value). Defaults to `None`
+            (the decoder's `mask_ratio_max`, 0.3).
+        mtp_vocabulary_subset: sequence of int ids or `None`. Restrict the
+            MTP training softmax to these ids, e.g. the training captions'
+            ids from `keras_lgvq.utils.caption_vocabulary.
+            caption_token_ids` (an approximation of the paper's loss).
+            Defaults to `None` (the whole vocabulary).
+        mtp_full_logits: bool. Compute the MTP loss from all
+            `(B, L, vocabulary_size)` logits (the unoptimised path, for
+            benchmarks). Defaults to `False`.
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -95,12 +137,15 @@ class LanguageGuidance(keras.layers.Layer):
             `mtp_leak_free=True`: `text_encoder(token_ids, padding_mask)`
             must return a dict with `token_features`.
         training: bool. Enables decoder dropout.
+        return_mtp_logits: bool. Also return the MTP logits of every
+            position (`B x L x vocabulary_size`, costly; the loss never
+            needs them). Defaults to `False`.
 
     Returns:
         Dict with scalar `loss`, `gsa_loss`, `mtp_loss`, `ras_loss`,
         `image_embedding` `(B, sentence_dim)` (unnormalised CLS output, for
-        retrieval), `mtp_logits` float32 `(B, L, vocabulary_size)` and
-        `mtp_mask` bool `(B, L)`.
+        retrieval) and `mtp_mask` bool `(B, L)`; with `return_mtp_logits`
+        also `mtp_logits` float32 `(B, L, vocabulary_size)`.
 
     Examples:
 
@@ -165,6 +210,11 @@ class LanguageGuidance(keras.layers.Layer):
         gsa_symmetric=False,
         gsa_learnable_temperature=False,
         seed=None,
+        global_batch_contrastive=True,
+        global_batch_masking=True,
+        mtp_max_masked_fraction=None,
+        mtp_vocabulary_subset=None,
+        mtp_full_logits=False,
         **kwargs,
     ):
         # Sublayers choose their own precision (losses and logits float32).
@@ -220,6 +270,8 @@ class LanguageGuidance(keras.layers.Layer):
         self.gsa_symmetric = bool(gsa_symmetric)
         self.gsa_learnable_temperature = bool(gsa_learnable_temperature)
         self.seed = seed
+        self.global_batch_contrastive = bool(global_batch_contrastive)
+        self.global_batch_masking = bool(global_batch_masking)
 
         # === Layers ===
         self.code_transformer = CodeTransformer(
@@ -245,6 +297,7 @@ class LanguageGuidance(keras.layers.Layer):
         self.gsa = GlobalSemanticAlignment(
             symmetric=gsa_symmetric,
             learnable_temperature=gsa_learnable_temperature,
+            global_batch=self.global_batch_contrastive,
             dtype=self.dtype_policy,
             name="gsa",
         )
@@ -258,6 +311,10 @@ class LanguageGuidance(keras.layers.Layer):
             sequence_length=sequence_length,
             self_attention_mask=mtp_self_attention_mask,
             seed=seed,
+            global_batch=self.global_batch_masking,
+            max_masked_fraction=mtp_max_masked_fraction,
+            vocabulary_subset=mtp_vocabulary_subset,
+            full_logits=mtp_full_logits,
             dtype=self.dtype_policy,
             name="mtp",
         )
@@ -295,6 +352,12 @@ class LanguageGuidance(keras.layers.Layer):
                 f"sentence_dim={self.sentence_dim}. Received: shape="
                 f"{text['sentence_feature'].shape}"
             )
+        check_text_batch(
+            text["token_ids"],
+            text["padding_mask"],
+            self.vocabulary_size,
+            self.sequence_length,
+        )
 
     def _global_embedding(self, tokens):
         embedding = tokens[:, 0]
@@ -335,6 +398,7 @@ class LanguageGuidance(keras.layers.Layer):
         token_embeddings,
         text_encoder=None,
         training=False,
+        return_mtp_logits=False,
     ):
         self._check_text(text)
         token_ids = text["token_ids"]
@@ -346,15 +410,14 @@ class LanguageGuidance(keras.layers.Layer):
 
         mask = self.mtp.sample_mask(token_ids, padding_mask)
         features = self._mtp_features(text, mask, text_encoder)
-        logits = self.mtp(
-            features,
-            padding_mask,
-            mask,
-            memory=tokens,
-            token_embeddings=token_embeddings,
-            training=training,
+        hidden = self.mtp.hidden_states(
+            features, padding_mask, mask, memory=tokens, training=training
         )
-        mtp_loss = self.mtp.loss(logits, token_ids, mask, padding_mask)
+        # Scores the masked positions only (the full B x L x V logits are
+        # built only when asked for).
+        mtp_loss = self.mtp.scored_loss(
+            hidden, token_ids, mask, padding_mask, token_embeddings
+        )
 
         ras_loss = self.ras(
             self._flatten(quantized),
@@ -365,15 +428,17 @@ class LanguageGuidance(keras.layers.Layer):
         loss = (
             self.alpha * gsa_loss + self.beta * mtp_loss + self.gamma * ras_loss
         )
-        return {
+        outputs = {
             "loss": loss,
             "gsa_loss": gsa_loss,
             "mtp_loss": mtp_loss,
             "ras_loss": ras_loss,
             "image_embedding": ops.cast(image_embedding, "float32"),
-            "mtp_logits": logits,
             "mtp_mask": mask,
         }
+        if return_mtp_logits:
+            outputs["mtp_logits"] = self.mtp.head(hidden, token_embeddings)
+        return outputs
 
     def embed_image(self, quantized):
         """L2-normalised global image embedding `(B, sentence_dim)`.
@@ -444,6 +509,15 @@ class LanguageGuidance(keras.layers.Layer):
                 "gsa_symmetric": self.gsa_symmetric,
                 "gsa_learnable_temperature": self.gsa_learnable_temperature,
                 "seed": self.seed,
+                "global_batch_contrastive": self.global_batch_contrastive,
+                "global_batch_masking": self.global_batch_masking,
+                "mtp_max_masked_fraction": self.mtp.max_masked_fraction,
+                "mtp_vocabulary_subset": (
+                    None
+                    if self.mtp.vocabulary_subset is None
+                    else list(self.mtp.vocabulary_subset)
+                ),
+                "mtp_full_logits": self.mtp.full_logits,
             }
         )
         return config

@@ -310,6 +310,7 @@ class VectorQuantizer(keras.layers.Layer):
                 trainable=False,
                 aggregation="mean",
                 name="ema_count",
+                autocast=False,
             )
             self.ema_sum = self.add_weight(
                 shape=(K, D),
@@ -319,6 +320,7 @@ class VectorQuantizer(keras.layers.Layer):
                 trainable=False,
                 aggregation="mean",
                 name="ema_sum",
+                autocast=False,
             )
         else:
             self.codebook = self.add_weight(
@@ -327,6 +329,10 @@ class VectorQuantizer(keras.layers.Layer):
                 trainable=self.trainable_codebook,
                 aggregation="mean",
                 name="codebook",
+                # Never read in bf16: Keras opens an autocast scope around a
+                # top-level call of a mixed-precision layer even when it
+                # does not autocast (e.g. from `encode_decode`).
+                autocast=False,
             )
         if self.reinit == "cvq":
             self.embed_prob = self.add_weight(
@@ -335,6 +341,7 @@ class VectorQuantizer(keras.layers.Layer):
                 trainable=False,
                 aggregation="mean",
                 name="embed_prob",
+                autocast=False,
             )
 
     # -------------------------------------------------------- codebook access

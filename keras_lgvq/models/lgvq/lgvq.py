@@ -1,6 +1,7 @@
 """LG-VQ: a VQ tokenizer trained with language guidance (NeurIPS 2024)."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_lgvq.layers.guidance.language_guidance import LanguageGuidance
@@ -9,6 +10,9 @@ from keras_lgvq.models.vqgan.vqgan import _deserialize
 from keras_lgvq.models.vqgan.vqgan import _serialize
 from keras_lgvq.utils.tensors import l2_normalize
 from keras_lgvq.utils.token_embeddings import TokenEmbeddingsMixin
+from keras_lgvq.utils.validation import TEXT_CHECK_PREFIX
+from keras_lgvq.utils.validation import check_text_batch
+from keras_lgvq.utils.validation import text_batch_problems
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -27,7 +31,23 @@ class LGVQ(TokenEmbeddingsMixin, VQGAN):
     prior when the dataset is prepared), `token_ids` + `padding_mask`, or
     cached features. The frozen token-embedding matrix used by the masked
     text head is kept as a non-trainable weight (`token_embeddings`), so a
-    model trained from cached features needs no text encoder at all.
+    model trained from cached features needs no text encoder at all. It
+    starts as zeros: `fit` refuses to run until it is set (a text prior
+    sets it; without one call `set_token_embeddings`), since the masked
+    text loss cannot learn from an all-zero table.
+
+    Caption batches are checked before any step uses them: ids in
+    `[0, vocabulary_size)`, at most `sequence_length` tokens, a padding
+    mask that is a prefix of ones with a real token in every row. In-memory
+    arrays are checked by `fit` / `evaluate`, `tf.data` batches in the
+    input pipeline (host side, so also under `jax.jit`), and eager or
+    TensorFlow-graph steps at the model boundary; each failure is a
+    ValueError naming the problem.
+
+    Under data parallelism (`keras_lgvq.backend.distribution_scope`) the
+    InfoNCE negatives, the mask draw and the masked-token normalisation
+    span the global batch (`LanguageGuidance`'s `global_batch_contrastive`
+    and `global_batch_masking`, both on by default).
 
     Args:
         backbone: `keras_lgvq.models.VQGANBackbone` or compatible.
@@ -134,6 +154,14 @@ class LGVQ(TokenEmbeddingsMixin, VQGAN):
                 "tokenized by the model's prior), optionally with cached "
                 f"`token_features` / `sentence_feature`. Got {sorted(batch)}."
             )
+        # Before the prior or any lookup sees them: an out-of-range id is
+        # clamped silently by JAX's gather.
+        check_text_batch(
+            batch["token_ids"],
+            batch["padding_mask"],
+            self.vocabulary_size,
+            self.sequence_length,
+        )
         token_ids = ops.cast(batch["token_ids"], "int32")
         padding_mask = ops.cast(batch["padding_mask"], "bool")
         if "token_features" in batch and "sentence_feature" in batch:
@@ -185,6 +213,45 @@ class LGVQ(TokenEmbeddingsMixin, VQGAN):
             return 0.0, {}
         return self._guidance_logs(batch, outputs["quantized"], False)
 
+    def _check_ready_to_fit(self):
+        embeddings = ops.convert_to_numpy(self.token_embeddings)
+        if not np.any(embeddings):
+            raise ValueError(
+                "This LGVQ's `token_embeddings` are all zeros: they were "
+                "never set, so the masked-text head would score every token "
+                "alike and L_mtp would stay at ln(vocabulary_size). Call "
+                "`model.set_token_embeddings(prior.token_embeddings)` with "
+                "the text prior the captions were tokenized with (a model "
+                "built with `text_prior=` does this itself)."
+            )
+        if not np.all(np.isfinite(embeddings)):
+            raise ValueError(
+                "This LGVQ's `token_embeddings` hold NaN or Inf values; set "
+                "them from the text prior with `set_token_embeddings`."
+            )
+
+    def _check_host_data(self, x):
+        super()._check_host_data(x)
+        if isinstance(x, dict) and "token_ids" in x:
+            if "padding_mask" not in x:
+                raise ValueError(
+                    "Batches with `token_ids` also need `padding_mask`. "
+                    f"Received keys {sorted(x)}."
+                )
+            ids = np.asarray(ops.convert_to_numpy(x["token_ids"]))
+            if ids.ndim == 2 and ids.shape[1] > self.sequence_length:
+                raise ValueError(
+                    f"`token_ids` has length {ids.shape[1]}, more than "
+                    f"sequence_length={self.sequence_length}."
+                )
+            problems = text_batch_problems(
+                ids,
+                np.asarray(ops.convert_to_numpy(x["padding_mask"])),
+                self.vocabulary_size,
+            )
+            if problems:
+                raise ValueError(TEXT_CHECK_PREFIX + " ".join(problems))
+
     def _build_extra(self, images):
         grid = self.backbone.grid_size
         if not self.guidance.built:
@@ -211,6 +278,23 @@ class LGVQ(TokenEmbeddingsMixin, VQGAN):
                 }
 
             x = x.map(add_tokens, num_parallel_calls=tf.data.AUTOTUNE)
+        if (
+            isinstance(x, tf.data.Dataset)
+            and isinstance(x.element_spec, dict)
+            and "token_ids" in x.element_spec
+        ):
+            from keras_lgvq.datasets.pipeline import validate_text_batch
+
+            # Host side: runs in tf.data for every backend, so a batch that
+            # a jitted step could not reject never reaches it.
+            vocabulary_size = self.vocabulary_size
+            sequence_length = self.sequence_length
+            x = x.map(
+                lambda batch: validate_text_batch(
+                    batch, vocabulary_size, sequence_length
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         return super()._filter_inputs(x)
 
     # === Inference ===
@@ -248,6 +332,20 @@ class LGVQ(TokenEmbeddingsMixin, VQGAN):
 
     @classmethod
     def _from_spec(cls, spec, text_prior="auto", **kwargs):
+        if "guidance" not in spec or "text" not in spec:
+            from keras_lgvq.models import presets
+
+            guided = [
+                name
+                for name in presets.list_presets(cls.__name__)
+                if "guidance" in presets.PRESETS[name]
+            ]
+            raise ValueError(
+                "This preset has no language guidance (no `guidance` / "
+                "`text` entries): build it with `VQGAN.from_preset` (or "
+                f"`VQCT.from_preset`), or pick a preset with guidance for "
+                f"{cls.__name__}: {guided}."
+            )
         text = spec["text"]
         if text_prior == "auto":
             text_prior = _load_prior_or_warn(

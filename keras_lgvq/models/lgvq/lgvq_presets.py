@@ -29,6 +29,8 @@ PAPER_TRAINING = dict(
     learning_rate=3.6e-5,
     beta_1=0.5,
     beta_2=0.9,
+    # PyTorch's Adam default, also `VQGAN.compile`'s (Keras's is 1e-7).
+    epsilon=1e-8,
     image_size=256,
     max_words=27,
 )

@@ -1,5 +1,6 @@
 """VQGAN training: reconstruction, perceptual, VQ and hinge-GAN losses."""
 
+import contextlib
 import os
 import warnings
 
@@ -15,6 +16,8 @@ from keras_lgvq.losses.gan_losses import hinge_discriminator_loss
 from keras_lgvq.optimizers.gan_optimizer import GANOptimizer
 from keras_lgvq.optimizers.gan_optimizer import is_discriminator_variable
 from keras_lgvq.utils.names import DISCRIMINATOR_NAME
+from keras_lgvq.utils.random_state import seed_generator_states
+from keras_lgvq.utils.validation import TEXT_CHECK_PREFIX
 from keras_lgvq.utils.validation import check_images
 from keras_lgvq.utils.validation import check_int
 from keras_lgvq.utils.validation import check_number
@@ -29,6 +32,8 @@ MODEL_INPUT_KEYS = (
     "token_features",
     "sentence_feature",
 )
+# Key prefix of the seed-generator states in a model's own weight store.
+_SEED_STATE_KEY = "seed_generator_state_"
 
 
 def _serialize(layer):
@@ -51,9 +56,29 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
     decoder's last layer, clipped to [0, 1e4], times `disc_weight`) and
     `disc_factor` switches the GAN terms on after `disc_start` batches.
     Each batch makes one generator update, then one discriminator update
-    (hinge loss) on the same batch's reconstructions. The per-backend
+    (hinge loss) on the same batch's reconstructions (with
+    `two_forward_passes=True`, on a second forward pass of the updated
+    generator, as the official Lightning loop does). The per-backend
     `train_step` lives in `keras_lgvq.backend`; every loss term, the
     codebook perplexity and usage are logged as metrics.
+
+    **No discriminator work while the GAN is off.** Before `disc_start`
+    (and always when `disc_factor=0`) the GAN terms are multiplied by 0, so
+    `fit` and `train_on_batch` run a step without them: no discriminator
+    forward or backward pass in either update, no adaptive weight. The
+    host counts the batches and switches to the full step (one more trace
+    or compile) for the first execution that reaches `disc_start`; with
+    `steps_per_execution > 1` an execution that straddles it runs in full.
+    Losses, gradients and every update are those of the full step: the
+    discriminator's optimizer still steps on zero gradients (so Adam's step
+    count matches), the discriminator's weights stay put, and with
+    `two_forward_passes` the second generator pass still runs. One
+    semantic change: the discriminator's batch-norm running statistics
+    (never used in training, which runs it in training mode) only start
+    updating at `disc_start`. While skipped, `g_loss`, `logits_real` and
+    `logits_fake` (and `d_weight` when adaptive) are logged as 0 (not
+    computed); `disc_loss` and `disc_factor` are 0 as before. A
+    `train_step` called directly (custom loops) always runs the full step.
 
     Args:
         backbone: `keras_lgvq.models.VQGANBackbone` (or any backbone with the
@@ -69,6 +94,17 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             configs: 10000, counting batches).
         adaptive_disc_weight: bool. Use the adaptive weight; when False the
             generator GAN term is weighted by `disc_weight` alone.
+        two_forward_passes: bool. Reproduce the official code's second
+            forward pass per batch (lgvq-spec §9 item 10): Lightning calls
+            the training step once per optimizer, so the discriminator
+            update sees the reconstruction of the *already updated*
+            generator, and the quantizer's running statistics (EMA, CVQ
+            usage and re-initialisation) update twice per batch. Costs one
+            more generator forward per batch. The text losses that the
+            official second pass computes and discards are not recomputed
+            (they change no weight). Defaults to `False`: one forward pass,
+            the discriminator sees that pass's reconstruction and the
+            statistics update once per batch.
 
     Examples:
 
@@ -94,6 +130,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         disc_factor=1.0,
         disc_start=10000,
         adaptive_disc_weight=True,
+        two_forward_passes=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -137,9 +174,24 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         self.disc_factor = weights["disc_factor"]
         self.disc_start = disc_start
         self.adaptive_disc_weight = bool(adaptive_disc_weight)
+        if not isinstance(two_forward_passes, bool):
+            raise ValueError(
+                "`two_forward_passes` must be a bool. Received: "
+                f"two_forward_passes={two_forward_passes!r}"
+            )
+        self.two_forward_passes = two_forward_passes
         self._trackers = [
             keras.metrics.Mean(name=name) for name in self.log_names()
         ]
+        # Reported only while `skip_nonfinite_steps` is on.
+        self._skip_tracker = keras.metrics.Sum(name="skipped_steps")
+        self._skip_nonfinite_steps = False
+        # Read when a step is traced: True only while the host knows every
+        # step of the next execution comes before `disc_start`.
+        self._gan_skipped_phase = False
+        # The train function built for that phase (identity), so a later
+        # `fit` before `disc_start` reuses it instead of tracing again.
+        self._gan_skipped_function = None
 
     # === Logging ===
 
@@ -156,6 +208,8 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             "perplexity",
             "usage",
         ]
+        # Per-sub-codebook terms of a tokenizer that has them (VQCT).
+        names += list(getattr(self.backbone, "quantizer_log_names", ()))
         if self.discriminator is not None:
             names += [
                 "g_loss",
@@ -169,15 +223,108 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
     @property
     def metrics(self):
+        if self._skip_nonfinite_steps:
+            return list(self._trackers) + [self._skip_tracker]
         return list(self._trackers)
 
     def _record(self, logs):
+        if self._skip_nonfinite_steps and getattr(
+            self, "_in_train_step", False
+        ):
+            return self._record_or_skip(logs)
         results = {}
         for tracker in self._trackers:
             if tracker.name in logs:
                 tracker.update_state(logs[tracker.name])
                 results[tracker.name] = tracker.result()
         return results
+
+    # === Non-finite steps ===
+
+    @property
+    def skip_nonfinite_steps(self):
+        """Whether a step with a NaN or Inf loss term changes nothing.
+
+        When True, each train step checks every logged term of the batch
+        (on every replica). If one is NaN or Inf, every trainable,
+        non-trainable and optimizer variable (Adam slots, iteration counts)
+        keeps its value from before the step, the epoch means leave the
+        batch out, `skipped_steps` counts it, and the step's logs carry the
+        batch's own values, so a callback can name the offending term
+        (`keras_lgvq.callbacks.NonFiniteGuard(policy="skip")` sets this
+        flag and does that). Costs one copy of the training state per step.
+        Defaults to False.
+        """
+        return self._skip_nonfinite_steps
+
+    @skip_nonfinite_steps.setter
+    def skip_nonfinite_steps(self, value):
+        if not isinstance(value, bool):
+            raise ValueError(
+                "`skip_nonfinite_steps` must be a bool. Received: "
+                f"{value!r}"
+            )
+        if value != self._skip_nonfinite_steps:
+            self._skip_nonfinite_steps = value
+            # The step (and the metric state on JAX) differs: rebuild it.
+            self.train_function = None
+
+    def _record_or_skip(self, logs):
+        finite = ops.convert_to_tensor(True)
+        for name in self.log_names():
+            if name in logs:
+                value = ops.cast(logs[name], "float32")
+                finite = ops.logical_and(finite, ops.all(ops.isfinite(value)))
+        # A step is skipped on every replica if one replica saw a bad term.
+        agreed = lgvq_backend.replica_mean(ops.cast(finite, "float32"))
+        finite = ops.greater_equal(agreed, 1.0)
+        weight = ops.cast(finite, "float32")
+        results = {}
+        for tracker in self._trackers:
+            if tracker.name in logs:
+                value = ops.cast(logs[tracker.name], "float32")
+                tracker.update_state(
+                    ops.where(finite, value, 0.0), sample_weight=weight
+                )
+                # A skipped step reports its own values (NaN included).
+                results[tracker.name] = ops.where(
+                    finite, tracker.result(), value
+                )
+        self._skip_tracker.update_state(1.0 - weight)
+        results[self._skip_tracker.name] = self._skip_tracker.result()
+        # Read back by `train_step` below, in the same trace.
+        object.__setattr__(self, "_step_finite", finite)
+        return results
+
+    def train_step(self, *args):
+        if not self._skip_nonfinite_steps:
+            return super().train_step(*args)
+        object.__setattr__(self, "_in_train_step", True)
+        try:
+            if len(args) == 2:
+                # A stateless trainer (JAX): `(state, data) -> (logs,
+                # state)`; keep the old trainable, non-trainable and
+                # optimizer values when the step was not finite.
+                state, data = args
+                logs, new_state = super().train_step(state, data)
+                keep = self._step_finite
+                kept = [
+                    [ops.where(keep, new, old) for new, old in zip(n, o)]
+                    for n, o in zip(new_state[:3], state[:3])
+                ]
+                return logs, (*kept, new_state[3])
+            variables = (
+                list(self.trainable_variables)
+                + list(self.non_trainable_variables)
+                + list(self.optimizer.variables)
+            )
+            before = [ops.copy(v) for v in variables]
+            logs = super().train_step(*args)
+            for variable, old in zip(variables, before):
+                variable.assign(ops.where(self._step_finite, variable, old))
+            return logs
+        finally:
+            object.__setattr__(self, "_in_train_step", False)
 
     # === Training hooks (backend-agnostic; see keras_lgvq.backend) ===
 
@@ -198,14 +345,21 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         d_ids = {id(v) for v in d_vars}
         return [v for v in variables if id(v) not in d_ids], d_vars
 
-    def _nll(self, images, reconstruction):
+    def _nll(self, images, reconstruction, training=False):
         images = ops.cast(images, "float32")
         reconstruction = ops.cast(reconstruction, "float32")
         rec_loss = ops.mean(ops.abs(images - reconstruction))
         if self.perceptual_loss is None:
             return rec_loss, rec_loss, None
+        # `training` reaches LPIPS so its optional head dropout
+        # (`use_dropout=True`, as in taming) is on in the generator step.
         perceptual = ops.mean(
-            ops.cast(self.perceptual_loss(images, reconstruction), "float32")
+            ops.cast(
+                self.perceptual_loss(
+                    images, reconstruction, training=training
+                ),
+                "float32",
+            )
         )
         return rec_loss + self.perceptual_weight * perceptual, rec_loss, (
             perceptual
@@ -223,12 +377,17 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         )
         return logits
 
-    def adaptive_weight_gradients(self, images, decoder_features):
+    def adaptive_weight_gradients(
+        self, images, decoder_features, training=False
+    ):
         """Gradients of the nll and GAN losses at the decoder's last kernel.
 
         The decoder's last layer is linear in its kernel, so both gradients
         come from re-applying `decoder.conv_out` to the (constant) decoder
-        features; nothing else of the graph is differentiated again.
+        features; nothing else of the graph is differentiated again. With
+        `training=True` an LPIPS with dropout draws its own dropout mask
+        here (taming differentiates the step's own loss tensor, whose mask
+        this re-computation cannot share).
         """
         conv = self.backbone.decoder.conv_out
         dtype = conv.compute_dtype
@@ -240,7 +399,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             return ops.conv(features, kernel, padding="same") + bias
 
         def nll(kernel):
-            return self._nll(images, reconstruct(kernel))[0]
+            return self._nll(images, reconstruct(kernel), training)[0]
 
         def adversarial(kernel):
             logits = self._discriminator_logits_no_update(reconstruct(kernel))
@@ -258,10 +417,10 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         """Hook for subclasses: returns (weighted loss, logs)."""
         return 0.0, {}
 
-    def _tokenizer_losses(self, images, outputs):
+    def _tokenizer_losses(self, images, outputs, training=False):
         """Reconstruction + perceptual + quantizer terms and their logs."""
         nll, rec_loss, perceptual = self._nll(
-            images, outputs["reconstruction"]
+            images, outputs["reconstruction"], training
         )
         logs = {
             "rec_loss": rec_loss,
@@ -274,15 +433,31 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         }
         if perceptual is not None:
             logs["perceptual_loss"] = perceptual
+        for key in getattr(self.backbone, "quantizer_log_names", ()):
+            logs[key] = outputs[key]
         return nll + self.codebook_weight * outputs["loss"], logs
+
+    def _gan_terms_skipped(self):
+        """Whether the step being traced leaves the GAN terms out (they
+        are multiplied by 0 in every step it runs)."""
+        return self.discriminator is not None and (
+            self.disc_factor == 0.0 or self._gan_skipped_phase
+        )
 
     def _generator_step(self, batch, training=True):
         images = batch["images"]
         outputs = self.backbone.encode_decode(images, training=training)
         reconstruction = outputs["reconstruction"]
-        total, logs = self._tokenizer_losses(images, outputs)
+        total, logs = self._tokenizer_losses(images, outputs, training)
         factor = ops.zeros((), "float32")
-        if self.discriminator is not None:
+        if self._gan_terms_skipped():
+            # `total + d_weight * 0 * g_loss` is `total`: nothing to compute.
+            zero = ops.zeros((), "float32")
+            d_weight = zero
+            if not self.adaptive_disc_weight:
+                d_weight = ops.convert_to_tensor(self.disc_weight, "float32")
+            logs.update(g_loss=zero, d_weight=d_weight, disc_factor=factor)
+        elif self.discriminator is not None:
             factor = discriminator_factor(
                 self.optimizer.iterations, self.disc_start, self.disc_factor
             )
@@ -290,7 +465,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             g_loss = generator_adversarial_loss(logits_fake)
             if self.adaptive_disc_weight:
                 nll_grad, g_grad = self.adaptive_weight_gradients(
-                    images, outputs["decoder_features"]
+                    images, outputs["decoder_features"], training
                 )
                 d_weight = adaptive_generator_weight(
                     nll_grad, g_grad, self.disc_weight
@@ -312,6 +487,27 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         # `factor` comes from the generator step of the same batch, so both
         # updates see the same GAN switch.
         images = batch["images"]
+        if self.two_forward_passes:
+            # The official second pass: the updated generator, in training
+            # mode (its quantizer statistics update again).
+            outputs = self.backbone.encode_decode(images, training=True)
+            reconstruction = ops.stop_gradient(outputs["reconstruction"])
+        if self._gan_terms_skipped():
+            # `factor * hinge(...)` is 0 with zero gradients; a loss of 0
+            # tied to every discriminator weight gives the same zero
+            # gradients (not "no gradient"), so the optimizer still steps
+            # and its step count stays that of the full step.
+            tie = [
+                ops.sum(ops.cast(v, "float32"))
+                for v in self.discriminator.trainable_variables
+            ]
+            loss = 0.0 * sum(tie)
+            zero = ops.zeros((), "float32")
+            return loss, {
+                "disc_loss": loss,
+                "logits_real": zero,
+                "logits_fake": zero,
+            }
         logits_real = self.discriminator(images, training=True)
         logits_fake = self.discriminator(reconstruction, training=True)
         loss = factor * hinge_discriminator_loss(logits_real, logits_fake)
@@ -348,13 +544,35 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             return
         res = self.backbone.resolution
         images = ops.zeros((1, res, res, self.backbone.in_channels))
-        self.backbone.encode_decode(images)
+        # A VQCT backbone being deserialized cannot run before its prior
+        # arrives with the weights; it is already built (functional).
+        if getattr(self.backbone, "ready_to_run", True):
+            self.backbone.encode_decode(images)
         if self.discriminator is not None:
             self.discriminator(images)
         if self.perceptual_loss is not None:
             self.perceptual_loss(images, images)
         self._build_extra(images)
+        self._seed_every_dropout()
         self.built = True
+
+    def _seed_every_dropout(self):
+        # On torch, Keras runs a Dropout whose SeedGenerator was given no
+        # seed through `torch.nn.functional.dropout`, i.e. torch's global
+        # RNG, which no checkpoint holds (TF and JAX always draw from the
+        # generator's state). Recording the seed the state was drawn from
+        # sends such layers through Keras's seeded path, which draws from
+        # the saved `seed_generator_state`, so a resumed run replays
+        # nothing and skips nothing.
+        for layer in self._flatten_layers():
+            generator = getattr(layer, "seed_generator", None)
+            if (
+                isinstance(layer, keras.layers.Dropout)
+                and isinstance(generator, keras.random.SeedGenerator)
+                and generator._initial_seed is None
+            ):
+                state = ops.convert_to_numpy(generator.state)
+                generator._initial_seed = int(state[0])
 
     def _build_extra(self, images):
         """Hook for subclasses to create the variables of extra heads."""
@@ -365,6 +583,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         learning_rate=3.6e-5,
         beta_1=0.5,
         beta_2=0.9,
+        epsilon=1e-8,
         **kwargs,
     ):
         """Configures training with two Adam optimizers by default.
@@ -372,11 +591,14 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         Args:
             optimizer: `keras_lgvq.optimizers.GANOptimizer` or None. When None,
                 generator and discriminator each get
-                `Adam(learning_rate, beta_1, beta_2)` (taming: 3.6e-5 for
-                batch 8 on one GPU, betas (0.5, 0.9)).
+                `Adam(learning_rate, beta_1, beta_2, epsilon)` (taming:
+                3.6e-5 for batch 8 on one GPU, betas (0.5, 0.9), and
+                PyTorch's epsilon 1e-8 rather than Keras's 1e-7).
             learning_rate: float. Used when `optimizer` is None.
             beta_1: float. Used when `optimizer` is None.
             beta_2: float. Used when `optimizer` is None.
+            epsilon: float. Adam's epsilon, used when `optimizer` is None.
+                Defaults to 1e-8, the official PyTorch value.
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`).
         """
         if kwargs.get("loss") is not None:
@@ -387,7 +609,10 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
             def adam():
                 return keras.optimizers.Adam(
-                    learning_rate, beta_1=beta_1, beta_2=beta_2
+                    learning_rate,
+                    beta_1=beta_1,
+                    beta_2=beta_2,
+                    epsilon=epsilon,
                 )
 
             optimizer = GANOptimizer(generator=adam(), discriminator=adam())
@@ -409,6 +634,37 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             config.pop(key, None)
         self.compile(**config)
 
+    # === Saving: the random-number state too ===
+
+    # Keras saves each layer's own variables but not the states of its
+    # `SeedGenerator`s (MTP masking, dropout, codebook re-init), so a
+    # restored model would replay the draws of the original run; the
+    # model's own weights carry them.
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for i, state in enumerate(seed_generator_states(self)):
+            store[f"{_SEED_STATE_KEY}{i}"] = state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        seeds = [k for k in keys if k.startswith(_SEED_STATE_KEY)]
+        super().load_own_variables(
+            {k: store[k] for k in keys if not k.startswith(_SEED_STATE_KEY)}
+        )
+        if not seeds:
+            return  # Saved before the seed states were stored.
+        states = seed_generator_states(self)
+        if len(seeds) != len(states):
+            raise ValueError(
+                f"The weights hold {len(seeds)} seed-generator states but "
+                f"this {type(self).__name__} has {len(states)}: they come "
+                "from a model with other layers. Load them into a model "
+                "built from the same configuration."
+            )
+        for i, state in enumerate(states):
+            state.assign(store[f"{_SEED_STATE_KEY}{i}"])
+
     def _filter_inputs(self, x):
         import tensorflow as tf
 
@@ -422,18 +678,142 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
             )
         return x
 
-    def fit(self, x=None, *args, validation_data=None, **kwargs):
-        if validation_data is not None:
-            validation_data = self._filter_inputs(validation_data)
-        return super().fit(
-            self._filter_inputs(x),
-            *args,
-            validation_data=validation_data,
-            **kwargs,
+    def _check_ready_to_fit(self):
+        """Hook: raise when the model would train into a wrong state."""
+
+    def _check_host_data(self, x):
+        """Checks the data `fit` / `evaluate` receive before any step runs.
+
+        Refuses a `tf.data.Dataset` that is known to be empty; subclasses
+        add value checks of in-memory arrays (they run here, on the host,
+        because a check inside a `jax.jit` step cannot raise).
+        """
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset) and int(x.cardinality()) == 0:
+            raise ValueError(_NO_BATCH_MESSAGE)
+
+    # === The GAN-off step before `disc_start` ===
+
+    def _gan_phase_for(self, first_step, num_steps):
+        """True when steps `first_step ... first_step + num_steps - 1` all
+        come before `disc_start` (their GAN factor is 0)."""
+        return (
+            self.discriminator is not None
+            and self.disc_factor != 0.0
+            and first_step + num_steps - 1 < self.disc_start
         )
 
+    def _use_gan_phase(self, skipped):
+        """Selects the step variant before a train function runs.
+
+        A function is only ever traced with one value of the flag: a change
+        of variant builds a new function (one more trace or compile,
+        normally once per run, at `disc_start`).
+        """
+        function = self.train_function
+        current = function is not None and (
+            function is self._gan_skipped_function
+        )
+        self._gan_skipped_phase = skipped
+        if function is not None and current == skipped:
+            return
+        self.make_train_function(force=True)
+        self._gan_skipped_function = self.train_function if skipped else None
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        # Each build traces a new step closure: JAX caches a trace by the
+        # function it jits, so re-jitting the same bound `train_step` would
+        # reuse the trace of the other variant (or of an older
+        # `skip_nonfinite_steps` setting).
+        method = type(self).train_step
+
+        def train_step(*args):
+            return method(self, *args)
+
+        object.__setattr__(self, "train_step", train_step)
+        return super().make_train_function(force=True)
+
+    def _gan_phase_callbacks(self, callbacks):
+        if self.discriminator is None or self.disc_factor == 0.0:
+            # Never a GAN step, or no switch to make: nothing to track.
+            return callbacks
+        if getattr(self, "optimizer", None) is None:
+            return callbacks  # `fit` itself reports the missing compile.
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            # A ready-made list is left alone: the step stays the full one
+            # (same values, no skipping).
+            return callbacks
+        return list(callbacks or []) + [_GANPhase()]
+
+    def fit(self, x=None, *args, validation_data=None, **kwargs):
+        self._check_ready_to_fit()
+        self._check_host_data(x)
+        if validation_data is not None:
+            validation_data = self._filter_inputs(validation_data)
+        # `callbacks` is `fit`'s sixth parameter (after x, y, batch_size,
+        # epochs, verbose).
+        if len(args) >= 5:
+            args = list(args)
+            args[4] = self._gan_phase_callbacks(args[4])
+        else:
+            kwargs["callbacks"] = self._gan_phase_callbacks(
+                kwargs.get("callbacks")
+            )
+        counter = _BatchCounter()
+        if len(args) >= 5:
+            args[4] = _with_callback(args[4], counter)
+        else:
+            kwargs["callbacks"] = _with_callback(
+                kwargs.get("callbacks"), counter
+            )
+        try:
+            with self._keep_state_on_error(), _input_errors_as_value_errors():
+                history = super().fit(
+                    self._filter_inputs(x),
+                    *args,
+                    validation_data=validation_data,
+                    **kwargs,
+                )
+        except UnboundLocalError as error:
+            # Keras's JAX loop fails this way after an epoch without a batch.
+            if counter.epochs and not counter.batches:
+                raise ValueError(_NO_BATCH_MESSAGE) from error
+            raise
+        finally:
+            # A direct `train_step` (custom loop) runs the full step.
+            self._gan_skipped_phase = False
+        # TensorFlow and torch end an epoch without batches with a warning
+        # only (and log stale values); a run that trained nothing must not
+        # look like a result. (The optimizer's step count cannot tell: on
+        # TensorFlow the end-of-data step of a dataset of unknown length
+        # advances it too.)
+        if counter.epochs and not counter.batches:
+            raise ValueError(_NO_BATCH_MESSAGE)
+        return history
+
+    def train_on_batch(self, *args, **kwargs):
+        self._check_ready_to_fit()
+        if getattr(self, "optimizer", None) is None or (
+            self.discriminator is None or self.disc_factor == 0.0
+        ):
+            return super().train_on_batch(*args, **kwargs)
+        # Variables are in sync between `train_on_batch` calls.
+        self._use_gan_phase(
+            self._gan_phase_for(_count(self.optimizer.iterations), 1)
+        )
+        try:
+            return super().train_on_batch(*args, **kwargs)
+        finally:
+            # A direct `train_step` (custom loop) runs the full step.
+            self._gan_skipped_phase = False
+
     def evaluate(self, x=None, *args, **kwargs):
-        return super().evaluate(self._filter_inputs(x), *args, **kwargs)
+        self._check_host_data(x)
+        with self._keep_state_on_error(), _input_errors_as_value_errors():
+            return super().evaluate(self._filter_inputs(x), *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         return super().predict(self._filter_inputs(x), *args, **kwargs)
@@ -479,20 +859,36 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
     @classmethod
     def _from_spec(cls, spec, perceptual_loss="auto", **kwargs):
-        from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+        from keras_lgvq.models.vqgan.vqgan_backbone import (
+            preset_backbone_class,
+        )
 
+        # The tokenizer family comes from the preset (`backbone_class`):
+        # a VQGANBackbone, or e.g. a VQCTBackbone built from its prior. So
+        # every trainer (VQGAN, LGVQ) builds every family the same way.
+        backbone_class = preset_backbone_class(spec)
         backbone = kwargs.pop("backbone", None)
+        names = backbone_class.preset_override_names(spec)
         overrides = {
-            key: kwargs.pop(key)
-            for key in list(kwargs)
-            if key in spec["backbone"] or key in (spec.get("quantizer") or {})
+            key: kwargs.pop(key) for key in list(kwargs) if key in names
         }
         if backbone is None:
-            backbone = VQGANBackbone._from_spec(spec, **overrides)
+            backbone = backbone_class._from_spec(spec, **overrides)
         elif overrides:
             raise ValueError(
                 f"Pass either `backbone` or backbone overrides "
                 f"{sorted(overrides)}, not both."
+            )
+        # An unknown name would otherwise surface as Keras's bare
+        # "Unrecognized keyword arguments", with no list of valid ones.
+        accepted = _constructor_arguments(cls)
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ValueError(
+                f"Unknown preset override(s) {unknown} for "
+                f"{cls.__name__}.from_preset. Valid backbone / quantizer "
+                f"fields: {sorted(names | {'in_channels'})}; constructor "
+                f"arguments: {sorted(accepted)}."
             )
         if perceptual_loss == "auto":
             perceptual_loss = _lpips_or_warn(spec.get("perceptual"))
@@ -561,6 +957,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
                 "class_name": type(self).__name__,
                 "keras_lgvq_version": __version__,
                 "task_parameter_count": self.count_params(),
+                "quantizer": _quantizer_summary(self.backbone.quantizer),
             },
         )
 
@@ -576,9 +973,12 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
         """Exports a SavedModel with `encode`, `decode` (and, for LG-VQ,
         `embed_image`) endpoints, for the TensorFlow and JAX backends.
 
-        `encode(images (B, H, W, 3) float32 in [-1, 1]) -> indices (B, h, w)`,
+        `encode(images (B, H, W, 3) float32 in [-1, 1]) -> indices`,
         `decode(indices) -> images`, `embed_image(images) -> (B, E)`. Reload
-        with `tf.saved_model.load(filepath)`.
+        with `tf.saved_model.load(filepath)`. `indices` are int32 of shape
+        `(B,) + backbone.index_shape`: `(B, h, w)` for one codebook,
+        `(B, h, w, top_k + 1)` for VQCT (adjective ids, then the noun id;
+        see `VQCTBackbone`).
         """
         if format != "tf_saved_model":
             return super().export(filepath, format=format, verbose=verbose, **kw)
@@ -620,9 +1020,145 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
                 "disc_factor": self.disc_factor,
                 "disc_start": self.disc_start,
                 "adaptive_disc_weight": self.adaptive_disc_weight,
+                "two_forward_passes": self.two_forward_passes,
             }
         )
         return config
+
+
+class _BatchCounter(keras.callbacks.Callback):
+    """Counts the epochs begun and the training batches run in one `fit`."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+        self.batches = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs += 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+def _with_callback(callbacks, callback):
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        # A caller's own list (`keras_lgvq.callbacks.fit_resumable` passes
+        # one); Keras's CallbackList has no `append`.
+        callbacks.callbacks.append(callback)
+        return callbacks
+    return list(callbacks or []) + [callback]
+
+
+def _count(variable):
+    # `int(variable)` fails on a tf.distribute MirroredVariable.
+    return int(ops.convert_to_numpy(variable))
+
+
+_QUANTIZER_SUMMARY_KEYS = (
+    "num_embeddings",
+    "embedding_dim",
+    "beta",
+    "legacy_beta",
+    "reinit",
+    "reinit_decay",
+    "anchor",
+    "ema_decay",
+    "contrastive_weight",
+    "l2_normalize",
+)
+
+
+def _quantizer_summary(quantizer):
+    """The quantizer a preset really trains with, for `metadata.json`."""
+    config = quantizer.get_config()
+    summary = {"class_name": type(quantizer).__name__}
+    summary.update(
+        {key: config[key] for key in _QUANTIZER_SUMMARY_KEYS if key in config}
+    )
+    return summary
+
+
+class _GANPhase(keras.callbacks.Callback):
+    """Counts batches on the host during `fit` and selects the VQGAN step
+    variant: without GAN terms while every step of the next execution comes
+    before `disc_start`, the full step from then on.
+
+    The optimizer's step count cannot be read during a JAX `fit` (its state
+    lives outside the variables until the epoch ends), hence the counter.
+    """
+
+    def on_train_begin(self, logs=None):
+        self._step = _count(self.model.optimizer.iterations)
+        self._begin = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._begin = batch
+        self.model._use_gan_phase(
+            self.model._gan_phase_for(
+                self._step, int(self.model.steps_per_execution)
+            )
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last step of the execution.
+        self._step += batch - self._begin + 1
+
+
+_NO_BATCH_MESSAGE = (
+    "The data yielded no batch, so nothing was trained or evaluated. A "
+    "dataset with fewer examples than its batch size loses its only "
+    "(partial) batch to `drop_remainder=True`; a caption filter can also "
+    "leave an epoch empty. Use a smaller batch size, more examples, or "
+    "`drop_remainder=False`."
+)
+
+
+@contextlib.contextmanager
+def _input_errors_as_value_errors():
+    """Re-raises the input pipeline's text checks as ValueError.
+
+    The host-side checks (`keras_lgvq.datasets.pipeline.
+    validate_text_batch`) and TensorFlow's in-graph assertions fail the step
+    with `tf.errors.InvalidArgumentError`; the ones keras_lgvq wrote carry
+    `TEXT_CHECK_PREFIX`, and only those become a ValueError with their own
+    message. An empty dataset that Keras reports as `StopIteration` (JAX)
+    becomes the no-batch ValueError.
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        text = str(error)
+        if TEXT_CHECK_PREFIX not in text:
+            raise
+        start = text.index(TEXT_CHECK_PREFIX)
+        line = text[start:].splitlines()[0].strip().rstrip("'\"]")
+        raise ValueError(line) from error
+    except StopIteration as error:
+        raise ValueError(_NO_BATCH_MESSAGE) from error
+
+
+def _constructor_arguments(cls):
+    """Named `__init__` arguments of `cls` and its bases up to
+    `keras.Model` (plus the Model's own `name`, `dtype`, `trainable`)."""
+    import inspect
+
+    names = {"name", "dtype", "trainable"}
+    for klass in cls.__mro__:
+        if klass is keras.Model:
+            break
+        if "__init__" not in vars(klass):
+            continue
+        for parameter in inspect.signature(klass.__init__).parameters.values():
+            if parameter.kind in (
+                parameter.POSITIONAL_OR_KEYWORD,
+                parameter.KEYWORD_ONLY,
+            ):
+                names.add(parameter.name)
+    names.discard("self")
+    return names
 
 
 def _lpips_or_warn(kind):

@@ -71,7 +71,7 @@ class RecordingEncoder:
 def test_outputs_and_loss_composition():
     quantized, text, emb = inputs()
     guidance = make_guidance(alpha=0.3, beta=0.5, gamma=0.7, dropout=0.0)
-    out = guidance(quantized, text, emb, training=True)
+    out = guidance(quantized, text, emb, training=True, return_mtp_logits=True)
     assert tuple(out["image_embedding"].shape) == (B, DT)
     assert tuple(out["mtp_logits"].shape) == (B, L, V)
     assert to_numpy(out["mtp_mask"]).dtype == bool
@@ -179,7 +179,14 @@ def test_leak_free_re_encodes_masked_ids():
     leak_free = make_guidance(
         mtp_leak_free=True, mask_token_id=mask_id, dropout=0.0
     )
-    out = leak_free(quantized, text, emb, text_encoder=encoder, training=True)
+    out = leak_free(
+        quantized,
+        text,
+        emb,
+        text_encoder=encoder,
+        training=True,
+        return_mtp_logits=True,
+    )
     mask = to_numpy(out["mtp_mask"])
     assert mask.any()
     expected_ids = np.where(mask, mask_id, text["token_ids"])
@@ -327,7 +334,7 @@ def test_tf_xla_compiles():
 def test_mixed_precision():
     quantized, text, emb = inputs(7)
     guidance = make_guidance(dtype="mixed_bfloat16")
-    out = guidance(quantized, text, emb, training=True)
+    out = guidance(quantized, text, emb, training=True, return_mtp_logits=True)
     for key in ("loss", "gsa_loss", "mtp_loss", "ras_loss", "mtp_logits"):
         assert keras.backend.standardize_dtype(out[key].dtype) == "float32"
         assert np.all(np.isfinite(to_numpy(out[key])))
