@@ -1,13 +1,18 @@
 """LG-VQ masked text prediction: mask sampler, post-LN decoder and loss."""
 
+import math
+
 import keras
+import numpy as np
 from keras import ops
 
+from keras_lgvq import backend as lgvq_backend
 from keras_lgvq.layers.guidance.masked_token_head import MaskedTokenHead
 from keras_lgvq.utils.distributions import truncated_normal_cdf_range
 from keras_lgvq.utils.distributions import truncated_normal_inverse_cdf
 from keras_lgvq.utils.initializers import TorchBiasUniform
 from keras_lgvq.utils.validation import check_int
+from keras_lgvq.utils.validation import check_number
 
 # The official decoder's hand-written LayerNorm uses eps 1e-12.
 LAYER_NORM_EPSILON = 1e-12
@@ -132,6 +137,16 @@ class MaskedTextDecoder(keras.layers.Layer):
     end token (position `sum(padding_mask) - 1`) and padding are never
     masked. Randomness comes from a seeded `keras.random.SeedGenerator`.
 
+    **Data parallelism** (`global_batch=True`, the default): under
+    `tf.distribute` every replica draws the one ratio and the per-token
+    uniforms for the *global* batch from the same (mirrored) seed and keeps
+    its own rows, and the loss is normalised by the masked-token count of
+    the global batch. 2 replicas x B/2 then mask exactly the tokens that
+    1 x B masks and get the same loss and gradients. `global_batch=False`
+    draws for the local batch and normalises per replica, which is what
+    per-GPU DDP code does. On JAX (`keras.distribution`, SPMD) and on one
+    device the layer sees the global batch either way.
+
     **Decoder** (spec §4.2-4.3): the text features at masked positions are
     replaced by learned per-position mask vectors `(1, sequence_length,
     hidden_dim)` ~ N(0, 0.01), then multiplied by the padding mask (padding
@@ -151,6 +166,32 @@ class MaskedTextDecoder(keras.layers.Layer):
     is label-smoothed cross-entropy
     `(1 - eps) (-log p_y) + eps mean_k(-log p_k)` reduced as
     `sum(l w) / (sum(w) + 5e-6)` with `w` = masked and non-padding.
+
+    **Scoring only what the loss needs** (`scored_loss`, used in training):
+    only masked, non-padding positions have a non-zero weight, so by
+    default the head runs on those rows alone instead of all `B x L`.
+    Their count is random, so the rows are gathered into a buffer of
+    static size `ceil(max_masked_fraction * B * L)` (filled up with
+    zero-weight rows), which keeps shapes static under XLA and `jax.jit`.
+    A batch with more masked tokens than that takes the full computation
+    instead (`ops.cond`), so the loss and its gradients equal those of
+    `loss(call(...))` either way, up to float summation order. A trace
+    whose batch size is unknown (a kept last batch, relaxed shapes) also
+    takes the full computation: XLA needs the buffer size at compile time.
+    `full_logits=True` always takes the full `(B, L, V)` path (the
+    previous behaviour; for benchmarks and checks). `call` and therefore
+    evaluation (`LanguageGuidance.predict_masked`) still give all logits.
+
+    **Vocabulary subset (an approximation, off by default)**: with
+    `vocabulary_subset` the training softmax covers those token ids only
+    (e.g. the ids of the training captions,
+    `keras_lgvq.utils.caption_vocabulary.caption_token_ids`): the head
+    scores `S` columns instead of `V`, and the smoothing term averages over
+    the `S` ids. It is *not* the paper's loss (the other `V - S` tokens get
+    no probability mass and no gradient); with every id in the subset it
+    equals the full loss. A masked target outside the subset makes the
+    loss NaN (and raises where values are concrete). `call` still scores
+    the whole vocabulary.
 
     Args:
         hidden_dim: int. Width of the text features, the decoder and the
@@ -175,6 +216,19 @@ class MaskedTextDecoder(keras.layers.Layer):
         mask_ratio_min: float. Lower truncation bound. Defaults to 0.1.
         mask_ratio_max: float. Upper truncation bound. Defaults to 0.3.
         seed: int or `None`. Seed of the mask sampler and the dropouts.
+        global_batch: bool. Under `tf.distribute`, draw the mask and
+            normalise the loss over the global batch (see above). Defaults
+            to `True`.
+        max_masked_fraction: float in (0, 1] or `None`. Size of the static
+            buffer of scored positions in `scored_loss`, as a fraction of
+            the `B x L` positions; `None` (the default) uses
+            `mask_ratio_max`, the largest expected masking rate. Only
+            speed depends on it, never the value.
+        vocabulary_subset: sequence of distinct int ids or `None`. Restrict
+            the training softmax to these ids (approximation, see above).
+            Defaults to `None` (the whole vocabulary, faithful).
+        full_logits: bool. `scored_loss` computes all `(B, L, V)` logits
+            (the unoptimised path). Defaults to `False`.
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -224,6 +278,10 @@ class MaskedTextDecoder(keras.layers.Layer):
         mask_ratio_min=MASK_RATIO_MIN,
         mask_ratio_max=MASK_RATIO_MAX,
         seed=None,
+        global_batch=True,
+        max_masked_fraction=None,
+        vocabulary_subset=None,
+        full_logits=False,
         **kwargs,
     ):
         # Inputs are cast explicitly; not autocasting keeps the frozen token
@@ -266,6 +324,20 @@ class MaskedTextDecoder(keras.layers.Layer):
             )
         if seed is not None and not isinstance(seed, int):
             raise ValueError(f"`seed` must be an int or None. Received: {seed}")
+        if max_masked_fraction is not None:
+            max_masked_fraction = check_number(
+                "max_masked_fraction",
+                max_masked_fraction,
+                0.0,
+                1.0,
+                low_open=True,
+            )
+        if not isinstance(full_logits, bool):
+            raise ValueError(
+                "`full_logits` must be a bool. Received: "
+                f"full_logits={full_logits!r}"
+            )
+        subset = _check_vocabulary_subset(vocabulary_subset, vocabulary_size)
 
         # === Config ===
         self.hidden_dim = hidden_dim
@@ -282,6 +354,16 @@ class MaskedTextDecoder(keras.layers.Layer):
         self.mask_ratio_min = float(mask_ratio_min)
         self.mask_ratio_max = float(mask_ratio_max)
         self.seed = seed
+        self.global_batch = bool(global_batch)
+        self.max_masked_fraction = max_masked_fraction
+        self.vocabulary_subset = subset
+        self.full_logits = full_logits
+        if subset is not None:
+            # Token id -> column of the restricted softmax (-1: not scored).
+            position = np.full((vocabulary_size,), -1, "int32")
+            position[np.asarray(subset)] = np.arange(len(subset), dtype="int32")
+            self._subset_ids = np.asarray(subset, "int32")
+            self._subset_position = position
 
         # === Layers ===
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -369,9 +451,19 @@ class MaskedTextDecoder(keras.layers.Layer):
             ops.logical_and(positions > 0, ops.not_equal(positions, end)),
         )
         ratio = self.sample_mask_ratio()
-        u = keras.random.uniform(
-            ops.shape(valid), dtype="float32", seed=self.seed_generator
-        )
+        if self.global_batch and lgvq_backend.num_replicas() > 1:
+            # Every replica draws the global batch's uniforms from the same
+            # seed and keeps its rows: the mask 1 x B would draw.
+            rows, length = ops.shape(valid)[0], ops.shape(valid)[1]
+            offset, total = lgvq_backend.replica_batch_offset(rows)
+            u = keras.random.uniform(
+                (total, length), dtype="float32", seed=self.seed_generator
+            )
+            u = ops.slice(u, (offset, 0), (rows, length))
+        else:
+            u = keras.random.uniform(
+                ops.shape(valid), dtype="float32", seed=self.seed_generator
+            )
         return ops.logical_and(u < ratio, maskable)
 
     def _check_text(self, token_features, padding_mask, mask):
@@ -385,6 +477,14 @@ class MaskedTextDecoder(keras.layers.Layer):
             raise ValueError(
                 f"`token_features` length must be <= sequence_length="
                 f"{self.sequence_length}. Received: shape={shape}"
+            )
+        if shape[1] is None:
+            # A trace with a relaxed (dynamic) length: check at run time.
+            lgvq_backend.runtime_assert(
+                ops.shape(token_features)[1] <= self.sequence_length,
+                "`token_features` length must be <= sequence_length="
+                f"{self.sequence_length} (checked at run time: the traced "
+                "length is dynamic).",
             )
         for name, tensor in (("padding_mask", padding_mask), ("mask", mask)):
             if not _same_shape(tensor.shape, shape[:2]):
@@ -472,24 +572,139 @@ class MaskedTextDecoder(keras.layers.Layer):
             padding_mask: bool tensor `(B, L)`, True for real tokens.
 
         Returns:
-            Scalar float32 `sum(l * w) / (sum(w) + 5e-6)`.
+            Scalar float32 `sum(l * w) / (sum(w) + 5e-6)`; with
+            `global_batch` under `tf.distribute`, `sum(w)` is the global
+            batch's and the value is this replica's share times the replica
+            count (the trainer divides by it), so the gradients are those of
+            the global loss. With `vocabulary_subset`, the softmax covers
+            the subset's columns of `logits` only.
         """
         logits = ops.cast(logits, "float32")
-        log_probs = ops.log_softmax(logits, axis=-1)
-        ids = ops.cast(token_ids, "int32")[..., None]
-        nll = -ops.take_along_axis(log_probs, ids, axis=-1)[..., 0]
-        smooth = -ops.mean(log_probs, axis=-1)
-        eps = self.label_smoothing
-        per_token = (1.0 - eps) * nll + eps * smooth
-        weights = ops.cast(
+        if self.vocabulary_subset is not None:
+            logits = ops.take(logits, self._subset_ids, axis=-1)
+        weights = self._weights(mask, padding_mask)
+        per_token = self._per_token_loss(logits, token_ids, weights)
+        return self._reduce(ops.sum(per_token * weights), weights)
+
+    def scored_loss(
+        self, hidden_states, token_ids, mask, padding_mask, token_embeddings
+    ):
+        """`loss(head(hidden_states))`, scoring masked positions only.
+
+        The training path: the head and the softmax run on the masked,
+        non-padding positions (gathered into a static buffer, see the class
+        docstring) instead of all `B x L`; with `full_logits=True` it is
+        literally `loss(head(hidden_states, token_embeddings), ...)`.
+
+        Args:
+            hidden_states: float tensor `(B, L, hidden_dim)` from
+                `hidden_states`.
+            token_ids: int tensor `(B, L)`, the targets.
+            mask: bool tensor `(B, L)`, True for masked tokens.
+            padding_mask: bool tensor `(B, L)`, True for real tokens.
+            token_embeddings: float tensor `(vocabulary_size, hidden_dim)`.
+
+        Returns:
+            Scalar float32, equal to the full computation's value.
+        """
+        if self.full_logits:
+            return self.loss(
+                self.head(hidden_states, token_embeddings),
+                token_ids,
+                mask,
+                padding_mask,
+            )
+        weights = self._weights(mask, padding_mask)
+        hidden = ops.reshape(hidden_states, (-1, self.hidden_dim))
+        ids = ops.reshape(ops.cast(token_ids, "int32"), (-1,))
+        flat_weights = ops.reshape(weights, (-1,))
+        subset = None
+        if self.vocabulary_subset is not None:
+            subset = self._subset_ids
+
+        def rows_total(rows, row_ids, row_weights):
+            logits = self.head(rows, token_embeddings, token_subset=subset)
+            per_token = self._per_token_loss(logits, row_ids, row_weights)
+            return ops.sum(per_token * row_weights)
+
+        def full_total():
+            return rows_total(hidden, ids, flat_weights)
+
+        positions = hidden.shape[0]
+        if positions is None:
+            # A trace with an unknown batch (TensorFlow's relaxed shapes, a
+            # last batch kept by `drop_remainder=False`): a run-time buffer
+            # size is not a compile-time constant for XLA, so score every
+            # position (same value).
+            return self._reduce(full_total(), weights)
+        budget = max(1, math.ceil(self._budget_fraction() * positions))
+        if budget >= positions:
+            return self._reduce(full_total(), weights)
+
+        def gathered_total():
+            # Weights are 0 / 1: the top `budget` hold every masked row
+            # when there are at most `budget` of them.
+            _, index = ops.top_k(flat_weights, budget, sorted=False)
+            return rows_total(
+                ops.take(hidden, index, axis=0),
+                ops.take(ids, index, axis=0),
+                ops.take(flat_weights, index, axis=0),
+            )
+
+        count = ops.sum(flat_weights)
+        total = ops.cond(
+            count > ops.cast(budget, "float32"), full_total, gathered_total
+        )
+        return self._reduce(total, weights)
+
+    def _budget_fraction(self):
+        if self.max_masked_fraction is not None:
+            return self.max_masked_fraction
+        return self.mask_ratio_max
+
+    def _weights(self, mask, padding_mask):
+        return ops.cast(
             ops.logical_and(
                 ops.cast(mask, "bool"), ops.cast(padding_mask, "bool")
             ),
             "float32",
         )
-        return ops.sum(per_token * weights) / (
-            ops.sum(weights) + WEIGHT_EPSILON
-        )
+
+    def _per_token_loss(self, logits, token_ids, weights):
+        """`(1 - eps) nll + eps * mean(-log p)` per row of `logits`."""
+        logits = ops.cast(logits, "float32")
+        log_probs = ops.log_softmax(logits, axis=-1)
+        ids = ops.cast(token_ids, "int32")
+        known = None
+        if self.vocabulary_subset is not None:
+            columns = ops.take(self._subset_position, ids, axis=0)
+            known = ops.greater_equal(columns, 0)
+            missing = ops.logical_and(ops.logical_not(known), weights > 0)
+            lgvq_backend.runtime_assert(
+                ops.logical_not(ops.any(missing)),
+                "A masked target token id is not in `vocabulary_subset`: "
+                "build the subset from the captions being trained on "
+                "(keras_lgvq.utils.caption_vocabulary.caption_token_ids).",
+            )
+            ids = ops.maximum(columns, 0)
+        nll = -ops.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0]
+        smooth = -ops.mean(log_probs, axis=-1)
+        eps = self.label_smoothing
+        per_token = (1.0 - eps) * nll + eps * smooth
+        if known is not None:
+            # A scored target the softmax cannot represent: NaN, loudly
+            # (unscored rows are zeroed).
+            per_token = ops.where(
+                known, per_token, ops.where(weights > 0, float("nan"), 0.0)
+            )
+        return per_token
+
+    def _reduce(self, total, weights):
+        count = ops.sum(weights)
+        if self.global_batch and lgvq_backend.num_replicas() > 1:
+            count = lgvq_backend.replica_sum(count)
+            total = total * float(lgvq_backend.num_replicas())
+        return total / (count + WEIGHT_EPSILON)
 
     def compute_output_shape(self, token_features_shape, *args, **kwargs):
         return tuple(token_features_shape[:2]) + (self.vocabulary_size,)
@@ -512,6 +727,42 @@ class MaskedTextDecoder(keras.layers.Layer):
                 "mask_ratio_min": self.mask_ratio_min,
                 "mask_ratio_max": self.mask_ratio_max,
                 "seed": self.seed,
+                "global_batch": self.global_batch,
+                "max_masked_fraction": self.max_masked_fraction,
+                "vocabulary_subset": (
+                    None
+                    if self.vocabulary_subset is None
+                    else list(self.vocabulary_subset)
+                ),
+                "full_logits": self.full_logits,
             }
         )
         return config
+
+
+def _check_vocabulary_subset(subset, vocabulary_size):
+    """The subset as a tuple of distinct ints in `[0, vocabulary_size)`."""
+    if subset is None:
+        return None
+    ids = np.asarray(subset)
+    if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(
+        ids.dtype, np.integer
+    ):
+        raise ValueError(
+            "`vocabulary_subset` must be a non-empty 1-D sequence of int "
+            "token ids (e.g. from keras_lgvq.utils.caption_vocabulary."
+            f"caption_token_ids). Received: {type(subset).__name__} of "
+            f"shape {ids.shape} and dtype {ids.dtype}."
+        )
+    if ids.min() < 0 or ids.max() >= vocabulary_size:
+        raise ValueError(
+            f"`vocabulary_subset` ids must be in [0, vocabulary_size="
+            f"{vocabulary_size}). Received ids from {int(ids.min())} to "
+            f"{int(ids.max())}."
+        )
+    if len(np.unique(ids)) != ids.size:
+        raise ValueError(
+            "`vocabulary_subset` must not repeat an id (a repeated id would "
+            "count twice in the softmax); pass `np.unique(ids)`."
+        )
+    return tuple(int(i) for i in ids)

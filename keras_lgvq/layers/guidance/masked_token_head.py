@@ -31,9 +31,13 @@ class MaskedTokenHead(keras.layers.Layer):
     Call arguments:
         hidden_states: float tensor `(..., hidden_dim)`.
         token_embeddings: float tensor `(vocabulary_size, hidden_dim)`.
+        token_subset: int tensor `(S,)` or `None`. Score only these token
+            ids (rows of `E` and entries of the bias, in this order); `None`
+            (the default) scores the whole vocabulary.
 
     Returns:
-        float32 logits `(..., vocabulary_size)`.
+        float32 logits `(..., vocabulary_size)`, or `(..., S)` with
+        `token_subset`.
 
     Examples:
 
@@ -80,7 +84,7 @@ class MaskedTokenHead(keras.layers.Layer):
             name="bias",
         )
 
-    def call(self, hidden_states, token_embeddings):
+    def call(self, hidden_states, token_embeddings, token_subset=None):
         expected = (self.vocabulary_size, self.hidden_dim)
         if tuple(token_embeddings.shape) != expected:
             raise ValueError(
@@ -91,10 +95,18 @@ class MaskedTokenHead(keras.layers.Layer):
         h = ops.gelu(h, approximate=False)
         h = ops.cast(self.layer_norm(h), "float32")
         embeddings = ops.stop_gradient(ops.cast(token_embeddings, "float32"))
+        bias = ops.cast(self.bias, "float32")
+        if token_subset is not None:
+            # Gathering S rows first: the matmul costs S, not V, columns.
+            token_subset = ops.cast(token_subset, "int32")
+            embeddings = ops.take(embeddings, token_subset, axis=0)
+            bias = ops.take(bias, token_subset, axis=0)
         logits = ops.matmul(h, ops.transpose(embeddings))
-        return logits + ops.cast(self.bias, "float32")
+        return logits + bias
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape, *args, token_subset=None):
+        if token_subset is not None:
+            return tuple(input_shape[:-1]) + (token_subset.shape[0],)
         return tuple(input_shape[:-1]) + (self.vocabulary_size,)
 
     def get_config(self):
