@@ -1,8 +1,11 @@
 """Evaluate a saved tokenizer (`.keras` file or preset directory).
 
-Writes `evaluation.json` (every metric of `keras_lgvq.evaluation` that
-applies), `report.md`, `reconstructions.png`, `codebook_usage.png` and
-retrieval examples into `--out`.
+Any trainer of the package: VQGAN, LG-VQ, VQCT or VQCT+LG. Writes
+`evaluation.json` (every metric of `keras_lgvq.evaluation` that applies),
+`report.md`, `reconstructions.png`, `codebook_usage.png` and retrieval
+examples into `--out`. For VQCT (codes with adjective and noun
+sub-codebooks) the table adds codebook usage and perplexity per
+sub-codebook, and the usage figure has one panel per sub-codebook.
 
 Usage:
 
@@ -28,7 +31,9 @@ except ImportError:  # Run as `python recipes/evaluate.py`.
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="Evaluate a saved VQGAN / LG-VQ tokenizer."
+        description=(
+            "Evaluate a saved VQGAN / LG-VQ / VQCT / VQCT+LG tokenizer."
+        )
     )
     parser.add_argument("model", help="A .keras file or a preset directory.")
     parser.add_argument("--out", default="runs/evaluation")
@@ -50,7 +55,8 @@ def parse_args(argv=None):
         "--text-prior",
         default=None,
         help="Text prior for the probes when the model has none "
-        "(default: the model's own, else 'minilm').",
+        "(default: the model's own, else 'minilm' when it is fetched; "
+        "without it the text metrics are skipped).",
     )
     parser.add_argument(
         "--train-size",
@@ -67,11 +73,15 @@ def parse_args(argv=None):
 
 
 def load_model(path):
-    """Load a `.keras` file (safe mode) or a `save_to_preset` directory."""
+    """Load a `.keras` file (safe mode) or a `save_to_preset` directory.
+
+    Every trainer subclasses `VQGAN` (LGVQ, VQCT, VQCTLG), so a preset
+    directory of any of them loads as its own class.
+    """
     import keras
 
-    from keras_lgvq.models.lgvq.lgvq import LGVQ  # noqa: F401 (registers)
-    from keras_lgvq.models.vqgan.vqgan import VQGAN
+    # Importing the models package registers every trainer class.
+    from keras_lgvq.models import VQGAN
 
     if os.path.isdir(path):
         return VQGAN.from_preset(path)
@@ -84,14 +94,22 @@ def load_model(path):
 
 
 def _text_prior(model, name, verbose):
+    """The text prior of the text metrics: `name`, else the model's own,
+    else MiniLM when it is fetched (None without it: the text metrics are
+    skipped)."""
     prior = getattr(model, "text_prior", None)
     if prior is not None and name is None:
         return prior
     from keras_lgvq import text_priors
 
+    if name is not None:
+        # Asked for by name: a missing or unknown prior is an error.
+        return text_priors.get(name)
     try:
-        return text_priors.get(name or "minilm")
-    except Exception as error:  # Missing files: evaluate without text.
+        return text_priors.get("minilm")
+    # Only the default prior's files being absent (not fetched) means
+    # "evaluate without text"; a corrupt or incompatible prior propagates.
+    except FileNotFoundError as error:
         if verbose:
             print(
                 f"No text prior ({error}); retrieval, masked-word and "

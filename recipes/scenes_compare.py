@@ -6,12 +6,20 @@ same initial backbone weights, same batches, steps, learning rate and seed;
 only the language guidance differs), evaluate both on the same test images
 with `keras_lgvq.evaluation` and write a side-by-side table.
 
-Outputs in `--out DIR`: `summary.json` (keys `lgvq` and `vqgan` with every
-metric, plus config, timing and machine info), `report.md`, the comparison
-figures `metrics.png`, `training_curves.png` and `codebook_usage.png`, and
-per model `reconstructions.png`, `codebook_usage.png`, `retrieval_probe.png`
-(`retrieval_own.png` for LG-VQ) and a reloadable `preset/` directory.
-Figures are drawn with matplotlib (`pip install keras-lgvq[viz]`).
+`--models` picks the rows (default `lgvq,vqgan`): the registry `MODELS`
+also has `vqct` (VQCT, `scenes_vqct`) and `vqct_lg` (VQCT+LG,
+`scenes_vqct_lg`), e.g. `--models lgvq,vqgan,vqct,vqct_lg` or
+`--models all`. Every model gets the same batches, steps, learning rate and
+seed; each guided model and its unguided twin share the initial backbone.
+A new family is one more `MODELS` entry.
+
+Outputs in `--out DIR`: `summary.json` (one key per model, e.g. `lgvq` and
+`vqgan`, with every metric, plus config, timing and machine info),
+`report.md`, the comparison figures `metrics.png`, `training_curves.png`
+and `codebook_usage.png`, and per model `reconstructions.png`,
+`codebook_usage.png`, `retrieval_probe.png` (`retrieval_own.png` for the
+guided models) and a reloadable `preset/` directory. Figures are drawn with
+matplotlib (`pip install keras-lgvq[viz]`).
 
 Budgets (2-core CPU): the default run is sized for <= 30 minutes, `--quick`
 for <= 5 minutes; `--smoke` runs the whole code path in seconds for CI
@@ -22,11 +30,13 @@ Usage:
 
 ```
 python recipes/scenes_compare.py --quick --out runs/scenes_quick
+python recipes/scenes_compare.py --quick --models all --out runs/all
 python -m keras_lgvq compare --out runs/scenes
 ```
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -82,16 +92,121 @@ SMOKE_BACKBONE = dict(
     num_embeddings=64,
     embedding_dim=16,
 )
+# The VQCT tokenizer of `--smoke`: SMOKE_BACKBONE's architecture with a
+# 16-d latent (two 8-d halves) and the packaged scenes prior.
+SMOKE_VQCT = dict(
+    resolution=32,
+    ch=32,
+    ch_mult=(1, 1, 1),
+    num_res_blocks=1,
+    attn_resolutions=(),
+    z_channels=32,
+    embedding_dim=16,
+    hidden_dim=8,
+)
 # One-layer text heads (LG-VQ's guidance and the probes) for `--smoke`.
 SMOKE_HEADS = dict(vit_layers=1, decoder_layers=1, decoder_intermediate_dim=64)
-MODEL_NAMES = {"lgvq": "LG-VQ", "vqgan": "VQGAN"}
+
+
+def _smoke_vqgan_backbone():
+    from keras_lgvq.models import VQGANBackbone
+
+    return VQGANBackbone(**SMOKE_BACKBONE)
+
+
+def _smoke_vqct_backbone():
+    from keras_lgvq.models import VQCTBackbone
+
+    return VQCTBackbone.from_preset("scenes_vqct", **SMOKE_VQCT)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparedModel:
+    """One model of the comparison (one entry of `MODELS`).
+
+    Attributes:
+        label: str. Its column and figure label.
+        model_class: str. The trainer class in `keras_lgvq.models`.
+        preset: str. The built-in preset it is built from.
+        guided: bool. Trained with language guidance (gets the text prior
+            and the guidance options: leak-free MTP, smoke-sized heads).
+        baseline: str or None. The key of the same model without guidance
+            (its initial backbone is the same).
+        smoke_backbone: callable. Builds the tiny tokenizer of `--smoke`.
+        note: str. A note for the report when the model is compared (one
+            per distinct text).
+    """
+
+    label: str
+    model_class: str
+    preset: str
+    guided: bool
+    baseline: object
+    smoke_backbone: object
+    note: str = ""
+
+
+_VQCT_NOTE = (
+    "VQCT models: the codebook is computed by a GCN from the packaged "
+    "scenes prior (adjective and noun words, MiniLM vectors); each position "
+    "has top-k adjective codes and one noun code. Codebook usage and "
+    "perplexity are reported over all codes (adjectives and nouns together, "
+    "every slot counted) and per sub-codebook; the usage figure has one "
+    "panel per sub-codebook."
+)
+# The models `--models` can select, in table order.
+MODELS = {
+    "lgvq": ComparedModel(
+        "LG-VQ", "LGVQ", "scenes", True, "vqgan", _smoke_vqgan_backbone
+    ),
+    "vqgan": ComparedModel(
+        "VQGAN", "VQGAN", "scenes", False, None, _smoke_vqgan_backbone
+    ),
+    "vqct": ComparedModel(
+        "VQCT", "VQCT", "scenes_vqct", False, None, _smoke_vqct_backbone,
+        _VQCT_NOTE,
+    ),
+    "vqct_lg": ComparedModel(
+        "VQCT+LG", "VQCTLG", "scenes_vqct_lg", True, "vqct",
+        _smoke_vqct_backbone, _VQCT_NOTE,
+    ),
+}
+# The default rows: the main comparison at its measured budget.
+DEFAULT_MODELS = ("lgvq", "vqgan")
+MODEL_NAMES = {kind: spec.label for kind, spec in MODELS.items()}
+
+
+def parse_models(text):
+    """`--models` text -> tuple of `MODELS` keys (order kept, no repeats).
+
+    Args:
+        text: str. Comma-separated keys of `MODELS`, or "all".
+
+    Raises:
+        ValueError: an unknown key (the valid ones are listed) or none.
+    """
+    if text is None:
+        return DEFAULT_MODELS
+    kinds = [k.strip() for k in str(text).split(",") if k.strip()]
+    if kinds == ["all"]:
+        return tuple(MODELS)
+    unknown = [k for k in kinds if k not in MODELS]
+    if unknown or not kinds:
+        raise ValueError(
+            f"--models must be a comma-separated list of {list(MODELS)} "
+            f"(or 'all'); received {text!r}"
+            + (f" (unknown: {unknown})" if unknown else "")
+            + "."
+        )
+    return tuple(dict.fromkeys(kinds))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=(
-            "Train the scenes LG-VQ and its VQGAN baseline under the same "
-            "budget, evaluate both and write a side-by-side report."
+            "Train the scenes LG-VQ and its VQGAN baseline (optionally VQCT "
+            "and VQCT+LG, see --models) under the same budget, evaluate "
+            "them and write a side-by-side report."
         )
     )
     size = parser.add_mutually_exclusive_group()
@@ -107,6 +222,15 @@ def parse_args(argv=None):
         ),
     )
     parser.add_argument("--out", default="runs/scenes_compare")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help=(
+            "Comma-separated models to train and compare, from "
+            f"{', '.join(MODELS)} (or 'all'). Default: "
+            f"{','.join(DEFAULT_MODELS)}."
+        ),
+    )
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--train-size", type=int, help="Training images.")
     parser.add_argument("--steps-per-epoch", type=int)
@@ -132,7 +256,10 @@ def parse_args(argv=None):
     parser.add_argument(
         "--leak-free-mtp",
         action="store_true",
-        help="Train LG-VQ with mtp_leak_free=True (not the faithful recipe).",
+        help=(
+            "Train the guided models (LG-VQ, VQCT+LG) with "
+            "mtp_leak_free=True (not the faithful recipe)."
+        ),
     )
     parser.add_argument(
         "--jit-compile", choices=("auto", "on", "off"), default="auto"
@@ -149,12 +276,14 @@ def resolve_settings(args):
     from keras_lgvq.models.presets import get_preset
 
     mode = "smoke" if args.smoke else ("quick" if args.quick else "default")
+    models = parse_models(args.models)
     preset = get_preset("scenes")
     training = preset["training"]
     settings = dict(BUDGETS[mode])
     settings.setdefault("batch_size", training["batch_size"])
     settings.update(
         mode=mode,
+        models=list(models),
         learning_rate=training["learning_rate"],
         beta_1=training["beta_1"],
         beta_2=training["beta_2"],
@@ -184,7 +313,11 @@ def resolve_settings(args):
     )
     settings["steps_per_epoch"] = steps
     settings["total_steps"] = steps * settings["epochs"]
-    disc_start = preset["model"]["disc_start"]
+    # The earliest GAN start of the compared models' presets.
+    disc_start = min(
+        get_preset(MODELS[kind].preset)["model"]["disc_start"]
+        for kind in models
+    )
     settings["disc_start"] = disc_start
     # Before disc_start the GAN terms are multiplied by 0: the discriminator
     # changes nothing but costs ~40% of a VQGAN step, so it is left out.
@@ -200,18 +333,17 @@ def resolve_settings(args):
 
 
 def build_model(kind, text_prior, settings):
-    """The scenes preset with (`lgvq`) or without (`vqgan`) guidance."""
-    from keras_lgvq.models.lgvq.lgvq import LGVQ
-    from keras_lgvq.models.vqgan.vqgan import VQGAN
+    """The model `MODELS[kind]` from its preset (with guidance and the text
+    prior when it is a guided model)."""
+    from keras_lgvq import models
 
+    spec = MODELS[kind]
     kwargs = {}
     if not settings["discriminator"]:
         kwargs["discriminator"] = None
     if settings["smoke"]:
-        from keras_lgvq.models import VQGANBackbone
-
-        kwargs["backbone"] = VQGANBackbone(**SMOKE_BACKBONE)
-    if kind == "lgvq":
+        kwargs["backbone"] = spec.smoke_backbone()
+    if spec.guided:
         guidance = {}
         if settings["leak_free_mtp"]:
             guidance["mtp_leak_free"] = True
@@ -219,9 +351,9 @@ def build_model(kind, text_prior, settings):
             guidance.update(SMOKE_HEADS)
         if guidance:
             kwargs["guidance"] = guidance
-        model = LGVQ.from_preset("scenes", text_prior=text_prior, **kwargs)
-    else:
-        model = VQGAN.from_preset("scenes", **kwargs)
+        kwargs["text_prior"] = text_prior
+    model_class = getattr(models, spec.model_class)
+    model = model_class.from_preset(spec.preset, **kwargs)
     model.build()
     return model
 
@@ -238,7 +370,8 @@ def _backbone_checksum(model):
     )
 
 
-# Logged values drawn in training_curves.png (LG-VQ adds its text losses).
+# Logged values drawn in training_curves.png (LG-VQ adds its text losses,
+# VQCT its sub-codebook terms).
 CURVE_KEYS = (
     "loss",
     "rec_loss",
@@ -248,6 +381,8 @@ CURVE_KEYS = (
     "gsa_loss",
     "mtp_loss",
     "ras_loss",
+    "adjective_loss",
+    "noun_loss",
 )
 
 
@@ -283,8 +418,8 @@ def train(kind, text_prior, settings, args, watch):
 
     keras.utils.set_random_seed(settings["seed"])
     sizes = common.scenes_sizes(settings["train_size"], settings["eval_size"])
-    # The same pipeline (same seed, same captions) for both models; the
-    # VQGAN simply ignores the text.
+    # The same pipeline (same seed, same captions) for every model; the
+    # unguided ones simply ignore the text.
     dataset = make_dataset(
         "scenes",
         split="train",
@@ -391,7 +526,8 @@ def run(args):
     flat = {}
     figures = {}
     artifacts_by_model = {}
-    for kind in ("lgvq", "vqgan"):
+    kinds = tuple(settings["models"])
+    for kind in kinds:
         model, training = train(kind, prior, settings, args, watch)
         print(f"\n== Evaluating {MODEL_NAMES[kind]}")
         with watch.phase(f"eval_{kind}"):
@@ -429,29 +565,32 @@ def run(args):
             histories={
                 k: summary[k]["training"]["step_history"] for k in flat
             },
-            histograms={k: artifacts_by_model[k]["histogram"] for k in flat},
+            histograms={
+                k: visualization.usage_counts(artifacts_by_model[k])
+                for k in flat
+            },
             names=MODEL_NAMES,
         )
-    rows = visualization.comparison_rows(flat, names=("lgvq", "vqgan"))
-    header = ("Metric", "LG-VQ", "VQGAN", "Chance/baseline", "Better")
+    rows = visualization.comparison_rows(flat, names=kinds)
+    header = (
+        ("Metric",)
+        + tuple(MODEL_NAMES[k] for k in kinds)
+        + ("Chance/baseline", "Better")
+    )
     table = visualization.text_table(rows, header)
     print("\n" + table)
-    wins = sum(r[-1] == "lgvq" for r in rows)
-    losses = sum(r[-1] == "vqgan" for r in rows)
-    print(
-        f"LG-VQ better on {wins}, VQGAN better on {losses} of the metrics "
-        "both models have."
-    )
+    best_counts = {k: sum(r[-1] == k for r in rows) for k in kinds}
+    print(_best_sentence(best_counts) + ".")
     timing = watch.as_dict()
     timing["peak_rss_mb"] = common.peak_rss_mb()
     machine["load_average_at_end"] = common.load_average()
     summary.update(
         config={k: v for k, v in settings.items()},
         comparison={
+            "models": list(kinds),
             "header": list(header),
             "rows": [list(r) for r in rows],
-            "lgvq_better": wins,
-            "vqgan_better": losses,
+            **{f"{k}_better": n for k, n in best_counts.items()},
             "figures": comparison_figures,
         },
         timing=timing,
@@ -471,16 +610,42 @@ def run(args):
     return summary
 
 
+def _best_sentence(best_counts):
+    """The sentence 'LG-VQ better on 9, VQGAN better on 4 of the metrics
+    both models have', for any number of models."""
+    parts = [f"{MODEL_NAMES[k]} better on {n}" for k, n in best_counts.items()]
+    who = "both" if len(best_counts) == 2 else "all"
+    if len(best_counts) == 1:
+        return f"{parts[0]} (one model: nothing to compare)"
+    return ", ".join(parts) + f" of the metrics {who} models have"
+
+
 def _notes(settings, summary):
-    notes = [
-        "Both models: the `scenes` preset backbone (identical initial "
-        "weights, see training.initial_backbone_abs_sum), the same batches, "
-        "steps, learning rate, betas and seed; only the language guidance "
-        "differs.",
+    kinds = settings["models"]
+    notes = []
+    for kind in kinds:
+        spec = MODELS[kind]
+        if spec.baseline in kinds:
+            twin = MODELS[spec.baseline]
+            notes.append(
+                f"{spec.label} and {twin.label}: the `{spec.preset}` preset "
+                "backbone (identical initial weights, see "
+                "training.initial_backbone_abs_sum); only the language "
+                "guidance differs."
+            )
+    if len(kinds) > 1:
+        notes.append(
+            f"{'Both' if len(kinds) == 2 else 'All'} models: the same "
+            "batches, steps, learning rate, betas and seed."
+        )
+    notes += list(
+        dict.fromkeys(MODELS[k].note for k in kinds if MODELS[k].note)
+    )
+    notes += [
         "Probes are trained on each model's frozen codes with the same "
         "budget and seed. The masked-word probe is leak-free (it reads the "
         "text features of the caption with [MASK] in place of the hidden "
-        "tokens); LG-VQ's own MTP head follows its training mode "
+        "tokens); a guided model's own MTP head follows its training mode "
         + (
             "(leak-free)."
             if settings["leak_free_mtp"]
@@ -504,7 +669,7 @@ def _notes(settings, summary):
         )
     from keras_lgvq import visualization
 
-    notes += visualization.unavailable_notes(summary.get("lgvq", {}))
+    notes += visualization.unavailable_notes(summary.get(kinds[0], {}))
     if settings["smoke"]:
         notes.append("SMOKE (CI) configuration: the numbers are meaningless.")
     return notes
@@ -515,23 +680,25 @@ def _report(summary, rows, header, artifacts_by_model, settings):
 
     timing = summary["timing"]
     comparison_figures = summary["comparison"]["figures"]
+    kinds = settings["models"]
+    best_counts = {k: summary["comparison"][f"{k}_better"] for k in kinds}
     lines = [
-        "# LG-VQ vs VQGAN on the scenes set",
+        "# " + " vs ".join(MODEL_NAMES[k] for k in kinds)
+        + " on the scenes set",
         "",
         f"Mode `{settings['mode']}`: {settings['total_steps']} training "
         f"steps of {settings['batch_size']} images at "
         f"{settings['image_size']} px for each model (learning rate "
         f"{settings['learning_rate']}, seed {settings['seed']}); "
-        f"{summary['lgvq']['num_eval_images']} test images scored; probes "
+        f"{summary[kinds[0]]['num_eval_images']} test images scored; probes "
         f"trained on {settings['probe_size']} training images for "
         f"{settings['probe_epochs']} epoch(s).",
         "",
         visualization.markdown_table(rows, header),
         "",
-        f"LG-VQ is better on {summary['comparison']['lgvq_better']} and "
-        f"VQGAN on {summary['comparison']['vqgan_better']} of the metrics "
-        "both models have (higher/lower is better as marked; no "
-        "significance test — small differences are noise).",
+        _best_sentence(best_counts)
+        + " (higher/lower is better as marked; no significance test — "
+        "small differences are noise).",
         "",
         "The same metrics as bars (dashed line: chance level or baseline):",
         f"![Metrics]({comparison_figures['metrics.png']})",
@@ -548,8 +715,9 @@ def _report(summary, rows, header, artifacts_by_model, settings):
         "each epoch):",
         f"![Training curves]({comparison_figures['training_curves.png']})",
         "",
-        "Codebook usage of both models (count per code on a log scale, red "
-        "ticks = unused codes; last panel: counts sorted by rank):",
+        "Codebook usage of each model (count per code on a log scale, red "
+        "ticks = unused codes; one panel per sub-codebook for VQCT; last "
+        "panel: counts sorted by rank):",
         f"![Codebook usage]({comparison_figures['codebook_usage.png']})",
         "",
     ]

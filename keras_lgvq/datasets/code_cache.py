@@ -13,6 +13,14 @@ cache folder, numpy files only (no pickle):
     image_ids.npy     # (N,) fixed-width unicode, split order
 ```
 
+A tokenizer with a trailing index axis (VQCT) stores its codes exactly as
+`encode` returns them, `(N, h, w, S)` (VQCT: `top_k` adjective ids, then
+the noun id, each local to its sub-codebook), so `tokenizer.decode(codes)`
+inverts the cache; the manifest then records `index_depth` (`S`) and the
+`sub_codebooks` (`keras_lgvq.utils.code_layout`), and the dtype is chosen
+by the largest sub-codebook. A manifest without these fields is a
+one-codebook cache.
+
 The manifest records a fingerprint of the tokenizer (SHA-256 of its config
 and weights), so a cache is never silently paired with another tokenizer.
 `make_code_dataset` zips a code cache with a text-feature cache of the same
@@ -182,6 +190,9 @@ def build_code_cache(
 
     from keras_lgvq.models.text_to_image.text_to_image import TokenizerCall
     from keras_lgvq.models.text_to_image.text_to_image import load_tokenizer
+    from keras_lgvq.utils.code_layout import check_code_layout
+    from keras_lgvq.utils.code_layout import index_depth
+    from keras_lgvq.utils.code_layout import sub_codebooks_of
     from keras_lgvq.utils.validation import check_int
 
     tokenizer = load_tokenizer(tokenizer)
@@ -232,7 +243,13 @@ def build_code_cache(
         )
     codes = np.concatenate(codes, axis=0)
     num_codes = int(tokenizer.num_embeddings)
-    dtype = "uint16" if num_codes <= np.iinfo("uint16").max + 1 else "int32"
+    sub_codebooks = sub_codebooks_of(tokenizer)
+    # The largest id stored: local ids with sub-codebooks (VQCT).
+    largest = num_codes
+    if sub_codebooks is not None:
+        check_code_layout(codes, sub_codebooks, "encoded codes")
+        largest = max(part.size for part in sub_codebooks)
+    dtype = "uint16" if largest <= np.iinfo("uint16").max + 1 else "int32"
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
     staging = os.path.abspath(out_dir) + ".partial"
@@ -250,6 +267,10 @@ def build_code_cache(
         "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
         "num_codes": num_codes,
         "grid_size": int(tokenizer.grid_size),
+        "index_depth": index_depth(sub_codebooks),
+        "sub_codebooks": None
+        if sub_codebooks is None
+        else [part._asdict() for part in sub_codebooks],
         "image_size": image_size,
         "num_images": len(ids),
         "dtype": dtype,
@@ -330,11 +351,15 @@ class CodeCache:
         )
         self._ids = np.load(os.path.join(path, IDS_FILE), allow_pickle=False)
         n, g = manifest["num_images"], manifest["grid_size"]
-        if self._codes.shape != (n, g, g) or self._ids.shape != (n,):
+        depth = manifest.get("index_depth")
+        expected_shape = (n, g, g) + ((depth,) if depth else ())
+        if self._codes.shape != expected_shape or self._ids.shape != (n,):
             raise ValueError(
                 f"The code cache in {path} is inconsistent: codes "
                 f"{self._codes.shape}, ids {self._ids.shape}, manifest says "
-                f"{n} images of {g}x{g}."
+                f"{n} images of {g}x{g}"
+                + (f" with {depth} index slots" if depth else "")
+                + "."
             )
 
     @property
@@ -350,8 +375,23 @@ class CodeCache:
         return int(self.manifest["num_codes"])
 
     @property
+    def index_depth(self):
+        """Slots of the trailing index axis (VQCT: `top_k + 1`), or None
+        for a one-codebook cache."""
+        return self.manifest.get("index_depth")
+
+    @property
+    def sub_codebooks(self):
+        """The tokenizer's `SubCodebook`s (VQCT: adjective, noun), or
+        None."""
+        from keras_lgvq.utils.code_layout import normalize_sub_codebooks
+
+        return normalize_sub_codebooks(self.manifest.get("sub_codebooks"))
+
+    @property
     def codes(self):
-        """int32 `(N, h, w)` code grids in split order."""
+        """int32 code grids in split order, in the tokenizer's `encode`
+        layout: `(N, h, w)`, or `(N, h, w, S)` with sub-codebooks."""
         return np.asarray(self._codes, "int32")
 
     @property
@@ -364,7 +404,7 @@ class CodeCache:
 
     def as_dataset(self):
         """`tf.data.Dataset` of per-image `{"image_id", "codes"}` (int32
-        `(h, w)`) in split order."""
+        `(h, w)`, or `(h, w, S)` with sub-codebooks) in split order."""
         import tensorflow as tf
 
         return tf.data.Dataset.from_tensor_slices(
@@ -405,7 +445,8 @@ def make_code_dataset(
         drop_remainder: bool or None. Default: `training`.
 
     Returns:
-        `tf.data.Dataset` of dicts: `codes` int32 `(B, h, w)`, `image_id`
+        `tf.data.Dataset` of dicts: `codes` int32 `(B, h, w)` (or
+        `(B, h, w, S)` for a tokenizer with sub-codebooks), `image_id`
         `(B,)`, and with features `token_features` float32 `(B, L, D)`,
         `padding_mask` bool `(B, L)`, `caption_index` int32 `(B,)`.
 

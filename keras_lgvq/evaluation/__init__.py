@@ -11,7 +11,10 @@ applies:
 - fidelity: PSNR and SSIM (reconstructions clipped to [-1, 1]), LPIPS and
   rFID only when their ImageNet weights are on disk (otherwise recorded as
   unavailable, with the reason);
-- codebook usage and perplexity over the whole evaluation split;
+- codebook usage and perplexity over the whole evaluation split (for a
+  tokenizer with sub-codebooks, VQCT, also per sub-codebook: adjective,
+  noun; its codes keep their trailing index axis, see
+  `keras_lgvq.utils.code_layout`);
 - alignment measured by **probes** trained on the model's frozen codes
   under a fixed budget (`AlignmentProbe`: a fresh code transformer with
   InfoNCE for image-text retrieval and a fresh masked text decoder for

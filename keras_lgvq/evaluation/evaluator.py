@@ -22,6 +22,7 @@ from keras_lgvq.evaluation.fidelity import perceptual_metrics
 from keras_lgvq.evaluation.probe_training import DEFAULT_PROBE_CONFIG
 from keras_lgvq.evaluation.probe_training import train_alignment_probe
 from keras_lgvq.evaluation.tokenizer_runner import run_tokenizer
+from keras_lgvq.utils.code_layout import sub_codebooks_of
 from keras_lgvq.utils.tensors import l2_normalize
 from keras_lgvq.utils.tensors import to_numpy
 
@@ -52,7 +53,13 @@ def evaluate_model(
     """Every metric that applies to a tokenizer, as a JSON-ready dict.
 
     Args:
-        model: a trained `VQGAN` or `LGVQ`.
+        model: a trained `VQGAN`, `LGVQ`, `VQCT` or VQCT+LG (any trainer
+            whose `backbone` has `encode_decode`). For a tokenizer with
+            sub-codebooks (VQCT), the results add `sub_codebooks`: usage,
+            perplexity and codes used per sub-codebook (adjective, noun);
+            `codebook_usage` / `codebook_perplexity` / `codes_used` are
+            then over all codes (flattened ids, see
+            `keras_lgvq.utils.code_layout`).
         eval_split: dict from `prepare_split` (evaluation images).
         probe_split: dict from `prepare_split(..., training_masks=True)` or
             None. Images the probes are trained on; None skips the probes
@@ -73,7 +80,8 @@ def evaluate_model(
 
     Returns:
         The results dict, or `(results, artifacts)` with `return_artifacts`
-        (`reconstructions`, `images`, `histogram`, retrieval rankings).
+        (`reconstructions`, `images`, `histogram`, retrieval rankings, and
+        `sub_codebook_histograms` `{name: counts}` with sub-codebooks).
 
     Examples:
 
@@ -88,6 +96,7 @@ def evaluate_model(
     start = time.time()
     backbone = model.backbone
     guidance = _lgvq_guidance(model)
+    sub_codebooks = sub_codebooks_of(backbone)
     results = {
         "model": type(model).__name__,
         "language_guidance": guidance is not None,
@@ -112,7 +121,13 @@ def evaluate_model(
         codebook_usage=codes["usage"],
         codebook_perplexity=codes["perplexity"],
         codes_used=int((codes["histogram"] > 0).sum()),
+        sub_codebooks=None,
     )
+    if sub_codebooks is not None:
+        results["sub_codebooks"] = {
+            name: {k: v for k, v in part.items() if k != "histogram"}
+            for name, part in codes["sub_codebooks"].items()
+        }
 
     def reconstruct(x):
         out = backbone.encode_decode(ops.convert_to_tensor(x), training=False)
@@ -130,6 +145,11 @@ def evaluate_model(
         "reconstructions": codes["reconstructions"],
         "histogram": codes["histogram"],
     }
+    if sub_codebooks is not None:
+        artifacts["sub_codebook_histograms"] = {
+            name: part["histogram"]
+            for name, part in codes["sub_codebooks"].items()
+        }
     quantized = codes["quantized"]
     has_text = "sentence_feature" in eval_split
     sentence = eval_split.get("sentence_feature")
@@ -198,6 +218,7 @@ def evaluate_model(
             results["attribute_probe"] = attribute_probes(
                 train_codes, probe_split, codes, eval_split,
                 backbone.num_embeddings, config, seed,
+                sub_codebooks=sub_codebooks,
             )
         timings["attribute_probes"] = time.time() - t0
         if has_text and "sentence_feature" in probe_split:

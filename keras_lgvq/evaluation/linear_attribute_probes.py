@@ -12,10 +12,12 @@ from keras_lgvq.datasets import scenes
 from keras_lgvq.evaluation.probe_training import DEFAULT_PROBE_CONFIG
 from keras_lgvq.metrics import code_features
 from keras_lgvq.metrics import linear_probe_accuracy
+from keras_lgvq.utils.code_layout import flatten_code_ids
 
 
 def attribute_probes(train_codes, train_split, test_codes, test_split,
-                     num_embeddings, config=None, seed=0):
+                     num_embeddings, config=None, seed=0,
+                     sub_codebooks=None):
     """Linear-probe accuracy (%) of scene attributes from frozen codes.
 
     Features: `keras_lgvq.metrics.code_features` (bag of codes plus code
@@ -29,9 +31,14 @@ def attribute_probes(train_codes, train_split, test_codes, test_split,
         train_split: dict from `prepare_split` with attributes.
         test_codes: dict from `run_tokenizer` for the evaluation split.
         test_split: dict from `prepare_split` with attributes.
-        num_embeddings: int. Codebook size K.
+        num_embeddings: int. Codebook size K (all sub-codebooks together
+            when there are several).
         config: dict or None. Overrides of `DEFAULT_PROBE_CONFIG`.
         seed: int. Seed of the probes.
+        sub_codebooks: None, or the tokenizer's `sub_codebooks` (VQCT):
+            the indices then carry a trailing slot axis, and the bag of
+            codes counts every slot under its flattened id
+            (`keras_lgvq.utils.code_layout`).
 
     Returns:
         dict attribute -> accuracy in %, plus `chance` and image counts.
@@ -50,8 +57,11 @@ def attribute_probes(train_codes, train_split, test_codes, test_split,
         )
 
     def features(codes):
+        indices = codes["indices"]
+        if sub_codebooks is not None:
+            indices = flatten_code_ids(indices, sub_codebooks)
         return code_features(
-            indices=codes["indices"],
+            indices=indices,
             num_embeddings=num_embeddings,
             codes=codes["quantized"],
             grid=min(config["linear_grid"], codes["indices"].shape[1]),

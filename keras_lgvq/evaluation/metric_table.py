@@ -29,6 +29,9 @@ _SOURCES = (
     ("probe", "probe", "probe"),
     ("own", "own GSA head", "own MTP head"),
 )
+# Sub-codebooks with labelled rows (VQCT's). A tokenizer with other
+# sub-codebooks still gets rows for them, labelled with the raw key.
+SUB_CODEBOOK_LABELS = {"adjective": "adjectives", "noun": "nouns"}
 _ATTRIBUTE_LABELS = {
     "shape": "shape",
     "color": "color",
@@ -47,6 +50,13 @@ def _metric_specs():
         "codebook_usage_pct": MetricSpec("Codebook usage (%)", True, None),
         "codebook_perplexity": MetricSpec("Codebook perplexity", True, None),
     }
+    for part, label in SUB_CODEBOOK_LABELS.items():
+        specs[f"codebook_usage_pct_{part}"] = MetricSpec(
+            f"Codebook usage, {label} (%)", True, None
+        )
+        specs[f"codebook_perplexity_{part}"] = MetricSpec(
+            f"Codebook perplexity, {label}", True, None
+        )
     for source, gsa_name, _ in _SOURCES:
         for tag, direction in _RETRIEVAL_DIRECTIONS:
             for k in (1, 5, 10):
@@ -91,7 +101,10 @@ def flatten_metrics(results):
     """The headline numbers of `evaluate_model` as a flat `{name: value}`.
 
     Emits every key of `METRIC_SPECS` (in that order) and then every key of
-    `REFERENCE_KEYS`; a metric that does not apply to the model is None.
+    `REFERENCE_KEYS`; a metric that does not apply to the model is None
+    (e.g. the per-sub-codebook usage of a tokenizer with one codebook). A
+    sub-codebook other than VQCT's adjective / noun adds its own
+    `codebook_usage_pct_<name>` and `codebook_perplexity_<name>` keys.
 
     Args:
         results: dict from `evaluate_model`.
@@ -119,6 +132,18 @@ def flatten_metrics(results):
         else None
     )
     flat["codebook_perplexity"] = results.get("codebook_perplexity")
+    # Per sub-codebook (VQCT): None for a tokenizer with one codebook.
+    parts = results.get("sub_codebooks") or {}
+    for part in list(SUB_CODEBOOK_LABELS) + [
+        p for p in parts if p not in SUB_CODEBOOK_LABELS
+    ]:
+        entry = parts.get(part)
+        flat[f"codebook_usage_pct_{part}"] = (
+            100.0 * entry["usage"] if entry else None
+        )
+        flat[f"codebook_perplexity_{part}"] = (
+            entry["perplexity"] if entry else None
+        )
     own_heads = results.get("own_heads") or {}
     for source, prefix in (
         (results.get("retrieval_probe"), "probe"),

@@ -12,6 +12,7 @@ from keras_lgvq.evaluation._progress import progbar
 from keras_lgvq.metrics import PSNR
 from keras_lgvq.metrics import SSIM
 from keras_lgvq.metrics import CodebookUsage
+from keras_lgvq.utils.code_layout import sub_codebooks_of
 from keras_lgvq.utils.tensors import to_numpy
 
 
@@ -56,9 +57,15 @@ def run_tokenizer(
         jit_compile: bool or "auto". Of the functional view's `predict`.
 
     Returns:
-        dict with `quantized` `(N, h, w, D)` float32, `indices` `(N, h, w)`
-        int32, and with `metrics`: `psnr`, `ssim`, `usage`, `perplexity`,
-        `histogram` `(K,)` and `reconstructions` of the first 32 images.
+        dict with `quantized` `(N, h, w, D)` float32, `indices` int32 in
+        the tokenizer's layout (`(N, h, w)`, or `(N, h, w, S)` for a
+        tokenizer with sub-codebooks such as VQCT: `(N, h, w, top_k + 1)`),
+        and with `metrics`: `psnr`, `ssim`, `usage`, `perplexity`,
+        `histogram` `(K,)` (over flattened ids with sub-codebooks, see
+        `keras_lgvq.utils.code_layout`) and `reconstructions` of the first
+        32 images; with sub-codebooks also `sub_codebooks`:
+        `{name: {"size", "slots", "usage", "perplexity", "codes_used",
+        "histogram"}}` (VQCT: `adjective`, `noun`).
 
     Examples:
 
@@ -70,7 +77,10 @@ def run_tokenizer(
     images = np.asarray(images, "float32")
     count = len(images)
     psnr, ssim = PSNR(data_range=2.0), SSIM(data_range=2.0)
-    usage = CodebookUsage(num_embeddings=backbone.num_embeddings)
+    sub_codebooks = sub_codebooks_of(backbone)
+    usage = CodebookUsage(
+        num_embeddings=backbone.num_embeddings, sub_codebooks=sub_codebooks
+    )
     quantized, indices, recon = [], [], []
     bar = progbar(count, verbose)
     chunks = _forward_chunks(
@@ -106,4 +116,19 @@ def run_tokenizer(
             histogram=to_numpy(usage.histogram()).astype("int64"),
             reconstructions=np.concatenate(recon)[:32],
         )
+        if sub_codebooks is not None:
+            parts = {}
+            for part in sub_codebooks:
+                histogram = to_numpy(usage.histogram(part.name))
+                parts[part.name] = {
+                    "size": part.size,
+                    "slots": part.slots,
+                    "usage": float(to_numpy(usage.usage(part.name))),
+                    "perplexity": float(
+                        to_numpy(usage.perplexity(part.name))
+                    ),
+                    "codes_used": int((histogram > 0).sum()),
+                    "histogram": histogram.astype("int64"),
+                }
+            result["sub_codebooks"] = parts
     return result

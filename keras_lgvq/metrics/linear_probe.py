@@ -15,7 +15,10 @@ def code_features(
 
     1. **Bag of codes** (needs `indices` and `num_embeddings`): the
        histogram of code ids over the grid, normalised to sum to 1, `K`
-       features. Order-free: it says *which* codes occur.
+       features. Order-free: it says *which* codes occur. Indices with a
+       trailing slot axis `(N, h, w, S)` must be flattened ids (a VQCT
+       tokenizer's `flatten_indices`, see `keras_lgvq.utils.code_layout`):
+       every slot of every position is one entry of the histogram.
     2. **Pooled code vectors** (needs `codes`, or `indices` + `codebook`):
        the mean of the code vectors over each cell of a `grid x grid`
        partition of the token grid, `grid**2 * D` features. `grid=1` is
@@ -23,8 +26,10 @@ def code_features(
        top/bottom), which matters for scene attributes tied to a place.
 
     Args:
-        indices: int array `(N, h, w)` or None. Code ids per position.
-        num_embeddings: int or None. Codebook size K (for the histogram).
+        indices: int array `(N, h, w)`, or `(N, h, w, S)` of flattened
+            ids, or None. Code ids per position.
+        num_embeddings: int or None. Codebook size K (for the histogram;
+            with sub-codebooks, all of them together).
         codes: float array `(N, h, w, D)` or None. Quantised vectors.
         codebook: float array `(K, D)` or None. Looked up with `indices`
             when `codes` is not given.
@@ -44,10 +49,13 @@ def code_features(
     blocks = []
     if indices is not None:
         indices = to_numpy(indices)
-        if indices.ndim != 3 or not np.issubdtype(indices.dtype, np.integer):
+        if indices.ndim not in (3, 4) or not np.issubdtype(
+            indices.dtype, np.integer
+        ):
             raise ValueError(
-                "`indices` must be an int array (N, h, w). Received: "
-                f"shape {indices.shape}, dtype {indices.dtype}"
+                "`indices` must be an int array (N, h, w), or (N, h, w, S) "
+                "of flattened ids for a tokenizer with sub-codebooks. "
+                f"Received: shape {indices.shape}, dtype {indices.dtype}"
             )
     if indices is not None and num_embeddings is not None:
         if indices.size and (
@@ -64,6 +72,12 @@ def code_features(
         ).reshape(flat.shape[0], num_embeddings)
         blocks.append(hist / max(flat.shape[1], 1))
     if codes is None and codebook is not None and indices is not None:
+        if indices.ndim != 3:
+            raise ValueError(
+                "`codebook` lookup needs one id per position (N, h, w); "
+                "for a tokenizer with sub-codebooks pass the quantized "
+                "`codes` instead."
+            )
         codes = to_numpy(codebook)[indices]
     if codes is not None:
         codes = to_numpy(codes).astype(np.float64)

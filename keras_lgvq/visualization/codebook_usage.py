@@ -19,36 +19,61 @@ def _as_counts(name, counts):
     return counts.astype("float64")
 
 
+def _panels(counts):
+    """`{panel label: (K,) counts}`: one panel per model, or per
+    sub-codebook of a model given as `{sub-codebook: counts}`."""
+    if not isinstance(counts, dict):
+        counts = {"": counts}
+    if not counts:
+        raise ValueError("`counts` must not be an empty dict.")
+    panels = {}
+    for name, value in counts.items():
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError(
+                    f"`counts` ({name}) is an empty dict; give one array of "
+                    "counts per sub-codebook."
+                )
+            for part, part_counts in value.items():
+                label = f"{name} / {part}" if name else str(part)
+                panels[label] = _as_counts(label, part_counts)
+        else:
+            panels[name] = _as_counts(name, value)
+    return panels
+
+
 def plot_codebook_usage(counts, path=None, title=None):
     """Per-code counts (log scale) and the sorted rank-frequency curve.
 
     For each model: a bar per code index (log count axis, so rare codes stay
     visible) with the unused codes marked by red ticks under the axis. A
     last panel overlays the counts of every model sorted in decreasing
-    order, which compares codebook collapse at a glance.
+    order, which compares codebook collapse at a glance. A tokenizer with
+    sub-codebooks (VQCT: adjectives and nouns, each indexed locally) is
+    given as `{sub-codebook name: counts}` and gets one panel per
+    sub-codebook, labelled "model / sub-codebook".
 
     Args:
         counts: 1-D array `(K,)` of code counts, or a dict
-            `{model name: (K,) counts}`.
+            `{model name: (K,) counts or {sub-codebook name: counts}}`.
         path: str or None. Also write the figure there as PNG.
         title: str or None. Figure title.
 
     Returns:
-        `matplotlib.figure.Figure`; `figure.axes[i]` is model `i`'s
-        per-code panel (one bar patch per used code, in index order) and
-        `figure.axes[-1]` the sorted panel (one line per model).
+        `matplotlib.figure.Figure`; `figure.axes[i]` is panel `i`'s
+        per-code plot (one bar patch per used code, in index order; one
+        panel per model or per sub-codebook) and `figure.axes[-1]` the
+        sorted panel (one line per panel).
 
     Examples:
 
     ```python
     plot_codebook_usage({"LG-VQ": hist_a, "VQGAN": hist_b}, path="usage.png")
+    plot_codebook_usage(
+        {"VQCT": {"adjective": adj_counts, "noun": noun_counts}})
     ```
     """
-    if not isinstance(counts, dict):
-        counts = {"": counts}
-    if not counts:
-        raise ValueError("`counts` must not be an empty dict.")
-    counts = {name: _as_counts(name, c) for name, c in counts.items()}
+    counts = _panels(counts)
     figure = new_figure(7, 1.8 * (len(counts) + 1) + (0.3 if title else 0))
     panels = figure.subplots(len(counts) + 1, 1, squeeze=False)[:, 0]
     for axes, (name, c) in zip(panels, counts.items()):

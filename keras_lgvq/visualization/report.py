@@ -61,7 +61,7 @@ def write_evaluation_figures(directory, artifacts, prefix="", name=None):
         title=f"{label}inputs and reconstructions",
     )
     plot_codebook_usage(
-        {name or "": artifacts["histogram"]},
+        {name or "": usage_counts(artifacts)},
         path=path("codebook_usage.png"),
         title=f"{label}codebook usage on the evaluation images",
     )
@@ -78,6 +78,23 @@ def write_evaluation_figures(directory, artifacts, prefix="", name=None):
                     title=f"{label}{title.lower()}, text->image top-5",
                 )
     return written
+
+
+def usage_counts(artifacts):
+    """The code counts to draw for one model: `{sub-codebook: counts}` for
+    a tokenizer with sub-codebooks (VQCT: adjectives and nouns, each in
+    its own index range), else the `(K,)` histogram.
+
+    Args:
+        artifacts: dict from `evaluate_model(..., return_artifacts=True)`.
+
+    Examples:
+
+    ```python
+    plot_codebook_usage({"VQCT": usage_counts(artifacts)})
+    ```
+    """
+    return artifacts.get("sub_codebook_histograms") or artifacts["histogram"]
 
 
 def metric_chart_values(flat_by_model, names=None):
@@ -133,7 +150,9 @@ def write_comparison_figures(
         flat_by_model: dict `{model: flat metrics}` (`flatten_metrics`).
         histories: dict `{model: {key: values}}` or None. Training logs
             (`plot_training_curves`).
-        histograms: dict `{model: (K,) code counts}` or None.
+        histograms: dict `{model: (K,) code counts}` (or, for a
+            tokenizer with sub-codebooks, `{model: {sub-codebook:
+            counts}}`, see `usage_counts`) or None.
         names: dict `{model: display name}` or None.
 
     Returns:

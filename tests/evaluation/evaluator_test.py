@@ -66,10 +66,18 @@ def test_evaluate_model_lgvq_with_probes(prepared):
     assert flat["codebook_usage_pct"] == pytest.approx(
         100 * results["codebook_usage"]
     )
-    # Everything that applies to an LG-VQ is a finite number.
-    skip = {"lpips", "rfid"}
+    # Everything that applies to an LG-VQ is a finite number; usage per
+    # sub-codebook applies only to tokenizers that have them (VQCT).
+    sub_codebook_keys = {
+        k for k in flat
+        if k.startswith(("codebook_usage_pct_", "codebook_perplexity_"))
+    }
+    assert sub_codebook_keys and results["sub_codebooks"] is None
+    skip = {"lpips", "rfid"} | sub_codebook_keys
     for key, value in flat.items():
-        if key not in skip:
+        if key in sub_codebook_keys:
+            assert value is None, key
+        elif key not in skip:
             assert value is not None and math.isfinite(value), key
 
 

@@ -14,6 +14,11 @@ from recipes import scenes_compare
 # VQGAN has no text heads of its own.
 _OWN_HEAD_KEYS = {k for k in METRIC_SPECS if k.endswith("_own")}
 _WEIGHT_KEYS = {"lpips", "rfid"}
+# Per-sub-codebook usage: only tokenizers with sub-codebooks (VQCT).
+_SUB_CODEBOOK_KEYS = {
+    k for k in METRIC_SPECS
+    if k.startswith(("codebook_usage_pct_", "codebook_perplexity_"))
+}
 
 
 def test_settings_per_mode_and_overrides():
@@ -45,6 +50,29 @@ def test_settings_per_mode_and_overrides():
         )
     with pytest.raises(SystemExit):
         scenes_compare.parse_args(["--quick", "--smoke"])
+
+
+def test_models_argument_selects_registry_entries():
+    def models(*argv):
+        args = scenes_compare.parse_args(["--smoke", *argv])
+        return scenes_compare.resolve_settings(args)["models"]
+
+    assert models() == ["lgvq", "vqgan"]
+    assert models("--models", "vqct_lg, vqct,vqct_lg") == ["vqct_lg", "vqct"]
+    assert models("--models", "all") == list(scenes_compare.MODELS)
+    assert {"vqct", "vqct_lg"} <= set(scenes_compare.MODELS)
+    with pytest.raises(ValueError, match="unknown: \\['vqtc'\\]"):
+        models("--models", "lgvq,vqtc")
+    with pytest.raises(ValueError, match="--models"):
+        models("--models", ",")
+    # Every registry entry names a preset its class can build.
+    from keras_lgvq.models import presets
+
+    for kind, spec in scenes_compare.MODELS.items():
+        assert spec.preset in presets.list_presets(spec.model_class), kind
+        if spec.baseline is not None:
+            twin = scenes_compare.MODELS[spec.baseline]
+            assert spec.guided and not twin.guided
 
 
 def test_module_entry_point_dispatches(capsys):
@@ -118,7 +146,7 @@ def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
         flat = result["table_metrics"]
         # Every metric the report promises, and its reference, is there.
         assert list(flat) == list(METRIC_SPECS) + list(REFERENCE_KEYS)
-        may_lack = set(_WEIGHT_KEYS)
+        may_lack = set(_WEIGHT_KEYS) | _SUB_CODEBOOK_KEYS
         if kind == "vqgan":
             may_lack |= _OWN_HEAD_KEYS
         for key in METRIC_SPECS:
@@ -188,3 +216,59 @@ def test_evaluate_recipe_on_the_smoke_preset(smoke_run, tmp_path):
     assert os.path.isfile(tmp_path / "eval" / "reconstructions.png")
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| PSNR (dB) ↑ |" in report
+
+
+@needs_minilm
+def test_smoke_vqct_rows_and_their_evaluation(smoke_run, tmp_path):
+    # VQCT and VQCT+LG through the same recipe (the data of the default
+    # smoke run is reused; probes are skipped to keep CI short: they run
+    # on VQCT codes in tests/evaluation/vqct_evaluation_test.py).
+    from recipes import evaluate
+
+    _, data, _ = smoke_run
+    out = tmp_path / "vqct"
+    summary = scenes_compare.run(
+        scenes_compare.parse_args([
+            "--smoke", "--models", "vqct,vqct_lg", "--probe-size", "0",
+            "--out", str(out), "--data-dir", data, "--verbose", "0",
+        ])
+    )
+    assert summary["config"]["models"] == ["vqct", "vqct_lg"]
+    assert summary["comparison"]["header"][1:3] == ["VQCT", "VQCT+LG"]
+    for kind in ("vqct", "vqct_lg"):
+        result = summary[kind]
+        assert set(result["sub_codebooks"]) == {"adjective", "noun"}
+        flat = result["table_metrics"]
+        assert list(flat) == list(METRIC_SPECS) + list(REFERENCE_KEYS)
+        for key in _SUB_CODEBOOK_KEYS:
+            assert math.isfinite(flat[key]), (kind, key)
+        assert flat["codebook_usage_pct_noun"] == pytest.approx(
+            100.0 * result["sub_codebooks"]["noun"]["usage"]
+        )
+        assert "adjective_loss" in result["training"]["step_history"]
+    assert "retrieval" in summary["vqct_lg"]["own_heads"]
+    assert summary["vqct"]["own_heads"]["available"] is False
+    # The guided model and its unguided twin start from the same backbone.
+    checksums = [
+        summary[k]["training"]["initial_backbone_abs_sum"]
+        for k in ("vqct", "vqct_lg")
+    ]
+    assert checksums[0] == pytest.approx(checksums[1])
+    rows = {row[0] for row in summary["comparison"]["rows"]}
+    assert "Codebook usage, adjectives (%) ↑" in rows
+    report = (out / "report.md").read_text()
+    assert report.startswith("# VQCT vs VQCT+LG on the scenes set")
+    assert "| Metric | VQCT | VQCT+LG | Chance/baseline | Better |" in report
+    assert visualization.read_png(str(out / "codebook_usage.png")).ndim == 3
+
+    evaluate.main([
+        str(out / "vqct" / "preset"), "--out", str(tmp_path / "eval"),
+        "--eval-size", "16", "--probe-size", "0", "--train-size", "32",
+        "--data-dir", data, "--verbose", "0",
+    ])
+    with open(tmp_path / "eval" / "evaluation.json") as f:
+        result = json.load(f)
+    assert result["model"] == "VQCT"
+    assert math.isfinite(result["table_metrics"]["codebook_usage_pct_noun"])
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| Codebook perplexity, nouns ↑ |" in report

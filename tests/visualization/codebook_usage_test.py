@@ -36,3 +36,33 @@ def test_usage_accepts_one_array_and_rejects_bad_counts():
         visualization.plot_codebook_usage(np.array([1, -1]))
     with pytest.raises(ValueError, match="counts"):
         visualization.plot_codebook_usage(np.zeros((2, 2)))
+
+
+def test_sub_codebooks_get_one_panel_each(tmp_path):
+    # VQCT: adjective and noun ids are local to their own sub-codebook.
+    vqct = {"adjective": np.array([4, 0, 2]), "noun": np.array([0, 9])}
+    figure = visualization.plot_codebook_usage(
+        {"VQCT": vqct, "VQGAN": np.array([1, 1, 0, 3])},
+        path=str(tmp_path / "u.png"),
+    )
+    assert len(figure.axes) == 4
+    titles = [a.get_title() for a in figure.axes[:3]]
+    assert titles[0].startswith("VQCT / adjective: 2 of 3 codes used")
+    assert titles[1].startswith("VQCT / noun: 1 of 2 codes used")
+    assert titles[2].startswith("VQGAN: 3 of 4 codes used")
+    assert [b.get_height() for b in figure.axes[1].patches] == [9]
+    labels = [line.get_label() for line in figure.axes[-1].lines]
+    assert labels == ["VQCT / adjective", "VQCT / noun", "VQGAN"]
+    with pytest.raises(ValueError, match="VQCT / noun"):
+        visualization.plot_codebook_usage({"VQCT": {"noun": np.zeros((2, 2))}})
+    with pytest.raises(ValueError, match="empty dict"):
+        visualization.plot_codebook_usage({"VQCT": {}})
+
+
+def test_usage_counts_prefers_the_sub_codebook_histograms():
+    parts = {"adjective": np.ones(3), "noun": np.ones(2)}
+    assert visualization.usage_counts(
+        {"histogram": np.ones(5), "sub_codebook_histograms": parts}
+    ) is parts
+    one = np.ones(4)
+    assert visualization.usage_counts({"histogram": one}) is one

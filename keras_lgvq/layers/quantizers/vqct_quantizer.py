@@ -20,8 +20,11 @@ def nearest_codes(z, codebook, k=1, chunk_size=4096):
     The distances `|e|^2 - 2 z.e` (the row constant `|z|^2` cannot change
     the ranking) are computed as a matmul one block of `chunk_size` rows at
     a time, so at most one `(chunk_size, K)` distance block is alive, as in
-    `VectorQuantizer`. `k == 1` uses `argmin` (ties: the lowest index, as
-    `VectorQuantizer`); `k > 1` uses `top_k` and returns the nearest first.
+    `VectorQuantizer`. The `k` codes are found by `k` rounds of `argmin`,
+    each masking the code found before (ties: the lowest index, as
+    `VectorQuantizer`), nearest first. Not `top_k`: JAX lowers it to a
+    StableHLO composite that TensorFlow's SavedModel loader cannot read,
+    so a VQCT tokenizer exported from JAX would not load.
 
     Args:
         z: float tensor `(N, D)`.
@@ -46,12 +49,20 @@ def nearest_codes(z, codebook, k=1, chunk_size=4096):
     e2 = ops.expand_dims(ops.sum(ops.square(codebook), axis=-1), 0)
     codebook_t = ops.transpose(codebook)
 
+    num_codes = codebook.shape[0]
+
     def search(x):
         distances = e2 - 2.0 * ops.matmul(x, codebook_t)
-        if k == 1:
-            found = ops.argmin(distances, axis=-1)
-            return ops.expand_dims(ops.cast(found, "int32"), -1)
-        return ops.cast(ops.top_k(-distances, k, sorted=True)[1], "int32")
+        found = []
+        for i in range(k):
+            best = ops.cast(ops.argmin(distances, axis=-1), "int32")
+            found.append(best)
+            if i + 1 < k:
+                taken = ops.expand_dims(best, -1) == ops.arange(
+                    num_codes, dtype="int32"
+                )
+                distances = ops.where(taken, float("inf"), distances)
+        return ops.stack(found, axis=-1)
 
     n = ops.shape(z)[0]
     if not isinstance(n, int) and keras.backend.backend() == "jax":

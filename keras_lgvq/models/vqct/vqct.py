@@ -1,81 +1,37 @@
 """VQCT training: the VQGAN objective on a VQCT tokenizer, with or without
-LG-VQ's language guidance (VQCT+LG)."""
+LG-VQ's language guidance (VQCT+LG).
+
+Nothing here is specific to training: `VQGAN` and `LGVQ` build a VQCT
+backbone from a VQCT preset (its `backbone_class`), log the per-sub-codebook
+terms the backbone names (`quantizer_log_names`) and wait for the prior
+when deserializing (`ready_to_run`). `VQCT` and `VQCTLG` are those
+trainers under the papers' names (VQCT; VQCT+LG in LG-VQ), restricted to
+VQCT presets; they stay public and load the files saved under them.
+"""
 
 import keras
-from keras import ops
 
 from keras_lgvq.models.lgvq.lgvq import LGVQ
+from keras_lgvq.models.vqct.vqct_backbone import SUBCODEBOOK_LOGS
 from keras_lgvq.models.vqgan.vqgan import VQGAN
+from keras_lgvq.models.vqgan.vqgan_backbone import preset_backbone_class
 
-# Per-sub-codebook quantizer outputs logged next to VQGAN's terms.
-SUBCODEBOOK_LOGS = (
-    "adjective_loss",
-    "noun_loss",
-    "adjective_perplexity",
-    "noun_perplexity",
-    "adjective_usage",
-    "noun_usage",
-)
+__all__ = ["SUBCODEBOOK_LOGS", "VQCT", "VQCTLG"]
 
 
-class _VQCTTrainerMixin:
-    """What a VQCT backbone changes in a VQGAN-family trainer: the logs of
-    both sub-codebooks, preset building, and building before the prior is
-    loaded (a saved model gets its prior with its weights)."""
+def _check_vqct_spec(cls, spec):
+    from keras_lgvq.models.vqct.vqct_backbone import VQCTBackbone
 
-    def log_names(self):
-        return super().log_names() + list(SUBCODEBOOK_LOGS)
-
-    def _tokenizer_losses(self, images, outputs):
-        total, logs = super()._tokenizer_losses(images, outputs)
-        for key in SUBCODEBOOK_LOGS:
-            logs[key] = outputs[key]
-        return total, logs
-
-    def build(self, input_shape=None):
-        if self.built:
-            return
-        if getattr(self.backbone, "has_prior", True):
-            super().build(input_shape)
-            return
-        # Deserializing (`.keras`, `compile_from_config`): the quantizer's
-        # prior arrives with the weights, so it cannot run yet. The
-        # functional backbone is already built; build the other parts.
-        res = self.backbone.resolution
-        images = ops.zeros((1, res, res, self.backbone.in_channels))
-        if self.discriminator is not None:
-            self.discriminator(images)
-        if self.perceptual_loss is not None:
-            self.perceptual_loss(images, images)
-        self._build_extra(images)
-        self.built = True
-
-    @classmethod
-    def _from_spec(cls, spec, prior=None, **kwargs):
-        from keras_lgvq.models.vqct.vqct_backbone import VQCTBackbone
-
-        if "prior" not in spec:
-            raise ValueError(
-                f"{cls.__name__} builds VQCT presets (with a `prior` entry); "
-                "this spec has none. Use VQGAN / LGVQ for the other presets."
-            )
-        backbone = kwargs.pop("backbone", None)
-        fields = set(spec["backbone"]) | set(spec["quantizer"])
-        fields |= {"in_channels", "dtype"}
-        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
-        if backbone is None:
-            backbone = VQCTBackbone._from_spec(spec, prior=prior, **overrides)
-        elif overrides or prior is not None:
-            raise ValueError(
-                "Pass either `backbone` or backbone / prior overrides "
-                f"{sorted(overrides) + (['prior'] if prior else [])}, not "
-                "both."
-            )
-        return super()._from_spec(spec, backbone=backbone, **kwargs)
+    if not issubclass(preset_backbone_class(spec), VQCTBackbone):
+        raise ValueError(
+            f"{cls.__name__} builds VQCT presets (with a `prior` entry and "
+            "`backbone_class` 'VQCTBackbone'); this spec is for another "
+            "tokenizer. Use VQGAN / LGVQ for the other presets."
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
-class VQCT(_VQCTTrainerMixin, VQGAN):
+class VQCT(VQGAN):
     """Trains a VQCT tokenizer (Zhang et al., CVPR 2024).
 
     The `keras_lgvq.models.VQGAN` objective (L1 + `perceptual_weight` *
@@ -89,7 +45,8 @@ class VQCT(_VQCTTrainerMixin, VQGAN):
     Presets: `cub_vqct`, `coco_vqct`, `ade20k_vqct` (the paper configs;
     they need the paper prior built first, see the error they raise),
     `scenes_vqct` (CPU config with the packaged scenes prior). VQCT with
-    language guidance is `VQCTLG` / the `scenes_vqct_lg` preset.
+    language guidance is `VQCTLG` (or `LGVQ`) with the `scenes_vqct_lg`
+    preset. `VQGAN.from_preset("scenes_vqct")` builds the same model.
 
     Args:
         backbone: `keras_lgvq.models.VQCTBackbone`.
@@ -128,17 +85,22 @@ class VQCT(_VQCTTrainerMixin, VQGAN):
         """
         return super().from_preset(preset, load_weights=load_weights, **kwargs)
 
+    @classmethod
+    def _from_spec(cls, spec, **kwargs):
+        _check_vqct_spec(cls, spec)
+        return super()._from_spec(spec, **kwargs)
+
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
-class VQCTLG(_VQCTTrainerMixin, LGVQ):
+class VQCTLG(LGVQ):
     """VQCT+LG: LG-VQ's language guidance on a VQCT tokenizer.
 
     Exactly `keras_lgvq.models.LGVQ` with a `VQCTBackbone` (the guidance
-    attaches to the straight-through VQCT latent, both halves), plus the
-    per-sub-codebook logs of `VQCT`. `LGVQ(backbone=VQCTBackbone(...))`
-    trains the same model; this class exists so that the `scenes_vqct_lg`
-    preset name builds a VQCT backbone from its prior and so that a model
-    saved before its prior is loaded can be rebuilt.
+    attaches to the straight-through VQCT latent, both halves), with the
+    per-sub-codebook logs of `VQCT`. `LGVQ.from_preset("scenes_vqct_lg")`
+    and `LGVQ(backbone=VQCTBackbone(...))` build and train the same model
+    through the same path as LG-VQ on a VQGAN; this name is kept for the
+    VQCT+LG of the LG-VQ paper and accepts VQCT presets only.
 
     Args:
         backbone: `keras_lgvq.models.VQCTBackbone`.
@@ -158,10 +120,5 @@ class VQCTLG(_VQCTTrainerMixin, LGVQ):
 
     @classmethod
     def _from_spec(cls, spec, **kwargs):
-        if "guidance" not in spec:
-            raise ValueError(
-                "This VQCT preset has no language guidance; build it with "
-                "`VQCT.from_preset`, or use a VQCT+LG preset such as "
-                "'scenes_vqct_lg'."
-            )
+        _check_vqct_spec(cls, spec)
         return super()._from_spec(spec, **kwargs)

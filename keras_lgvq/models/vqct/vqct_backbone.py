@@ -10,10 +10,22 @@ from keras_lgvq.layers.quantizers.vqct_quantizer import VQCTQuantizer
 from keras_lgvq.layers.vqgan.vqgan_decoder import VQGANDecoder
 from keras_lgvq.layers.vqgan.vqgan_encoder import VQGANEncoder
 from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+from keras_lgvq.utils.code_layout import SubCodebook
+from keras_lgvq.utils.code_layout import flatten_code_ids
+from keras_lgvq.utils.code_layout import unflatten_code_ids
 from keras_lgvq.utils.validation import check_code_range
 
 # Files a VQCT prior directory holds (`python -m keras_lgvq.priors.vqct`).
 PRIOR_FILES = ("vqct_prior.json", "vqct_vectors.safetensors")
+# Per-sub-codebook quantizer outputs a trainer logs next to VQGAN's terms.
+SUBCODEBOOK_LOGS = (
+    "adjective_loss",
+    "noun_loss",
+    "adjective_perplexity",
+    "noun_perplexity",
+    "adjective_usage",
+    "noun_usage",
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -30,7 +42,13 @@ class VQCTBackbone(VQGANBackbone):
     **Index layout**: `encode` returns int32 `(B, h, w, top_k + 1)`:
     `[..., :top_k]` adjective ids (nearest first) in `[0, num_adjectives)`,
     `[..., top_k]` the noun id in `[0, num_nouns)`, each local to its
-    sub-codebook. `decode` takes exactly this layout.
+    sub-codebook. `decode` takes exactly this layout. `sub_codebooks`
+    describes it to the rest of the package (usage metrics, evaluation,
+    figures, code caches: `keras_lgvq.utils.code_layout`), and
+    `flatten_indices` gives the documented single-integer id of each code
+    choice: adjective ids unchanged, noun ids offset by `num_adjectives`
+    (the row in the concatenated codebook `[adjectives; nouns]`, in
+    `[0, num_embeddings)`); `unflatten_indices` inverts it.
 
     The prior (word vectors, graph) lives in the quantizer's non-trainable
     weights, so `.keras` files and `save_to_preset` directories carry it;
@@ -176,6 +194,52 @@ class VQCTBackbone(VQGANBackbone):
         """`(grid, grid, top_k + 1)`: adjective ids, then the noun id."""
         return (self.grid_size, self.grid_size, self.index_depth)
 
+    @property
+    def sub_codebooks(self):
+        """The slots of the trailing index axis: `top_k` adjective ids, then
+        one noun id (`keras_lgvq.utils.code_layout.SubCodebook`s)."""
+        return (
+            SubCodebook("adjective", self.num_adjectives, self.top_k),
+            SubCodebook("noun", self.num_nouns, 1),
+        )
+
+    @property
+    def quantizer_log_names(self):
+        """Each sub-codebook's loss, perplexity and usage."""
+        return SUBCODEBOOK_LOGS
+
+    @property
+    def ready_to_run(self):
+        """False while the quantizer has no prior yet (deserializing: the
+        prior arrives with the weights)."""
+        return self.has_prior
+
+    def flatten_indices(self, indices):
+        """`encode` indices -> flattened ids (nouns offset by
+        `num_adjectives`), same shape, int64 numpy, in
+        `[0, num_embeddings)`.
+
+        Args:
+            indices: int array `(..., top_k + 1)` in the layout of `encode`.
+
+        Examples:
+
+        ```python
+        ids = backbone.flatten_indices(backbone.encode(images))
+        np.bincount(ids.ravel(), minlength=backbone.num_embeddings)
+        ```
+        """
+        return flatten_code_ids(indices, self.sub_codebooks)
+
+    def unflatten_indices(self, ids):
+        """Flattened ids -> `encode` indices (int32 numpy); the inverse of
+        `flatten_indices`.
+
+        Args:
+            ids: int array `(..., top_k + 1)` of flattened ids.
+        """
+        return unflatten_code_ids(ids, self.sub_codebooks)
+
     def decode(self, indices):
         """Maps `(B, h, w, top_k + 1)` indices to images in about [-1, 1].
 
@@ -209,6 +273,13 @@ class VQCTBackbone(VQGANBackbone):
         return self.decoder(self.post_quant_conv(codes))
 
     # === Presets ===
+
+    @classmethod
+    def preset_override_names(cls, spec):
+        """Backbone and quantizer fields, `in_channels`, `dtype` and `prior`
+        (a prior directory or official `.pkl` replacing the preset's)."""
+        names = super().preset_override_names(spec)
+        return names | {"in_channels", "dtype", "prior"}
 
     @classmethod
     def _from_spec(cls, spec, prior=None, **overrides):

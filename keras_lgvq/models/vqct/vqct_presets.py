@@ -12,13 +12,27 @@ command that builds it into the keras_lgvq cache (or pass `prior=`).
 No public VQCT weights exist: the presets build untrained models.
 
 `VQCTBackbone.from_preset(name)` builds the tokenizer, `VQCT.from_preset`
-the trainer, `VQCTLG.from_preset("scenes_vqct_lg")` VQCT+LG.
+the trainer, `VQCTLG.from_preset("scenes_vqct_lg")` VQCT+LG; the same
+names build the same models through `VQGANBackbone`, `VQGAN` and `LGVQ`
+(each spec's `backbone_class` picks the tokenizer).
 """
 
 from keras_lgvq.models.vqgan.vqgan_presets import PAPER_BACKBONE, PAPER_GAN
 
-# The classes that can build these presets.
-PRESET_CLASSES = ("VQCTBackbone", "VQCT", "VQCTLG")
+# The classes that can build these presets. Every spec names its
+# tokenizer class (`backbone_class`), so the VQGAN family's classes build
+# them as well: `VQGAN` / `VQCT` train VQCT, `LGVQ` / `VQCTLG` train VQCT+LG
+# (presets with a `guidance` entry), `VQGANBackbone` / `VQCTBackbone`
+# build the tokenizer.
+PRESET_CLASSES = (
+    "VQGANBackbone",
+    "VQCTBackbone",
+    "VQGAN",
+    "VQCT",
+    "LGVQ",
+    "VQCTLG",
+)
+BACKBONE_CLASS = "VQCTBackbone"
 
 # The taming f16 architecture without the learned codebook's fields.
 _PAPER_ARCHITECTURE = {
@@ -56,6 +70,7 @@ _PAPER_PRIOR = dict(
 def _paper(dataset, batch_size, learning_rate, description):
     return {
         "description": description,
+        "backbone_class": BACKBONE_CLASS,
         "backbone": dict(_PAPER_ARCHITECTURE),
         "quantizer": dict(_PAPER_QUANTIZER),
         "prior": dict(_PAPER_PRIOR),
@@ -150,6 +165,7 @@ PRESETS = {
             "Small CPU VQCT for the embedded captioned-scenes set (64 px, "
             "f=4, 64-d latent in two 32-d halves). " + _SCENES_NOTE
         ),
+        "backbone_class": BACKBONE_CLASS,
         "backbone": dict(_SCENES_BACKBONE),
         "quantizer": dict(_SCENES_QUANTIZER),
         "prior": dict(_SCENES_PRIOR),
@@ -164,6 +180,7 @@ PRESETS = {
             "latent and the offline MiniLM text prior (guidance weights of "
             "the `scenes` LG-VQ preset). " + _SCENES_NOTE
         ),
+        "backbone_class": BACKBONE_CLASS,
         "backbone": dict(_SCENES_BACKBONE),
         "quantizer": dict(_SCENES_QUANTIZER),
         "prior": dict(_SCENES_PRIOR),

@@ -40,9 +40,11 @@ class VQGANBackbone(keras_hub.models.Backbone):
         num_embeddings: int. Codebook size K (ignored when `quantizer` is
             given).
         embedding_dim: int. Code dimension D.
-        beta: float. Commitment weight of the default quantizer.
+        beta: float. Commitment weight of the default quantizer (with a
+            `quantizer` given, the config reports that quantizer's).
         legacy_beta: bool. taming's swapped beta placement for the default
-            quantizer (the paper presets use it).
+            quantizer (the paper presets use it; with a `quantizer` given,
+            the config reports that quantizer's).
         quantizer: optional `keras.layers.Layer` with the `VectorQuantizer`
             interface, replacing the default one.
         dtype: string or `keras.mixed_precision.DTypePolicy`.
@@ -137,8 +139,11 @@ class VQGANBackbone(keras_hub.models.Backbone):
         self.dropout = dropout
         self.num_embeddings = quantizer.num_embeddings
         self.embedding_dim = embedding_dim
-        self.beta = beta
-        self.legacy_beta = legacy_beta
+        # With a quantizer passed in, the config reports that quantizer's
+        # own beta placement (a CVQ preset's config must not read
+        # `legacy_beta: true` from the default it replaced).
+        self.beta = getattr(quantizer, "beta", beta)
+        self.legacy_beta = getattr(quantizer, "legacy_beta", legacy_beta)
 
     @property
     def downsample_factor(self):
@@ -155,6 +160,26 @@ class VQGANBackbone(keras_hub.models.Backbone):
         a trailing index axis (VQCT) add it here."""
         return (self.grid_size, self.grid_size)
 
+    @property
+    def sub_codebooks(self):
+        """None: one codebook, one id per position. Tokenizers with a
+        trailing index axis (VQCT) describe its slots here, see
+        `keras_lgvq.utils.code_layout`."""
+        return None
+
+    @property
+    def quantizer_log_names(self):
+        """Extra scalar outputs of the quantizer a trainer logs (VQCT: each
+        sub-codebook's loss, perplexity and usage); none here."""
+        return ()
+
+    @property
+    def ready_to_run(self):
+        """Whether the tokenizer can run now. Always True here; a VQCT
+        tokenizer being deserialized waits for its prior, which arrives
+        with the weights."""
+        return True
+
     def encode_decode(self, images, training=False):
         """Runs the tokenizer and returns every intermediate.
 
@@ -163,8 +188,12 @@ class VQGANBackbone(keras_hub.models.Backbone):
         to), `indices`, `decoder_features` (the decoder's last activation,
         before `decoder.conv_out`), and the quantizer's `loss`,
         `codebook_loss`, `commitment_loss`, `perplexity` and `usage`.
+
+        Images must be `resolution` x `resolution` (a ValueError otherwise,
+        when the size is known statically): another size would give a
+        code grid the guidance is not built for.
         """
-        check_images(images, self.in_channels, "images")
+        check_images(images, self.in_channels, "images", self.resolution)
         z = self.quant_conv(self.encoder(images, training=training))
         outputs = dict(self.quantizer(z, training=training))
         h = self.post_quant_conv(outputs["quantized"])
@@ -175,7 +204,7 @@ class VQGANBackbone(keras_hub.models.Backbone):
 
     def encode(self, images):
         """Maps images in [-1, 1] to code indices `(B, h, w)` int32."""
-        check_images(images, self.in_channels, "images")
+        check_images(images, self.in_channels, "images", self.resolution)
         z = self.quant_conv(self.encoder(images))
         return self.quantizer(z)["indices"]
 
@@ -225,7 +254,21 @@ class VQGANBackbone(keras_hub.models.Backbone):
             return super().from_preset(
                 value, load_weights=load_weights, **kwargs
             )
-        return cls._from_spec(value, **kwargs)
+        # The preset names its tokenizer class (VQCT presets build a
+        # VQCTBackbone), so `VQGANBackbone.from_preset` builds any of them.
+        target = preset_backbone_class(value)
+        if not issubclass(target, cls):
+            raise ValueError(
+                f"This preset builds a {target.__name__}, which is not a "
+                f"{cls.__name__}; use {target.__name__}.from_preset."
+            )
+        return target._from_spec(value, **kwargs)
+
+    @classmethod
+    def preset_override_names(cls, spec):
+        """The keyword overrides `_from_spec` takes for this preset spec:
+        its backbone and quantizer fields."""
+        return set(spec["backbone"]) | set(spec.get("quantizer") or {})
 
     @classmethod
     def _from_spec(cls, spec, **overrides):
@@ -274,3 +317,40 @@ class VQGANBackbone(keras_hub.models.Backbone):
             }
         )
         return config
+
+
+def preset_backbone_class(spec):
+    """The tokenizer class a preset spec builds.
+
+    A spec names it in `backbone_class` (the registered keras_lgvq class
+    name, e.g. `"VQCTBackbone"`); without the field it is `VQGANBackbone`.
+    Trainers (`VQGAN`, `LGVQ`, ...) build their backbone through this, so
+    language guidance attaches to every tokenizer family the same way.
+
+    Args:
+        spec: a preset dict (`keras_lgvq.models.presets.get_preset`).
+
+    Returns:
+        A subclass of `VQGANBackbone`.
+
+    Examples:
+
+    ```python
+    spec = keras_lgvq.models.presets.get_preset("scenes_vqct_lg")
+    preset_backbone_class(spec)  # VQCTBackbone
+    ```
+    """
+    name = spec.get("backbone_class")
+    if name is None:
+        return VQGANBackbone
+    # Importing the models package registers every family's classes.
+    import keras_lgvq.models  # noqa: F401
+
+    target = keras.saving.get_registered_object(f"keras_lgvq>{name}")
+    if not isinstance(target, type) or not issubclass(target, VQGANBackbone):
+        raise ValueError(
+            f"The preset's `backbone_class` {name!r} is not a registered "
+            "keras_lgvq tokenizer class (a VQGANBackbone subclass such as "
+            "'VQCTBackbone')."
+        )
+    return target

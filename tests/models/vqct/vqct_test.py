@@ -8,53 +8,22 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from keras_lgvq.layers.quantizers.vqct_quantizer import VQCTQuantizer
 from keras_lgvq.models import LGVQ, VQCT, VQCTLG, VQCTBackbone, presets
-from keras_lgvq.priors import VQCTPrior
 from tests.models.tiny_configs import (
     TINY_TEXT,
     tiny_discriminator,
     tiny_images,
     tiny_text_batch,
 )
-
-ADJECTIVES = ["red", "blue", "small", "big", "round", "dark"]
-NOUNS = ["circle", "square", "star", "line", "red"]  # "red" is both
-TOP_K = 2
-LATENT = 16  # two 8-d halves
-ARCH = dict(
-    resolution=32,
-    ch=32,
-    ch_mult=(1, 2),
-    num_res_blocks=1,
-    attn_resolutions=(16,),
-    z_channels=32,
+from tests.models.vqct.tiny_vqct import (
+    ADJECTIVES,
+    ARCH,
+    LATENT,
+    NOUNS,
+    TOP_K,
+    tiny_prior,
+    tiny_vqct_backbone,
 )
-
-
-def tiny_prior(width=8, seed=0):
-    """A synthetic prior: random word vectors, a fixed bigram list."""
-    rng = np.random.default_rng(seed)
-    edges = [
-        ("red", "circle"),
-        ("red", "circle"),
-        ("blue", "square"),
-        ("small", "star"),
-        ("big", "circle"),
-        ("round", "line"),
-        ("dark", "red"),
-        ("small", "square"),
-    ]
-    return VQCTPrior(
-        ADJECTIVES,
-        NOUNS,
-        rng.normal(size=(len(ADJECTIVES), width)).astype("float32"),
-        rng.normal(size=(len(NOUNS), width)).astype("float32"),
-        {w: 20 for w in ADJECTIVES},
-        {w: 20 for w in NOUNS},
-        edges,
-        metadata={"text_prior": "synthetic"},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -62,20 +31,6 @@ def prior_dir(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("prior") / "tiny")
     tiny_prior().save(directory)
     return directory
-
-
-def tiny_vqct_backbone(prior=None, dropout=0.0, **overrides):
-    quantizer = VQCTQuantizer.from_prior(
-        prior or tiny_prior(),
-        embedding_dim=LATENT,
-        hidden_dim=8,
-        top_k=TOP_K,
-        legacy_beta=False,
-        dropout=dropout,
-        seed=0,
-        name="quantizer",
-    )
-    return VQCTBackbone(quantizer, **{**ARCH, **overrides})
 
 
 def _dataset(batch, batch_size=8):
@@ -318,10 +273,18 @@ def test_vqct_presets_are_registered():
                  "scenes_vqct_lg"):
         assert name in names
     assert "scenes_vqct_lg" in presets.list_presets("VQCTLG")
-    with pytest.raises(ValueError, match="VQCTLG"):
-        LGVQ.from_preset("scenes_vqct_lg")
+    # The VQGAN family's classes build VQCT presets too (one path).
+    for cls in ("VQGANBackbone", "VQGAN", "LGVQ"):
+        assert "scenes_vqct_lg" in presets.list_presets(cls)
     with pytest.raises(ValueError, match="no language guidance"):
         VQCTLG.from_preset("scenes_vqct")
+    with pytest.raises(ValueError, match="no language guidance"):
+        LGVQ.from_preset("scenes_vqct")
+    # VQCT / VQCTLG accept VQCT presets only.
+    with pytest.raises(ValueError, match="builds VQCT presets"):
+        VQCT._from_spec(presets.get_preset("scenes"))
+    with pytest.raises(ValueError, match="builds VQCT presets"):
+        VQCTLG._from_spec(presets.get_preset("scenes"), text_prior=None)
 
 
 def test_scenes_vqct_builds_from_its_packaged_prior():
