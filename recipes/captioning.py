@@ -1,26 +1,38 @@
 """Captioning over a frozen tokenizer's codes on the procedural scenes.
 
-Trains a ClipCap-style `Captioner` (prefix mapper into a frozen causal LM)
-on the scenes' training images (held-out attribute combinations excluded),
-captions the test images, scores them with BLEU-1..4 / METEOR / ROUGE-L /
-CIDEr-D (`keras_lgvq.metrics.evaluate_captions`), and does the same for a
-blind baseline: the same model trained and evaluated with the image prefix
-zeroed. Writes `results.json` and `report.md`.
+Trains a ClipCap-style `Captioner` (prefix mapper into a causal LM, frozen
+by default) on the scenes' training images (held-out attribute
+combinations excluded), captions the test images, scores them with
+BLEU-1..4 / METEOR / ROUGE-L / CIDEr-D (`keras_lgvq.metrics.
+evaluate_captions`), and does the same for a blind baseline: the same
+model trained and evaluated without image information (every image's code
+grid replaced by one constant grid, `blind_code_vectors`). Writes
+`results.json`, `report.md` and `captions.png` (test images with the
+model's, the blind model's and a true caption).
 
     python recipes/captioning.py --tokenizer runs/scenes/lgvq/model.keras
 
-Not done here: CUB-200 with user files, and the PNG of captioned images.
+Options: `--language-model-training full|lora` fine-tunes the LM (a fresh
+copy per model), `--decoder scratch` trains a small decoder from scratch
+instead of using the pretrained LM's weights (its tokenizer is kept).
+The CPU defaults are sized to finish in 15 minutes on 2 cores
+(benchmarks/results/stage2_measurements.md). Captions longer than
+`--max-caption-length` tokens keep their first tokens, then the stop token.
+
+Not done here: CUB-200 with user files.
 """
 
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recipes.common import Stopwatch
+from recipes.common import load_average
+from recipes.common import machine_info
 from recipes.common import write_json
 
 
@@ -39,8 +51,21 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--max-caption-length", type=int, default=24)
+    p.add_argument("--max-caption-length", type=int, default=24,
+                   help="Caption tokens incl. the stop token; longer "
+                   "captions keep their first tokens.")
     p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--language-model-training", default="frozen",
+                   choices=("frozen", "full", "lora"))
+    p.add_argument("--lora-rank", type=int, default=None,
+                   help="LoRA rank (with --language-model-training lora; "
+                   "default 8).")
+    p.add_argument("--decoder", default="pretrained",
+                   choices=("pretrained", "scratch"))
+    p.add_argument("--decoder-width", type=int, default=256,
+                   help="Hidden size of a --decoder scratch model.")
+    p.add_argument("--decoder-layers", type=int, default=2)
+    p.add_argument("--figure-images", type=int, default=8)
     p.add_argument("--no-blind", action="store_true",
                    help="Skip the zero-prefix baseline.")
     p.add_argument("--seed", type=int, default=0)
@@ -67,6 +92,41 @@ def encode_scenes(tokenizer, num_images, split, seed, holdout):
     return codes, examples
 
 
+def blind_code_vectors(tokenizer, train_codes, count):
+    """The blind baseline's input: one constant code grid for every image.
+
+    The training images' mean code vector at each grid position carries no
+    information about any one image. Not all zeros: an exactly zero prefix
+    is a fixed point of SmolLM2's residual stream (RMSNorm of zero, zero
+    attention values), where the gradient grows by 1/sqrt(eps) per block
+    and overflows to NaN (measured on the real LM); a zero mapper input
+    gives that zero prefix at initialisation.
+    """
+    from keras import ops
+
+    vectors = ops.convert_to_numpy(
+        tokenizer.quantizer.indices_to_codes(train_codes))
+    vectors = np.asarray(vectors, "float32").reshape(
+        len(train_codes), -1, vectors.shape[-1])
+    return np.broadcast_to(vectors.mean(axis=0), (count,) + vectors.shape[1:])
+
+
+def language_model_for(args, shared_lm):
+    """The LM of one model: the shared frozen one, or a fresh copy when the
+    LM trains (so the image and blind models do not share weights)."""
+    from keras_lgvq.language_models import load_causal_lm
+
+    if args.decoder == "scratch":
+        return load_causal_lm(args.lm, trainable=True, scratch={
+            "hidden_dim": args.decoder_width,
+            "num_layers": args.decoder_layers,
+            "intermediate_dim": 2 * args.decoder_width,
+        })
+    if args.language_model_training == "frozen":
+        return shared_lm
+    return load_causal_lm(args.lm)
+
+
 def build(args, tokenizer, lm):
     import keras
 
@@ -82,8 +142,13 @@ def build(args, tokenizer, lm):
         prefix_length=args.prefix_length, lm_dim=lm.hidden_dim,
         name="mapper", **extra,
     )
+    if args.decoder == "scratch":
+        options = {"decoder": "scratch"}
+    else:
+        options = {"language_model_training": args.language_model_training,
+                   "lora_rank": args.lora_rank}
     model = Captioner(mapper, lm, tokenizer=tokenizer,
-                      max_caption_length=args.max_caption_length)
+                      max_caption_length=args.max_caption_length, **options)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     return model
 
@@ -98,51 +163,86 @@ def run(args):
 
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    start = time.time()
-    tokenizer = load_tokenizer(args.tokenizer)
-    lm = load_causal_lm(args.lm)
-    train_codes, train = encode_scenes(tokenizer, args.train_images, "train",
-                                       args.seed, scenes.DEFAULT_HOLDOUT)
-    test_codes, test = encode_scenes(tokenizer, args.eval_images, "test",
-                                     args.seed, None)
+    watch = Stopwatch()
+    load_start = load_average()
+    with watch.phase("load"):
+        tokenizer = load_tokenizer(args.tokenizer)
+        shared_lm = None
+        if args.decoder == "pretrained" and (
+            args.language_model_training == "frozen"
+        ):
+            shared_lm = load_causal_lm(args.lm)
+    with watch.phase("encode"):
+        train_codes, train = encode_scenes(
+            tokenizer, args.train_images, "train", args.seed,
+            scenes.DEFAULT_HOLDOUT)
+        test_codes, test = encode_scenes(tokenizer, args.eval_images, "test",
+                                         args.seed, None)
     reps = args.captions_per_image
     codes = np.repeat(train_codes, reps, axis=0)
     captions = [e["captions"][j] for e in train for j in range(reps)]
     references = {e["image_id"]: e["captions"] for e in test}
     results = {"settings": vars(args), "models": {}}
-    samples = {}
+    predictions_of = {}
     for name, blind in (("image", False), ("blind", True)):
         if blind and args.no_blind:
             continue
         keras.utils.set_random_seed(args.seed)
+        with watch.phase("load"):
+            lm = language_model_for(args, shared_lm)
         model = build(args, tokenizer, lm)
         data = model.prepare_inputs(captions, codes=codes)
         if blind:
-            # Same model, image prefix input zeroed (train and test).
+            # Same model, no image information: one constant code grid
+            # for every image (train and test).
             data.pop("codes")
-            data["code_vectors"] = np.zeros(
-                (len(captions), model.mapper.num_positions,
-                 model.mapper.code_dim), "float32")
-        history = model.fit(data, epochs=args.epochs,
-                            batch_size=args.batch_size, verbose=0)
-        kwargs = ({"code_vectors": np.zeros(
-            (len(test_codes), model.mapper.num_positions,
-             model.mapper.code_dim), "float32")} if blind
+            data["code_vectors"] = blind_code_vectors(
+                tokenizer, train_codes, len(captions))
+        with watch.phase(f"train_{name}"):
+            history = model.fit(data, epochs=args.epochs,
+                                batch_size=args.batch_size, verbose=0)
+        kwargs = ({"code_vectors": blind_code_vectors(
+            tokenizer, train_codes, len(test_codes))} if blind
             else {"codes": test_codes})
         predictions = []
-        for i in range(0, len(test_codes), 16):
-            part = {k: v[i:i + 16] for k, v in kwargs.items()}
-            predictions += model.generate(beam_size=args.beam_size, **part)
+        with watch.phase(f"generate_{name}"):
+            # One decoding batch of up to 64 images: the cached decoding
+            # loop costs about the same per token for 16 or 64 rows.
+            for i in range(0, len(test_codes), 64):
+                part = {k: v[i:i + 64] for k, v in kwargs.items()}
+                predictions += model.generate(beam_size=args.beam_size,
+                                              **part)
         scores = evaluate_captions(
             references, dict(zip(references, predictions)))
         results["models"][name] = {
             "scores": scores,
             "final_loss": float(history.history["loss"][-1]),
+            "loss_history": [float(x) for x in history.history["loss"]],
         }
-        samples[name] = predictions[:5]
+        predictions_of[name] = predictions
     results["samples"] = {
-        "references": [e["captions"][0] for e in test[:5]], **samples}
-    results["seconds"] = time.time() - start
+        "references": [e["captions"][0] for e in test[:5]],
+        **{k: v[:5] for k, v in predictions_of.items()},
+    }
+    shown = min(args.figure_images, len(test))
+    if shown and "image" in predictions_of:
+        from keras_lgvq.visualization.caption_figures import (
+            captioned_images_figure,
+        )
+
+        captioned_images_figure(
+            np.stack([e["image"] for e in test[:shown]]),
+            predictions_of["image"][:shown],
+            references=[e["captions"][0] for e in test[:shown]],
+            baseline=predictions_of.get("blind", [])[:shown] or None,
+            path=os.path.join(args.out, "captions.png"),
+            title="Scenes test images: model / true / blind captions",
+        )
+        results["figure"] = "captions.png"
+    results["timings"] = watch.as_dict()
+    results["seconds"] = results["timings"]["total"]["wall_s"]
+    results["load_average"] = {"start": load_start, "end": load_average()}
+    results["machine"] = machine_info()
     write_json(os.path.join(args.out, "results.json"), results)
     write_report(os.path.join(args.out, "report.md"), results)
     return results
@@ -150,10 +250,16 @@ def run(args):
 
 def write_report(path, results):
     names = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
+    settings = results["settings"]
+    decoder = settings.get("decoder", "pretrained")
+    lm_text = (f"scratch decoder (width {settings.get('decoder_width')}, "
+               f"{settings.get('decoder_layers')} blocks) over "
+               f"`{settings['lm']}`'s tokenizer" if decoder == "scratch"
+               else f"`{settings['lm']}` "
+               f"({settings.get('language_model_training', 'frozen')})")
     lines = ["# Captioning on scenes", "",
-             f"Tokenizer: `{results['settings']['tokenizer']}`; LM: "
-             f"`{results['settings']['lm']}`; mapper: "
-             f"{results['settings']['mapper']}.", "",
+             f"Tokenizer: `{settings['tokenizer']}`; LM: {lm_text}; mapper: "
+             f"{settings['mapper']}.", "",
              "| model | " + " | ".join(names) + " | final loss |",
              "|---" * (len(names) + 2) + "|"]
     for model, entry in results["models"].items():
@@ -167,13 +273,21 @@ def write_report(path, results):
         "unavailable") or {}
     for metric, reason in unavailable.items():
         lines.append(f"\n{metric} unavailable: {reason}")
-    lines += ["", "Scores x100 (CIDEr-D too). `blind`: the same model with "
-              "the image prefix zeroed.", "", "## Samples", ""]
+    lines += ["", "Scores x100 (CIDEr-D too). `blind`: the same model "
+              "without image information (one constant code grid, the "
+              "training images' mean, for every image).", "",
+              "## Samples", ""]
     for i, ref in enumerate(results["samples"]["references"]):
         lines.append(f"- reference: {ref}")
         for model in results["models"]:
             lines.append(f"  - {model}: {results['samples'][model][i]}")
-    lines.append(f"\n{results['seconds']:.0f} s in total.")
+    if results.get("figure"):
+        lines += ["", f"![captions]({results['figure']})"]
+    timings = ", ".join(f"{k} {v['wall_s']:.0f} s"
+                        for k, v in results["timings"].items())
+    lines.append(f"\nWall time: {timings}; load average at start / end: "
+                 f"{results['load_average']['start']} / "
+                 f"{results['load_average']['end']}.")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 

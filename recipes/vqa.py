@@ -1,27 +1,46 @@
-"""VQA over a frozen tokenizer's codes on the procedural scenes.
+"""VQA over a frozen tokenizer's codes: procedural scenes or COCO-QA.
 
-Trains a `VQAModel` ([image prefix ; question] through a frozen causal LM,
-answer classifier over the training answers) on CLEVR-style questions of
-the scenes' training images (`keras_lgvq.datasets.scenes_questions`),
-evaluates accuracy / WUPS@0.9 / WUPS@0.0 per question type on the test
-questions and on the held-out-combination questions, and compares with a
-blind baseline (the same model trained and evaluated with the image prefix
-zeroed). Writes `results.json` and `report.md`.
+Trains a `VQAModel` ([image prefix ; question] through a causal LM, frozen
+by default, answer classifier) and evaluates accuracy / WUPS@0.9 /
+WUPS@0.0 per question type, next to a blind baseline (the same model
+trained and evaluated without image information: every image's code grid
+replaced by one constant grid, `recipes.captioning.blind_code_vectors`).
+Writes `results.json`,
+`report.md` and `answers.png` (test images with a question, the model's,
+the blind model's and the true answer).
+
+- scenes (default): CLEVR-style questions of the scenes' training images
+  (`keras_lgvq.datasets.scenes_questions`), evaluated on the test
+  questions and on the held-out-combination questions; the answer
+  vocabulary is the `scenes_vqa` preset's (every answer the generator can
+  give).
+- COCO-QA (`--dataset coco_qa --manual-dir DIR`): the user's COCO-QA
+  release and MS-COCO 2014 images (`keras_lgvq.datasets.coco_qa`);
+  vocabulary = the training questions' answers (test questions with other
+  answers count as wrong). Images are resized to the tokenizer's size.
 
     python recipes/vqa.py --tokenizer runs/scenes/lgvq/model.keras
+    python recipes/vqa.py --tokenizer coco_lgvq/ --dataset coco_qa \\
+        --manual-dir ~/data/coco_qa --train-questions 20000
 
-Not done here: COCO-QA with user files, and the PNG of answered questions.
+Questions longer than `--max-question-length` tokens keep their first
+tokens; the padded length is the longest (kept) question, so short
+question sets cost less. The CPU defaults are sized to finish in 15 minutes
+on 2 cores (benchmarks/results/stage2_measurements.md).
 """
 
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recipes.common import Stopwatch
+from recipes.common import load_average
+from recipes.common import machine_info
+from recipes.captioning import blind_code_vectors
 from recipes.common import write_json
 
 
@@ -31,47 +50,57 @@ def parse_args(argv=None):
                    help="Tokenizer: a .keras file or preset directory.")
     p.add_argument("--lm", default="smollm2",
                    help='LM source: "smollm2", a .gguf or a preset dir.')
+    p.add_argument("--dataset", default="scenes",
+                   choices=("scenes", "coco_qa"))
+    p.add_argument("--manual-dir", default=None,
+                   help="COCO-QA: the user's files (first run only).")
+    p.add_argument("--data-dir", default=None,
+                   help="COCO-QA: TFDS folder (default: keras_lgvq cache).")
+    p.add_argument("--images-dir", default=None,
+                   help="COCO-QA: folder with train2014/ and val2014/.")
+    p.add_argument("--train-questions", type=int, default=None,
+                   help="COCO-QA: use the first N training questions.")
+    p.add_argument("--eval-questions", type=int, default=None,
+                   help="COCO-QA: use the first N test questions.")
+    p.add_argument("--mapper", default="mlp", choices=("mlp", "transformer"))
     p.add_argument("--prefix-length", type=int, default=10)
     p.add_argument("--mapper-width", type=int, default=512)
-    p.add_argument("--train-images", type=int, default=600)
-    p.add_argument("--eval-images", type=int, default=150)
+    p.add_argument("--mapper-layers", type=int, default=2,
+                   help="Blocks of a --mapper transformer.")
+    p.add_argument("--train-images", type=int, default=600,
+                   help="Scenes: training images.")
+    p.add_argument("--eval-images", type=int, default=150,
+                   help="Scenes: test (and held-out) images.")
     p.add_argument("--questions-per-image", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--max-question-length", type=int, default=16)
+    p.add_argument("--language-model-training", default="frozen",
+                   choices=("frozen", "full", "lora"))
+    p.add_argument("--lora-rank", type=int, default=None)
+    p.add_argument("--figure-images", type=int, default=8)
     p.add_argument("--no-blind", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/vqa")
     return p.parse_args(argv)
 
 
-def _codes_of(tokenizer, questions):
+def _encode(tokenizer, images):
+    """Codes of uint8 images already at the tokenizer's size."""
     from keras import ops
 
-    images = np.stack([q["image"] for q in questions]).astype("float32")
-    images = images / 127.5 - 1.0
+    images = images.astype("float32") / 127.5 - 1.0
     return np.concatenate([
         np.asarray(ops.convert_to_numpy(tokenizer.encode(images[i:i + 32])))
         for i in range(0, len(images), 32)
     ]).astype("int32")
 
 
-def run(args):
-    import keras
-
+def scenes_sets(args, tokenizer):
+    """Question records and codes of the scenes splits."""
     from keras_lgvq.datasets import scenes_questions as sq
-    from keras_lgvq.language_models import load_causal_lm
-    from keras_lgvq.metrics import evaluate_vqa
-    from keras_lgvq.models.captioning import build_prefix_mapper
-    from keras_lgvq.models.text_to_image import load_tokenizer
-    from keras_lgvq.models.vqa import VQAModel
 
-    keras.utils.set_random_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    start = time.time()
-    tokenizer = load_tokenizer(args.tokenizer)
-    lm = load_causal_lm(args.lm)
     size = int(tokenizer.resolution)
     sets = {
         "train": sq.generate_questions(
@@ -85,68 +114,220 @@ def run(args):
             image_size=size, questions_per_image=args.questions_per_image,
             balance=False),
     }
-    codes = {k: _codes_of(tokenizer, v) for k, v in sets.items() if v}
-    vocabulary = sq.answer_vocabulary(sets["train"])
+    codes = {k: _encode(tokenizer, np.stack([q["image"] for q in v]))
+             for k, v in sets.items() if v}
+    return {k: v for k, v in sets.items() if v}, codes
+
+
+def coco_qa_sets(args, tokenizer):
+    """Question records and codes of COCO-QA's train and test splits."""
+    import tensorflow as tf
+
+    from keras_lgvq.datasets import coco_qa
+
+    size = int(tokenizer.resolution)
+    limits = {"train": args.train_questions, "test": args.eval_questions}
+    sets, codes = {}, {}
+    for split, limit in limits.items():
+        ds = coco_qa.load_coco_qa(split, data_dir=args.data_dir,
+                                  manual_dir=args.manual_dir,
+                                  images_dir=args.images_dir)
+        records, images = [], []
+        for index, example in enumerate(ds):
+            qs = example["questions"]
+            image = tf.image.resize(example["image"], (size, size),
+                                    antialias=True)
+            images.append(np.clip(np.round(image.numpy()), 0, 255)
+                          .astype("uint8"))
+            for question, answer, kind in zip(
+                qs["question"].numpy(), qs["answer"].numpy(),
+                qs["question_type"].numpy()
+            ):
+                records.append({
+                    "question": question.decode(),
+                    "answer": answer.decode(),
+                    "type": coco_qa.QUESTION_TYPES[int(kind)],
+                    "image_index": index,
+                    "image_id": example["image_id"].numpy().decode(),
+                })
+            if limit is not None and len(records) >= limit:
+                break
+        records = records[:limit] if limit is not None else records
+        images = np.stack(images)
+        image_codes = _encode(tokenizer, images)
+        for r in records:
+            r["image"] = images[r["image_index"]]
+        sets[split] = records
+        codes[split] = image_codes[[r["image_index"] for r in records]]
+    return sets, codes
+
+
+def question_length(lm, questions, limit):
+    """Tokens per question row: the longest question, at most `limit`."""
+    longest = max(len(lm.encode(q)) for q in questions)
+    return max(1, min(int(limit), longest))
+
+
+def type_prior_answers(train, questions):
+    """Each question answered with its type's most frequent training answer
+    (ties: the first in sorted order). Uses no image and no model: the
+    accuracy a blind model reaches by learning only the answer prior of
+    each question type."""
+    counts = {}
+    for q in train:
+        per = counts.setdefault(q["type"], {})
+        per[q["answer"]] = per.get(q["answer"], 0) + 1
+    best = {t: min(per, key=lambda a: (-per[a], a))
+            for t, per in counts.items()}
+    overall = min(best.values())
+    return [best.get(q["type"], overall) for q in questions]
+
+
+def run(args):
+    import keras
+
+    from keras_lgvq.language_models import load_causal_lm
+    from keras_lgvq.metrics import evaluate_vqa
+    from keras_lgvq.models.captioning import build_prefix_mapper
+    from keras_lgvq.models.text_to_image import load_tokenizer
+    from keras_lgvq.models.vqa import VQAModel
+    from keras_lgvq.models.vqa.vqa_presets import SCENES_ANSWERS
+
+    keras.utils.set_random_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    watch = Stopwatch()
+    load_start = load_average()
+    with watch.phase("load"):
+        tokenizer = load_tokenizer(args.tokenizer)
+        lm = load_causal_lm(args.lm)
+    with watch.phase("encode"):
+        if args.dataset == "scenes":
+            sets, codes = scenes_sets(args, tokenizer)
+            vocabulary = list(SCENES_ANSWERS)
+        else:
+            sets, codes = coco_qa_sets(args, tokenizer)
+            from keras_lgvq.datasets.coco_qa import answer_vocabulary
+
+            vocabulary = answer_vocabulary(sets["train"])
+    eval_splits = [s for s in ("test", "holdout") if s in sets]
+    max_length = question_length(
+        lm, [q["question"] for v in sets.values() for q in v],
+        args.max_question_length)
     results = {"settings": vars(args), "answer_vocabulary": vocabulary,
-               "sizes": {k: len(v) for k, v in sets.items()}, "models": {}}
+               "sizes": {k: len(v) for k, v in sets.items()},
+               "question_tokens": max_length, "models": {}}
+    results["type_prior"] = {
+        split: evaluate_vqa(
+            type_prior_answers(sets["train"], sets[split]),
+            [q["answer"] for q in sets[split]],
+            question_types=[q["type"] for q in sets[split]])
+        for split in eval_splits
+    }
+    predictions_of = {}
     for name, blind in (("image", False), ("blind", True)):
         if blind and args.no_blind:
             continue
         keras.utils.set_random_seed(args.seed)
+        if args.language_model_training != "frozen":
+            # A fresh LM per model: the image and blind models must not
+            # share fine-tuned weights.
+            with watch.phase("load"):
+                lm = load_causal_lm(args.lm)
+        extra = {"hidden_dim": args.mapper_width}
+        if args.mapper == "transformer":
+            extra.update(num_layers=args.mapper_layers, num_heads=4)
         mapper = build_prefix_mapper(
-            "mlp", num_positions=int(tokenizer.grid_size) ** 2,
+            args.mapper, num_positions=int(tokenizer.grid_size) ** 2,
             code_dim=int(tokenizer.quantizer.embedding_dim),
             prefix_length=args.prefix_length, lm_dim=lm.hidden_dim,
-            hidden_dim=args.mapper_width, name="mapper")
-        model = VQAModel(mapper, vocabulary, language_model=lm,
-                         tokenizer=tokenizer,
-                         max_question_length=args.max_question_length)
+            name="mapper", **extra)
+        model = VQAModel(
+            mapper, vocabulary, language_model=lm, tokenizer=tokenizer,
+            max_question_length=max_length,
+            language_model_training=args.language_model_training,
+            lora_rank=args.lora_rank)
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
 
-        def image_inputs(split, blind=blind, mapper=mapper):
+        def image_inputs(split, blind=blind):
             if blind:
-                # Same model, image prefix input zeroed.
-                return {"code_vectors": np.zeros(
-                    (len(sets[split]), mapper.num_positions,
-                     mapper.code_dim), "float32")}
+                # Same model, no image information: one constant grid.
+                return {"code_vectors": blind_code_vectors(
+                    tokenizer, codes["train"], len(sets[split]))}
             return {"codes": codes[split]}
 
         train = sets["train"]
         data = model.prepare_inputs([q["question"] for q in train],
                                     [q["answer"] for q in train],
                                     **image_inputs("train"))
-        history = model.fit(data, epochs=args.epochs,
-                            batch_size=args.batch_size, verbose=0)
-        entry = {"final_loss": float(history.history["loss"][-1])}
-        for split in ("test", "holdout"):
-            questions = sets[split]
-            if not questions:
-                continue
-            inputs = image_inputs(split)
-            predictions = []
-            for i in range(0, len(questions), 64):
-                part = {k: v[i:i + 64] for k, v in inputs.items()}
-                predictions += model.answer(
-                    [q["question"] for q in questions[i:i + 64]], **part)
-            entry[split] = evaluate_vqa(
-                predictions, [q["answer"] for q in questions],
-                question_types=[q["type"] for q in questions])
+        with watch.phase(f"train_{name}"):
+            history = model.fit(data, epochs=args.epochs,
+                                batch_size=args.batch_size, verbose=0)
+        entry = {"final_loss": float(history.history["loss"][-1]),
+                 "loss_history": [float(x) for x in history.history["loss"]]}
+        with watch.phase(f"evaluate_{name}"):
+            for split in eval_splits:
+                questions = sets[split]
+                inputs = image_inputs(split)
+                predictions = []
+                for i in range(0, len(questions), 64):
+                    part = {k: v[i:i + 64] for k, v in inputs.items()}
+                    predictions += model.answer(
+                        [q["question"] for q in questions[i:i + 64]],
+                        **part)
+                entry[split] = evaluate_vqa(
+                    predictions, [q["answer"] for q in questions],
+                    question_types=[q["type"] for q in questions])
+                if split == "test":
+                    predictions_of[name] = predictions
         results["models"][name] = entry
-    results["seconds"] = time.time() - start
+    shown = min(args.figure_images, len(sets["test"]))
+    if shown and "image" in predictions_of:
+        from keras_lgvq.visualization.caption_figures import (
+            answered_questions_figure,
+        )
+
+        # One question per image where possible, so the figure shows
+        # several images.
+        picked, seen = [], set()
+        for i, q in enumerate(sets["test"]):
+            if q["image_index"] not in seen:
+                picked.append(i)
+                seen.add(q["image_index"])
+            if len(picked) == shown:
+                break
+        test = sets["test"]
+        answered_questions_figure(
+            np.stack([test[i]["image"] for i in picked]),
+            [test[i]["question"] for i in picked],
+            [predictions_of["image"][i] for i in picked],
+            [test[i]["answer"] for i in picked],
+            baseline=[predictions_of["blind"][i] for i in picked]
+            if "blind" in predictions_of else None,
+            path=os.path.join(args.out, "answers.png"),
+            title=f"{args.dataset} test questions: model / true / blind",
+        )
+        results["figure"] = "answers.png"
+    results["timings"] = watch.as_dict()
+    results["seconds"] = results["timings"]["total"]["wall_s"]
+    results["load_average"] = {"start": load_start, "end": load_average()}
+    results["machine"] = machine_info()
     write_json(os.path.join(args.out, "results.json"), results)
     write_report(os.path.join(args.out, "report.md"), results)
     return results
 
 
 def write_report(path, results):
-    lines = ["# VQA on scenes", "",
-             f"Tokenizer: `{results['settings']['tokenizer']}`; LM: "
-             f"`{results['settings']['lm']}`; questions: "
+    settings = results["settings"]
+    lines = [f"# VQA on {settings['dataset']}", "",
+             f"Tokenizer: `{settings['tokenizer']}`; LM: `{settings['lm']}` "
+             f"({settings['language_model_training']}); questions: "
              f"{results['sizes']}; {len(results['answer_vocabulary'])} "
-             "answers.", "",
+             f"answers; {results['question_tokens']} question tokens.", "",
              "| model | split | accuracy | WUPS@0.9 | WUPS@0.0 |",
              "|---|---|---|---|---|"]
-    for model, entry in results["models"].items():
+    rows = dict(results["models"])
+    rows["type prior"] = results.get("type_prior", {})
+    for model, entry in rows.items():
         for split in ("test", "holdout"):
             if split in entry:
                 s = entry[split]
@@ -154,12 +335,24 @@ def write_report(path, results):
                     f"| {model} | {split} | {100 * s['accuracy']:.2f} | "
                     f"{100 * s['WUPS@0.9']:.2f} | {100 * s['WUPS@0.0']:.2f} |")
     lines += ["", "Per type accuracy (test):", ""]
-    for model, entry in results["models"].items():
+    for model, entry in rows.items():
+        if "test" not in entry:
+            continue
         per = entry["test"]["per_type"]
         lines.append(f"- {model}: " + ", ".join(
             f"{t} {100 * v['accuracy']:.1f}" for t, v in sorted(per.items())))
-    lines += ["", "`blind`: the same model with the image prefix zeroed.",
-              f"\n{results['seconds']:.0f} s in total."]
+    lines += ["", "`blind`: the same model without image information "
+              "(one constant code grid, the training images' mean, for "
+              "every image). `type prior`: no model, each question gets "
+              "its type's most frequent training answer (what a blind "
+              "model can reach by learning answer priors alone)."]
+    if results.get("figure"):
+        lines += ["", f"![answers]({results['figure']})"]
+    timings = ", ".join(f"{k} {v['wall_s']:.0f} s"
+                        for k, v in results["timings"].items())
+    lines.append(f"\nWall time: {timings}; load average at start / end: "
+                 f"{results['load_average']['start']} / "
+                 f"{results['load_average']['end']}.")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -37,8 +37,110 @@ def describe_sources():
     )
 
 
-def _load(source, dtype):
-    """Return (backbone, tokenizer, max_sequence_length, stop_token_ids)."""
+# Architecture fields a from-scratch decoder accepts, with their defaults:
+# a small keras-hub Llama decoder stack (ReversibleEmbedding, tied output
+# head) over the source's tokenizer vocabulary.
+SCRATCH_DEFAULTS = {
+    "hidden_dim": 256,
+    "num_layers": 2,
+    "num_query_heads": 4,
+    "num_key_value_heads": 4,
+    "intermediate_dim": 512,
+    "max_sequence_length": 256,
+    "rope_max_wavelength": 10000,
+    "layer_norm_epsilon": 1e-5,
+    "dropout": 0.0,
+}
+
+
+def check_scratch_config(scratch):
+    """Validate a from-scratch decoder architecture; return it completed.
+
+    Args:
+        scratch: dict or None. Fields of `SCRATCH_DEFAULTS` to override;
+            None means "not a scratch decoder" and is returned as is.
+
+    Examples:
+
+    ```python
+    check_scratch_config({"hidden_dim": 128, "num_layers": 2})
+    ```
+    """
+    if scratch is None:
+        return None
+    if not isinstance(scratch, dict):
+        raise ValueError(
+            "`scratch` must be a dict of decoder fields "
+            f"{sorted(SCRATCH_DEFAULTS)} or None; received {scratch!r}."
+        )
+    unknown = sorted(set(scratch) - set(SCRATCH_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"`scratch` has unknown fields {unknown}; valid fields: "
+            f"{sorted(SCRATCH_DEFAULTS)}."
+        )
+    config = dict(SCRATCH_DEFAULTS, **scratch)
+    for key, value in config.items():
+        if key in ("layer_norm_epsilon", "dropout"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(
+                    f"`scratch[{key!r}]` must be a number; received "
+                    f"{value!r}."
+                )
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"`scratch[{key!r}]` must be a positive integer; received "
+                f"{value!r}."
+            )
+    if config["hidden_dim"] % config["num_query_heads"]:
+        raise ValueError(
+            f"`scratch['num_query_heads']`={config['num_query_heads']} must "
+            f"divide `scratch['hidden_dim']`={config['hidden_dim']}."
+        )
+    if config["num_query_heads"] % config["num_key_value_heads"]:
+        raise ValueError(
+            "`scratch['num_key_value_heads']` must divide "
+            "`scratch['num_query_heads']`."
+        )
+    if (config["hidden_dim"] // config["num_query_heads"]) % 2:
+        raise ValueError(
+            "`scratch` head size hidden_dim / num_query_heads must be even "
+            "(rotary position embedding)."
+        )
+    return config
+
+
+def _scratch_backbone(scratch, tokenizer, dtype):
+    """A freshly initialised keras-hub Llama decoder stack (tied head)."""
+    import keras_hub
+
+    fields = dict(scratch)
+    max_length = fields.pop("max_sequence_length")
+    backbone = keras_hub.models.LlamaBackbone(
+        vocabulary_size=int(tokenizer.vocabulary_size()),
+        tie_word_embeddings=True,
+        dtype=dtype,
+        **fields,
+    )
+    return backbone, max_length
+
+
+def _gguf_stop_ids(tokenizer):
+    stops = [tokenizer.end_token_id]
+    # Instruct models end a turn with their eos token (<|im_end|>) but a
+    # document with <|endoftext|>; stop at either.
+    if "<|endoftext|>" in tokenizer.vocabulary:
+        stops.append(tokenizer.vocabulary["<|endoftext|>"])
+    return tuple(sorted({int(s) for s in stops if s is not None}))
+
+
+def _load(source, dtype, scratch=None):
+    """Return (backbone, tokenizer, max_sequence_length, stop_token_ids).
+
+    With `scratch` (a checked architecture dict), only the tokenizer is read
+    from `source` and the backbone is a new, randomly initialised decoder.
+    """
     from keras_lgvq.language_models import gguf_llama
 
     if not isinstance(source, str) or not source:
@@ -53,6 +155,14 @@ def _load(source, dtype):
             raise FileNotFoundError(f"`source` GGUF file not found: {source}")
         gguf_path = source
     elif os.path.isdir(source):
+        if scratch is not None:
+            import keras_hub
+
+            tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(source)
+            end = getattr(tokenizer, "end_token_id", None)
+            stops = () if end is None else (int(end),)
+            backbone, max_length = _scratch_backbone(scratch, tokenizer, dtype)
+            return backbone, tokenizer, max_length, stops
         return _load_preset_dir(source, dtype)
     else:
         raise ValueError(
@@ -60,16 +170,14 @@ def _load(source, dtype):
             "which is none of these (no such directory)."
         )
     reader = gguf_llama.open_gguf(gguf_path)
+    tokenizer = gguf_llama.tokenizer_from_gguf(gguf_path, reader=reader)
+    stops = _gguf_stop_ids(tokenizer)
+    if scratch is not None:
+        backbone, max_length = _scratch_backbone(scratch, tokenizer, dtype)
+        return backbone, tokenizer, max_length, stops
     backbone, config = gguf_llama.llama_backbone_from_gguf(
         gguf_path, dtype=dtype, reader=reader
     )
-    tokenizer = gguf_llama.tokenizer_from_gguf(gguf_path, reader=reader)
-    stops = [tokenizer.end_token_id]
-    # Instruct models end a turn with their eos token (<|im_end|>) but a
-    # document with <|endoftext|>; stop at either.
-    if "<|endoftext|>" in tokenizer.vocabulary:
-        stops.append(tokenizer.vocabulary["<|endoftext|>"])
-    stops = tuple(sorted({int(s) for s in stops if s is not None}))
     return backbone, tokenizer, config["max_sequence_length"], stops
 
 
@@ -113,13 +221,24 @@ class CausalLM(keras.layers.Layer):
         trainable: bool. Defaults to `False`: the LM is a frozen decoder.
             Set `layer.trainable = True` (or use
             `layer.backbone.enable_lora(rank)`) to fine-tune it.
+        scratch: dict or None. Build a NEW, randomly initialised decoder
+            instead of loading pretrained weights: a small keras-hub
+            `LlamaBackbone` (a stack of keras-hub Llama transformer decoder
+            blocks with a tied `ReversibleEmbedding`) over `source`'s
+            tokenizer vocabulary; only the tokenizer is read from `source`.
+            Fields (defaults in `SCRATCH_DEFAULTS`): `hidden_dim`,
+            `num_layers`, `num_query_heads`, `num_key_value_heads`,
+            `intermediate_dim`, `max_sequence_length`,
+            `rope_max_wavelength`, `layer_norm_epsilon`, `dropout`. Such a
+            decoder must be trained (`trainable=True`).
         **kwargs: standard `keras.layers.Layer` arguments (e.g. `name`).
 
-    The configuration stores only `source`, so a saved model that contains
-    this layer rebuilds it from the same source when loaded (the source must
-    still be present), then restores the saved weight values. LoRA adapters
-    added with `backbone.enable_lora` are not part of this configuration:
-    the owning model must re-enable them before weights are loaded.
+    The configuration stores `source` and `scratch`, so a saved model that
+    contains this layer rebuilds it from the same source when loaded (the
+    source must still be present), then restores the saved weight values.
+    LoRA adapters added with `backbone.enable_lora` are not part of this
+    configuration: the owning model must re-enable them before weights are
+    loaded.
 
     Examples:
 
@@ -134,13 +253,14 @@ class CausalLM(keras.layers.Layer):
     """
 
     def __init__(self, source="smollm2", dtype=None, trainable=False,
-                 **kwargs):
+                 scratch=None, **kwargs):
         if isinstance(dtype, dict):
             dtype = keras.dtype_policies.deserialize(dtype)
         super().__init__(dtype=dtype, trainable=trainable, **kwargs)
         self.source = source
+        self.scratch = check_scratch_config(scratch)
         backbone, tokenizer, max_length, stops = _load(
-            source, self.dtype_policy
+            source, self.dtype_policy, self.scratch
         )
         self.backbone = backbone
         self.tokenizer = tokenizer
@@ -471,11 +591,12 @@ class CausalLM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"source": self.source})
+        config.update({"source": self.source, "scratch": self.scratch})
         return config
 
 
-def load_causal_lm(source="smollm2", dtype=None, trainable=False):
+def load_causal_lm(source="smollm2", dtype=None, trainable=False,
+                   scratch=None):
     """Load a frozen causal LM for prefix captioning / VQA.
 
     Args:
@@ -485,6 +606,8 @@ def load_causal_lm(source="smollm2", dtype=None, trainable=False):
             directory with a `LlamaBackbone` and tokenizer.
         dtype: str, `keras.DTypePolicy` or None. E.g. "float32", "bfloat16".
         trainable: bool. Defaults to `False` (frozen).
+        scratch: dict or None. A new randomly initialised decoder over
+            `source`'s tokenizer (see `CausalLM`).
 
     Raises:
         FileNotFoundError: the built-in asset is not fetched; the message
@@ -499,4 +622,5 @@ def load_causal_lm(source="smollm2", dtype=None, trainable=False):
     lm.generate_greedy("The capital of France is", max_new_tokens=2)
     ```
     """
-    return CausalLM(source=source, dtype=dtype, trainable=trainable)
+    return CausalLM(source=source, dtype=dtype, trainable=trainable,
+                    scratch=scratch)

@@ -34,6 +34,7 @@ _FAMILY_MODULES = (
     "keras_lgvq.models.lgvq.lgvq_presets",
     "keras_lgvq.models.text_to_image.text_to_image_presets",
     "keras_lgvq.models.captioning.captioning_presets",
+    "keras_lgvq.models.vqa.vqa_presets",
     "keras_lgvq.models.vqct.vqct_presets",
     "keras_lgvq.models.lqae.lqae_presets",
 )

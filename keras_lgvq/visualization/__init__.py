@@ -27,6 +27,7 @@ from keras_lgvq.visualization.plotting import write_png
 from keras_lgvq.visualization.report import metric_chart_values
 from keras_lgvq.visualization.report import retrieval_markdown
 from keras_lgvq.visualization.report import unavailable_notes
+from keras_lgvq.visualization.report import usage_counts
 from keras_lgvq.visualization.report import write_comparison_figures
 from keras_lgvq.visualization.report import write_evaluation_figures
 from keras_lgvq.visualization.tables import comparison_rows

@@ -1,12 +1,19 @@
 """Smoke runs of recipes/captioning.py and recipes/vqa.py with a tiny
 tokenizer (.keras) and a tiny GGUF LM: they train, score with the caption /
-VQA metrics (Python tokenizer, no Java needed) and write their outputs."""
+VQA metrics (Python tokenizer, no Java needed) and write their outputs,
+PNG figures included; VQA on scenes and on a fake COCO-QA tree."""
 
 import json
 import os
 
+import numpy as np
+
+from keras_lgvq.models.vqa.vqa_presets import SCENES_ANSWERS
+from keras_lgvq.visualization import read_png
 from recipes import captioning
 from recipes import vqa
+from tests.datasets.coco_qa_test import TEST as COCO_QA_TEST
+from tests.datasets.coco_qa_test import make_tree
 from tests.models.captioning.tiny_lm import write_tiny_lm_gguf
 from tests.models.tiny_configs import tiny_backbone
 
@@ -30,10 +37,30 @@ def test_captioning_recipe_smoke(tmp_path):
     for entry in results["models"].values():
         assert 0.0 <= entry["scores"]["BLEU-1"] <= 1.0
         assert entry["scores"]["count"] == 3
+        assert np.isfinite(entry["final_loss"])
     with open(os.path.join(out, "results.json")) as f:
         assert json.load(f)["models"]["image"]["scores"]["count"] == 3
     with open(os.path.join(out, "report.md")) as f:
-        assert "| image |" in f.read()
+        report = f.read()
+    assert "| image |" in report and "![captions](captions.png)" in report
+    assert read_png(os.path.join(out, "captions.png")).shape[-1] == 3
+    assert results["timings"]["total"]["wall_s"] > 0
+
+
+def test_captioning_recipe_scratch_decoder_smoke(tmp_path):
+    tokenizer, lm = _assets(tmp_path)
+    out = str(tmp_path / "cap_scratch")
+    results = captioning.run(captioning.parse_args([
+        "--tokenizer", tokenizer, "--lm", lm, "--train-images", "4",
+        "--eval-images", "2", "--epochs", "1", "--prefix-length", "2",
+        "--mapper-width", "8", "--max-caption-length", "6", "--decoder",
+        "scratch", "--decoder-width", "16", "--decoder-layers", "1",
+        "--no-blind", "--figure-images", "0", "--out", out,
+    ]))
+    assert set(results["models"]) == {"image"}
+    assert not os.path.exists(os.path.join(out, "captions.png"))
+    with open(os.path.join(out, "report.md")) as f:
+        assert "scratch decoder (width 16, 1 blocks)" in f.read()
 
 
 def test_vqa_recipe_smoke(tmp_path):
@@ -50,3 +77,54 @@ def test_vqa_recipe_smoke(tmp_path):
     assert results["sizes"]["test"] == test["count"]
     with open(os.path.join(out, "report.md")) as f:
         assert "| blind | test |" in f.read()
+    assert read_png(os.path.join(out, "answers.png")).shape[-1] == 3
+    # Every scenes answer can be predicted: the preset's vocabulary.
+    assert results["answer_vocabulary"] == SCENES_ANSWERS
+    assert 0.0 <= results["type_prior"]["test"]["accuracy"] <= 1.0
+
+
+def test_type_prior_answers_each_type_with_its_top_training_answer():
+    train = [{"type": "color", "answer": a} for a in ("red", "blue", "red")]
+    train += [{"type": "count", "answer": a} for a in ("two", "one")]
+    questions = [{"type": "count"}, {"type": "color"}, {"type": "shape"}]
+    # count: a tie, broken alphabetically; shape: unseen type, the first of
+    # the per-type answers in sorted order.
+    assert vqa.type_prior_answers(train, questions) == ["one", "red", "one"]
+
+
+def test_vqa_recipe_on_a_fake_coco_qa_tree(tmp_path):
+    tokenizer, lm = _assets(tmp_path)
+    manual = str(tmp_path / "coco_qa")
+    make_tree(manual)
+    out = str(tmp_path / "vqa_coco")
+    results = vqa.run(vqa.parse_args([
+        "--tokenizer", tokenizer, "--lm", lm, "--dataset", "coco_qa",
+        "--manual-dir", manual, "--data-dir", str(tmp_path / "tfds"),
+        "--epochs", "1", "--prefix-length", "2", "--mapper-width", "8",
+        "--language-model-training", "lora", "--lora-rank", "2",
+        "--out", out,
+    ]))
+    assert results["sizes"] == {"train": 4, "test": len(COCO_QA_TEST)}
+    assert results["answer_vocabulary"] == ["red", "table", "two",
+                                            "umbrella"]
+    test = results["models"]["image"]["test"]
+    assert test["count"] == 2
+    assert set(test["per_type"]) == {"object", "color"}
+    assert read_png(os.path.join(out, "answers.png")).shape[-1] == 3
+
+
+def test_blind_input_is_one_constant_grid_without_zeros(tmp_path):
+    tokenizer = tiny_backbone(resolution=32, attn_resolutions=())
+    codes = np.random.default_rng(0).integers(
+        0, int(tokenizer.num_embeddings), (5, 8, 8))
+    blind = captioning.blind_code_vectors(tokenizer, codes, 3)
+    from keras import ops
+
+    all_codes = np.arange(int(tokenizer.num_embeddings))
+    table = np.asarray(ops.convert_to_numpy(
+        tokenizer.quantizer.indices_to_codes(all_codes)))
+    # Independent: the per-position mean of the looked-up code vectors.
+    want = table[codes].reshape(5, 64, -1).mean(axis=0)
+    assert blind.shape == (3, 64, table.shape[-1])
+    for row in blind:
+        np.testing.assert_allclose(row, want, rtol=1e-5, atol=1e-6)

@@ -21,6 +21,12 @@ from keras_lgvq.version import __version__
 
 # Batch keys the models consume; strings and bookkeeping are dropped.
 INPUT_KEYS = ("codes", "code_vectors", "token_ids", "padding_mask")
+# How the causal LM is trained: not at all, every weight, or low-rank
+# adapters on the attention's query / value projections (keras-hub LoRA).
+LANGUAGE_MODEL_TRAINING = ("frozen", "full", "lora")
+DEFAULT_LORA_RANK = 8
+# The captioner's decoder: the loaded LM, or a new one trained from scratch.
+DECODERS = ("pretrained", "scratch")
 
 
 def as_text_list(texts, name):
@@ -116,11 +122,94 @@ def _stop_token(language_model):
     return int(stops[0]) if stops else int(language_model.pad_token_id)
 
 
-def _load_language_model(language_model):
+def check_language_model_training(language_model_training, lora_rank):
+    """Validates the LM training mode; returns `(mode, lora_rank)`.
+
+    Args:
+        language_model_training: `"frozen"`, `"full"` or `"lora"`.
+        lora_rank: int >= 1 or None. Only for `"lora"` (default
+            `DEFAULT_LORA_RANK`); must be None otherwise.
+
+    Examples:
+
+    ```python
+    check_language_model_training("lora", 4)  # ("lora", 4)
+    ```
+    """
+    if language_model_training not in LANGUAGE_MODEL_TRAINING:
+        raise ValueError(
+            "`language_model_training` must be one of "
+            f"{list(LANGUAGE_MODEL_TRAINING)}; received "
+            f"{language_model_training!r}."
+        )
+    if language_model_training != "lora":
+        if lora_rank is not None:
+            raise ValueError(
+                f"`lora_rank`={lora_rank!r} is only used with "
+                "`language_model_training='lora'`; received "
+                f"{language_model_training!r}. Drop `lora_rank` or use LoRA."
+            )
+        return language_model_training, None
+    if lora_rank is None:
+        lora_rank = DEFAULT_LORA_RANK
+    return "lora", check_int("lora_rank", lora_rank, low=1)
+
+
+def configure_language_model(language_model, mode, lora_rank=None):
+    """Sets which weights of a `CausalLM` train.
+
+    `"frozen"`: none; `"full"`: all; `"lora"`: only keras-hub LoRA adapters
+    (`backbone.enable_lora(rank)`: rank-`lora_rank` factors on every
+    attention block's query and value projections, the rest frozen).
+
+    Args:
+        language_model: a `CausalLM`.
+        mode: one of `LANGUAGE_MODEL_TRAINING`.
+        lora_rank: int. For `"lora"`.
+
+    Examples:
+
+    ```python
+    configure_language_model(lm, "lora", 4)
+    ```
+    """
+    backbone = language_model.backbone
+    has_lora = bool(getattr(backbone, "_lora_enabled_layers", None))
+    # Not `language_model.trainable = ...`: TF's tracking `__setattr__` skips
+    # an assignment equal to the current value, which would leave the
+    # backbone's own flags untouched.
+    keras.layers.Layer.trainable.fset(language_model, mode != "frozen")
+    if mode != "lora":
+        if has_lora:
+            raise ValueError(
+                "The language model already has LoRA adapters (another "
+                "model enabled them); load a fresh `CausalLM` for "
+                f"`language_model_training={mode!r}`."
+            )
+        return
+    if has_lora:
+        raise ValueError(
+            "The language model already has LoRA adapters (another model "
+            "enabled them on this same `CausalLM`); load a fresh one per "
+            "model, e.g. `load_causal_lm(source)`."
+        )
+    backbone.enable_lora(int(lora_rank))
+    if not backbone._lora_enabled_layers:
+        raise ValueError(
+            f"`language_model_training='lora'`: the {type(backbone).__name__}"
+            " has no layers LoRA can adapt (keras-hub targets "
+            f"{backbone.default_lora_layer_names()})."
+        )
+
+
+def _load_language_model(language_model, scratch=None):
+    """A `CausalLM` from an instance, its config or a source (new decoder
+    of architecture `scratch` when given)."""
     if isinstance(language_model, dict):
         language_model = keras.layers.deserialize(language_model)
     if isinstance(language_model, (str, os.PathLike)):
-        language_model = CausalLM(source=os.fspath(language_model))
+        language_model = CausalLM(source=os.fspath(language_model),
+                                  scratch=scratch)
     if not isinstance(language_model, CausalLM):
         raise ValueError(
             "`language_model` must be a keras_lgvq CausalLM or its source "
@@ -137,11 +226,17 @@ class PrefixLanguageModel(keras.Model):
     are dicts with either `codes` (int `(B, h, w)` code grids, turned into
     code vectors by the frozen tokenizer's `quantizer.indices_to_codes`)
     or `code_vectors` (float `(B, h * w, D)`, e.g. from a code cache).
+    `language_model_training` (`"frozen"`, `"full"`, `"lora"`) and
+    `lora_rank` choose what of the LM trains (`configure_language_model`).
     """
 
     def __init__(self, mapper, language_model="smollm2", tokenizer=None,
-                 train_language_model=False, **kwargs):
+                 language_model_training="frozen", lora_rank=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        mode, lora_rank = check_language_model_training(
+            language_model_training, lora_rank
+        )
         if isinstance(mapper, dict):
             mapper = keras.layers.deserialize(mapper)
         if not all(
@@ -176,9 +271,10 @@ class PrefixLanguageModel(keras.Model):
         self.mapper = mapper
         self.language_model = language_model
         self.tokenizer = tokenizer
-        self.train_language_model = bool(train_language_model)
+        self.language_model_training = mode
+        self.lora_rank = lora_rank
         # The LM stays frozen unless asked; the tokenizer always is.
-        self.language_model.trainable = self.train_language_model
+        configure_language_model(language_model, mode, lora_rank)
         if not self.mapper.built:
             self.mapper.build((None, mapper.num_positions, mapper.code_dim))
 
@@ -269,7 +365,8 @@ class PrefixLanguageModel(keras.Model):
                 "tokenizer": None
                 if self.tokenizer is None
                 else keras.layers.serialize(self.tokenizer),
-                "train_language_model": self.train_language_model,
+                "language_model_training": self.language_model_training,
+                "lora_rank": self.lora_rank,
             }
         )
         return config
@@ -345,11 +442,10 @@ class PrefixLanguageModel(keras.Model):
                 f"{preset!r} holds a {registered}, not a {cls.__name__}."
             )
         inner = config["config"]
-        # The LM (with any fine-tuned weights) comes from the directory.
-        inner["language_model"] = CausalLM(
-            source=preset,
-            trainable=bool(inner.get("train_language_model", False)),
-        )
+        # The LM (with any fine-tuned weights; LoRA adapters merged into
+        # their kernels by Keras' saver) comes from the directory; the
+        # constructor then applies `language_model_training`.
+        inner["language_model"] = CausalLM(source=preset)
         replace_tokenizer = tokenizer is not None
         if replace_tokenizer:
             inner["tokenizer"] = load_tokenizer(tokenizer)
@@ -455,8 +551,15 @@ class Captioner(PrefixLanguageModel):
     predicts the first caption token, and so on; the loss is the mean
     cross-entropy over real caption tokens only (the prefix positions and
     padding carry no loss). Each caption ends with the LM's stop token, so
-    the model learns where to stop. The LM is frozen unless
-    `train_language_model=True`; the image tokenizer is always frozen.
+    the model learns where to stop. The LM is frozen by default
+    (`language_model_training`: `"full"` fine-tunes it, `"lora"` trains
+    keras-hub LoRA adapters only); the image tokenizer is always frozen.
+
+    `decoder="scratch"` replaces the pretrained LM by a small decoder
+    trained from scratch with the mapper (for users who want no pretrained
+    LM): a keras-hub Llama decoder stack with a tied `ReversibleEmbedding`
+    over the LM source's tokenizer vocabulary (`CausalLM(scratch=...)`);
+    only the source's tokenizer is used.
 
     Train with plain `compile` / `fit`: the loss is built in (`compute_loss`)
     and batches are dicts with `codes` (or `code_vectors`), `token_ids` and
@@ -474,7 +577,18 @@ class Captioner(PrefixLanguageModel):
             stop token; longer captions keep their first
             `max_caption_length - 1` tokens (see `tokenize_texts`). Also the
             default generation budget.
-        train_language_model: bool. Fine-tune the LM too (default False).
+        language_model_training: `"frozen"` (default for a pretrained
+            decoder), `"full"` (fine-tune every LM weight; the only mode,
+            and the default, for a scratch decoder) or `"lora"`.
+        lora_rank: int or None. LoRA rank for `"lora"` (default 8).
+        decoder: `"pretrained"` (default: `language_model` as loaded) or
+            `"scratch"` (a new decoder over `language_model`'s tokenizer;
+            `language_model` is then a source string, or a `CausalLM` built
+            with `scratch=` or restored from a preset directory).
+        decoder_config: dict or None. The scratch decoder's architecture
+            (fields of `keras_lgvq.language_models.causal_lm.
+            SCRATCH_DEFAULTS`); only with `decoder="scratch"` and a source
+            string. Saved as part of the language model's config.
         **kwargs: `keras.Model` arguments (`name`).
 
     Examples:
@@ -487,16 +601,47 @@ class Captioner(PrefixLanguageModel):
     captioner.compile(optimizer=keras.optimizers.AdamW(1e-3))
     captioner.fit(captioner.prepare_inputs(captions, codes=codes), epochs=5)
     captioner.generate(codes=codes[:4], beam_size=3)
+
+    # No pretrained LM: a 2-block decoder of width 128 trained from scratch.
+    mapper = MLPPrefixMapper(256, 64, prefix_length=4, lm_dim=128)
+    captioner = Captioner(mapper, "smollm2", decoder="scratch",
+                          decoder_config={"hidden_dim": 128})
     ```
     """
 
     def __init__(self, mapper, language_model="smollm2", tokenizer=None,
-                 max_caption_length=32, train_language_model=False,
+                 max_caption_length=32, language_model_training=None,
+                 lora_rank=None, decoder="pretrained", decoder_config=None,
                  **kwargs):
+        if decoder not in DECODERS:
+            raise ValueError(
+                f"`decoder` must be one of {list(DECODERS)}; received "
+                f"{decoder!r}."
+            )
+        if decoder == "pretrained":
+            if decoder_config is not None:
+                raise ValueError(
+                    "`decoder_config` describes a scratch decoder; pass "
+                    "`decoder='scratch'` with it, or drop it."
+                )
+            mode = language_model_training or "frozen"
+        else:
+            if language_model_training not in (None, "full"):
+                raise ValueError(
+                    "A scratch decoder starts from random weights and must "
+                    "train fully: `language_model_training` must be 'full' "
+                    f"(or None) with `decoder='scratch'`; received "
+                    f"{language_model_training!r}."
+                )
+            mode = "full"
+            language_model = _scratch_language_model(
+                language_model, decoder_config
+            )
         super().__init__(
             mapper, language_model=language_model, tokenizer=tokenizer,
-            train_language_model=train_language_model, **kwargs,
+            language_model_training=mode, lora_rank=lora_rank, **kwargs,
         )
+        self.decoder = decoder
         self.max_caption_length = check_int(
             "max_caption_length", max_caption_length, low=2
         )
@@ -658,8 +803,39 @@ class Captioner(PrefixLanguageModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"max_caption_length": self.max_caption_length})
+        # A scratch decoder's architecture is in the language model's
+        # config (`CausalLM.scratch`), so `decoder_config` is not repeated.
+        config.update({"max_caption_length": self.max_caption_length,
+                       "decoder": self.decoder})
         return config
+
+
+def _scratch_language_model(language_model, decoder_config):
+    """The scratch decoder of `Captioner(decoder="scratch")`."""
+    if isinstance(language_model, dict):
+        language_model = keras.layers.deserialize(language_model)
+    if isinstance(language_model, (str, os.PathLike)):
+        return _load_language_model(language_model, decoder_config or {})
+    if isinstance(language_model, CausalLM):
+        if decoder_config is not None:
+            raise ValueError(
+                "`decoder_config` builds a new decoder from a source: pass "
+                "`language_model` as a source string (e.g. 'smollm2', whose "
+                "tokenizer is used), not a `CausalLM`."
+            )
+        # A directory source is a decoder restored by `from_preset` (its
+        # trained weights live there).
+        if language_model.scratch is None and not os.path.isdir(
+            language_model.source
+        ):
+            raise ValueError(
+                "`decoder='scratch'` got a pretrained `CausalLM` "
+                f"(source {language_model.source!r}). Pass the source "
+                "string instead (its tokenizer is used for a new decoder), "
+                "or a `CausalLM` built with `scratch=`."
+            )
+        return language_model
+    return _load_language_model(language_model)
 
 
 def _record_tied_embeddings(backbone, preset_dir):

@@ -17,7 +17,8 @@ def _spec(description, tokenizer_preset, mapper, training):
         "tokenizer_preset": tokenizer_preset,
         "language_model": "smollm2",
         "mapper": mapper,
-        "model": dict(max_caption_length=32, train_language_model=False),
+        "model": dict(max_caption_length=32,
+                      language_model_training="frozen"),
         "training": training,
         "paper_weights": False,
     }

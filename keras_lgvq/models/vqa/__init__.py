@@ -3,9 +3,12 @@
 
 - `VQAModel`: the model (`compile` / `fit`, `answer`), its answer
   vocabulary stored in its config;
-- `check_answer_vocabulary`: the load-time vocabulary check.
+- `check_answer_vocabulary`: the load-time vocabulary check;
+- `vqa_presets.py`: `scenes_vqa` (CPU) and `coco_qa_vqa` (the paper's
+  COCO-QA setting; answers from the user's training split).
 
-Questions for the procedural scenes: `keras_lgvq.datasets.scenes_questions`.
+Questions: `keras_lgvq.datasets.scenes_questions` (procedural scenes) and
+`keras_lgvq.datasets.coco_qa` (COCO-QA from the user's files).
 Spec: shared/reference/downstream-spec.md §3.
 """
 

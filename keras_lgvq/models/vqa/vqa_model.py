@@ -39,8 +39,9 @@ class VQAModel(PrefixLanguageModel):
     LM's final hidden state at the last real question token goes through a
     linear classifier over `answer_vocabulary` (the training split's
     answers). The loss is sparse cross-entropy on `answer_ids` (built in;
-    plain `compile` / `fit`). The LM is frozen unless
-    `train_language_model=True`; the image tokenizer is always frozen.
+    plain `compile` / `fit`). The LM is frozen by default
+    (`language_model_training`: `"full"` fine-tunes it, `"lora"` trains
+    keras-hub LoRA adapters only); the image tokenizer is always frozen.
 
     The answer vocabulary is part of the config: a saved model answers in
     the vocabulary it was trained with, and `from_preset(...,
@@ -54,7 +55,10 @@ class VQAModel(PrefixLanguageModel):
         tokenizer: optional frozen image tokenizer (for `codes` inputs).
         max_question_length: int. Question tokens kept; a longer question
             keeps its first `max_question_length` tokens.
-        train_language_model: bool. Fine-tune the LM too (default False).
+        language_model_training: `"frozen"` (default), `"full"` or
+            `"lora"` (keras-hub LoRA on the attention's query / value
+            projections; the rest of the LM stays frozen).
+        lora_rank: int or None. LoRA rank for `"lora"` (default 8).
         **kwargs: `keras.Model` arguments.
 
     Examples:
@@ -72,10 +76,14 @@ class VQAModel(PrefixLanguageModel):
 
     def __init__(self, mapper, answer_vocabulary, language_model="smollm2",
                  tokenizer=None, max_question_length=24,
-                 train_language_model=False, **kwargs):
+                 language_model_training="frozen", lora_rank=None,
+                 **kwargs):
+        # Checked before the (slow) LM is loaded from a source string.
+        answer_vocabulary = _check_vocabulary(answer_vocabulary)
         super().__init__(
             mapper, language_model=language_model, tokenizer=tokenizer,
-            train_language_model=train_language_model, **kwargs,
+            language_model_training=language_model_training,
+            lora_rank=lora_rank, **kwargs,
         )
         self.answer_vocabulary = _check_vocabulary(answer_vocabulary)
         self._answer_index = {a: i for i, a in
@@ -220,25 +228,56 @@ class VQAModel(PrefixLanguageModel):
     @classmethod
     def from_preset(cls, preset, tokenizer=None, language_model=None,
                     load_weights=True, answer_vocabulary=None, **kwargs):
-        """A VQA model from a preset directory written by `save_to_preset`.
+        """A VQA model from a built-in preset or a preset directory.
+
+        A built-in name (`keras_lgvq.models.presets.list_presets(
+        "VQAModel")`: `scenes_vqa`, `coco_qa_vqa`) builds an untrained
+        mapper and classifier for `tokenizer` (else the preset's tokenizer
+        architecture, untrained) and `language_model` (else the preset's),
+        over `answer_vocabulary` (else the preset's own, when it has one:
+        the scenes answers are fixed; COCO-QA's come from the user's
+        training split and must be passed). A directory written by
+        `save_to_preset` restores the trained model with the vocabulary it
+        was trained with; `answer_vocabulary` is then a check.
 
         Args:
-            preset: string. A directory (VQA has no built-in presets).
-            tokenizer: optional replacement image tokenizer.
-            language_model: must be None for a directory.
-            load_weights: bool.
-            answer_vocabulary: optional list of str. The vocabulary the
-                caller expects; a different stored one is an error (the
-                classifier's classes would mean other answers).
-            **kwargs: constructor overrides.
+            preset: string. A built-in name or a local directory.
+            tokenizer: optional image tokenizer (model, layer or path).
+            language_model: optional `CausalLM` or source (built-in names
+                only).
+            load_weights: bool. Load a directory's weights.
+            answer_vocabulary: optional list of str. For a built-in name,
+                the classifier's classes; for a directory, the vocabulary
+                the caller expects (a different stored one is an error:
+                the classifier's classes would mean other answers).
+            **kwargs: mapper fields and constructor overrides.
 
         Examples:
 
         ```python
+        model = VQAModel.from_preset("scenes_vqa",
+                                     tokenizer="runs/lgvq/model.keras")
         model = VQAModel.from_preset("runs/vqa/preset",
                                      answer_vocabulary=vocab)
         ```
         """
+        from keras_lgvq.models import presets
+
+        kind, spec = presets.resolve_preset(preset, cls.__name__)
+        if kind == "builtin":
+            if "answer_vocabulary" in kwargs:
+                raise ValueError("Pass `answer_vocabulary` once.")
+            vocabulary = answer_vocabulary or spec.get("answer_vocabulary")
+            if vocabulary is None:
+                hint = spec.get("vocabulary_hint", "sorted(set(answers))")
+                raise ValueError(
+                    f"Preset {preset!r} has no fixed answer vocabulary: pass "
+                    "`answer_vocabulary=` (the training split's answers, "
+                    f"e.g. `{hint}`)."
+                )
+            return cls._from_spec(spec, tokenizer, language_model,
+                                  answer_vocabulary=list(vocabulary),
+                                  **kwargs)
         model = super().from_preset(preset, tokenizer, language_model,
                                     load_weights, **kwargs)
         if answer_vocabulary is not None:

@@ -109,7 +109,9 @@ def test_loss_is_cross_entropy_on_caption_tokens_only(lm_path):
 
 @pytest.mark.parametrize("train_lm", [False, True])
 def test_gradient_reaches_only_the_trainable_parts(lm_path, train_lm):
-    captioner = _captioner(lm_path, train_language_model=train_lm)
+    captioner = _captioner(
+        lm_path, language_model_training="full" if train_lm else "frozen"
+    )
     lm_vars = captioner.language_model.weights
     tok_vars = captioner.tokenizer.weights
     mapper_ids = {id(v) for v in captioner.mapper.trainable_weights}
@@ -136,7 +138,7 @@ def test_gradient_reaches_only_the_trainable_parts(lm_path, train_lm):
 def test_tiny_captioner_memorises_captions(lm_path):
     # A random tiny LM knows no language, so it is fine-tuned with the
     # mapper here (the frozen case is covered by the gradient test).
-    captioner = _captioner(lm_path, train_language_model=True)
+    captioner = _captioner(lm_path, language_model_training="full")
     codes = _codes()
     captioner.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = captioner.fit(captioner.prepare_inputs(CAPTIONS, codes=codes),

@@ -1,0 +1,74 @@
+"""VQA presets: [image prefix ; question] through the offline SmolLM2 LM,
+last hidden state into an answer classifier (the LG-VQ paper's design,
+downstream-spec §3), for the CPU `scenes` tokenizer and for COCO-QA.
+
+No weights are published: a built-in name builds an untrained mapper and
+classifier for the tokenizer passed to `VQAModel.from_preset(name,
+tokenizer=...)` (else the named tokenizer preset's architecture, untrained).
+"""
+
+from keras_lgvq.datasets import scenes
+from keras_lgvq.datasets.scenes_questions import NUMBER_WORDS
+
+# The classes that can build these presets.
+PRESET_CLASSES = ("VQAModel",)
+
+# Every answer `scenes_questions.generate_questions` can give: colours,
+# shapes (colour / shape / relation questions), sizes, counts, yes / no.
+SCENES_ANSWERS = sorted(
+    set(scenes.COLORS)
+    | set(scenes.SHAPES)
+    | set(scenes.SIZES)
+    | set(NUMBER_WORDS)
+    | {"yes", "no"}
+)
+
+PRESETS = {
+    "scenes_vqa": {
+        "description": (
+            "MLP mapper (k=10, hidden 512) from the `scenes` tokenizer's "
+            "16x16 codes into frozen SmolLM2-135M; classifier over the "
+            f"{len(SCENES_ANSWERS)} answers of the scenes questions "
+            "(`keras_lgvq.datasets.scenes_questions`). CPU-sized."
+        ),
+        "tokenizer_preset": "scenes",
+        "language_model": "smollm2",
+        "mapper": dict(kind="mlp", prefix_length=10, hidden_dim=512),
+        "model": dict(max_question_length=16,
+                      language_model_training="frozen"),
+        "answer_vocabulary": SCENES_ANSWERS,
+        "training": dict(dataset="scenes", batch_size=32,
+                         learning_rate=1e-3, epochs=4),
+        "paper_weights": False,
+    },
+    "coco_qa_vqa": {
+        "description": (
+            "The paper's COCO-QA setting (lgvq-spec §8, Table 9): a "
+            "ClipCap transformer mapper (8 blocks of width 576, k=10 "
+            "learned constants) over the 16x16 code grid of a 256 px f16 "
+            "K=1024 tokenizer into frozen SmolLM2-135M (in place of the "
+            "paper's GPT), last hidden state into a classifier over the "
+            "training split's answers. The untrained tokenizer architecture "
+            "is the `cub` VQGAN (the same f16 / K=1024 / 256 px as the "
+            "paper's MS-COCO codebook); pass your trained tokenizer."
+        ),
+        "tokenizer_preset": "cub",
+        "language_model": "smollm2",
+        # The transformer mapper, not ClipCap's MLP: flattening 256 code
+        # vectors of width 256 into an MLP would need a 189 M-weight layer.
+        "mapper": dict(kind="transformer", prefix_length=10, hidden_dim=576,
+                       num_layers=8, num_heads=8),
+        "model": dict(max_question_length=32,
+                      language_model_training="frozen"),
+        # COCO-QA's answers come from the user's training split.
+        "answer_vocabulary": None,
+        "vocabulary_hint": (
+            "keras_lgvq.datasets.coco_qa.answer_vocabulary(questions)"
+        ),
+        # Paper: 50 epochs, batch 60 (2 GPUs); its learning rate is not
+        # given, ClipCap's (2e-5, 5,000 warm-up steps) is used.
+        "training": dict(dataset="coco_qa", batch_size=60,
+                         learning_rate=2e-5, epochs=50, warmup_steps=5000),
+        "paper_weights": False,
+    },
+}
