@@ -52,6 +52,19 @@ def parse_args(argv=None):
     parser.add_argument("--probe-batch-size", type=int, default=32)
     parser.add_argument("--linear-epochs", type=int)
     parser.add_argument(
+        "--probe-max-steps",
+        type=int,
+        help="Cap on the alignment probe's optimizer steps (bounds the "
+        "longest phase; the cost per phase is printed and in "
+        "evaluation.json 'seconds').",
+    )
+    parser.add_argument(
+        "--probe-max-images",
+        type=int,
+        help="Train the alignment probe on at most this many of the probe "
+        "images.",
+    )
+    parser.add_argument(
         "--text-prior",
         default=None,
         help="Text prior for the probes when the model has none "
@@ -185,6 +198,8 @@ def run(args):
         epochs=args.probe_epochs or (3 if args.quick else 4),
         batch_size=args.probe_batch_size,
         linear_epochs=args.linear_epochs or (100 if args.quick else 200),
+        max_steps=args.probe_max_steps,
+        max_train_images=args.probe_max_images,
     )
     os.makedirs(args.out, exist_ok=True)
     with watch.phase("load"):

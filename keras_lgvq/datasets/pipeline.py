@@ -399,7 +399,10 @@ def make_dataset(
             Adds the sampled caption's `token_ids`, `padding_mask`,
             `token_features` (float32) and `sentence_feature`; mismatched
             image ids fail with `InvalidArgumentError`. Takes precedence
-            over `text_prior` for the token outputs.
+            over `text_prior` for the token outputs. A
+            `keras_lgvq.text_priors.CaptionFeatureCache` (features per
+            distinct caption) is looked up by the sampled caption instead;
+            a caption it lacks fails the iteration, naming the caption.
         max_words: int >= 1. Longest usable caption in words.
         include_attributes: bool. Scenes only: add int32 (B, 3) `shape`,
             `color`, `size`, `fill` (ids into `scenes.SHAPES`..., -1 for no
@@ -554,8 +557,16 @@ def make_dataset(
     needs_filter = max_words < guaranteed or name is None
 
     use_cache = feature_cache is not None
+    # A `CaptionFeatureCache` is looked up by the sampled caption; a
+    # per-image `FeatureCache` is zipped with the split in order.
+    by_caption = use_cache and bool(
+        getattr(feature_cache, "keyed_by_caption", False)
+    )
+    if by_caption:
+        # Built eagerly, outside the traced map function.
+        caption_table, caption_arrays = feature_cache.tf_lookup()
     streams = [examples]
-    if use_cache:
+    if use_cache and not by_caption:
         streams.append(_cache_dataset(feature_cache, examples))
     streams.append(
         tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
@@ -585,7 +596,23 @@ def make_dataset(
             "_seed": seed_pair,
             "_valid": valid,
         }
-        if use_cache:
+        if by_caption:
+            found = caption_table.lookup(caption)
+            # Images without a usable caption are filtered out below.
+            check = tf.debugging.Assert(
+                tf.logical_or(found >= 0, tf.logical_not(valid)),
+                ["Caption not in the caption feature_cache:", caption],
+            )
+            with tf.control_dependencies([check]):
+                found = tf.maximum(found, 0)
+            for key, dtype in (
+                ("token_ids", tf.int32),
+                ("padding_mask", tf.bool),
+                ("token_features", tf.float32),
+                ("sentence_feature", tf.float32),
+            ):
+                out[key] = tf.cast(tf.gather(caption_arrays[key], found), dtype)
+        elif use_cache:
             row = elements[1]
             check = tf.debugging.assert_equal(
                 example["image_id"],

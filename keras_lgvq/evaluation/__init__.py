@@ -33,6 +33,8 @@ One module per job:
 - `probe_training`: `train_alignment_probe` and its budget;
 - `alignment_metrics`: retrieval, masked-word recall and relation MSE over
   a split;
+- `class_captions`: repeated (class-style) captions as one retrieval
+  target, class-level recalls, zero-shot classification;
 - `linear_attribute_probes`: linear probes of the scene attributes;
 - `evaluator`: `evaluate_model`, the orchestrator;
 - `metric_table`: `flatten_metrics` and the `METRIC_SPECS` of the report.
@@ -40,6 +42,12 @@ One module per job:
 
 from keras_lgvq.evaluation.alignment_metrics import retrieval_recalls
 from keras_lgvq.evaluation.alignment_probe import AlignmentProbe
+from keras_lgvq.evaluation.class_captions import caption_groups
+from keras_lgvq.evaluation.class_captions import class_prompt_features
+from keras_lgvq.evaluation.class_captions import class_prompts
+from keras_lgvq.evaluation.class_captions import grouped_retrieval
+from keras_lgvq.evaluation.class_captions import retrieval_chance
+from keras_lgvq.evaluation.class_captions import zero_shot_classify
 from keras_lgvq.evaluation.linear_attribute_probes import attribute_probes
 from keras_lgvq.evaluation.evaluator import evaluate_model
 from keras_lgvq.evaluation.fidelity import perceptual_metrics

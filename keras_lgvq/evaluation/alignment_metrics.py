@@ -11,6 +11,7 @@ an `AlignmentProbe` trained on any tokenizer's frozen codes:
 
 import numpy as np
 
+from keras_lgvq.evaluation.class_captions import grouped_retrieval
 from keras_lgvq.evaluation.masking import MASK_CHUNK
 from keras_lgvq.evaluation.masking import MASK_MAX_POSITION
 from keras_lgvq.metrics import code_word_relation_mse
@@ -44,15 +45,23 @@ def batched(fn, count, batch_size=64):
     return np.concatenate(outs)
 
 
-def retrieval_recalls(image_emb, sentence):
+def retrieval_recalls(image_emb, sentence, caption_groups=None, labels=None):
     """Recall@1/5/10 (%) both ways; image `i` owns caption `i`.
 
     Args:
         image_emb: float array `(N, E)`.
         sentence: float array `(N, E)`.
+        caption_groups: int array `(N,)` or None. One id per distinct
+            caption (`keras_lgvq.evaluation.class_captions.caption_groups`).
+            When captions repeat, identical captions are one target (see
+            `grouped_retrieval`, which also warns); without repeats the
+            numbers equal the per-row ones.
+        labels: int array `(N,)` or None. Class labels: adds `class_level`
+            recalls (needs `caption_groups`).
 
     Returns:
-        `{"image_to_text": {"R@1": ..}, "text_to_image": {"R@1": ..}}`.
+        `{"image_to_text": {"R@1": ..}, "text_to_image": {"R@1": ..}}`,
+        with `captions` (and `class_level`) when `caption_groups` is given.
 
     Examples:
 
@@ -60,6 +69,10 @@ def retrieval_recalls(image_emb, sentence):
     recalls = retrieval_recalls(image_emb, split["sentence_feature"])
     ```
     """
+    if caption_groups is not None:
+        return grouped_retrieval(image_emb, sentence, caption_groups, labels)
+    if labels is not None:
+        raise ValueError("`labels` needs `caption_groups`.")
     owner = np.arange(len(image_emb))
     return {
         "image_to_text": image_to_text_recall(image_emb, sentence, owner),

@@ -63,7 +63,9 @@ def _metric_specs():
                 specs[f"retrieval_{tag}_R@{k}_{source}"] = MetricSpec(
                     f"{direction} R@{k} ({gsa_name})",
                     True,
-                    f"chance_retrieval_R@{k}",
+                    f"chance_retrieval_R@{k}"
+                    if tag == "i2t"
+                    else f"chance_retrieval_t2i_R@{k}",
                 )
     for source, _, mtp_name in _SOURCES:
         for k in (1, 3):
@@ -175,11 +177,17 @@ def flatten_metrics(results):
     for name in ATTRIBUTES + ("num_objects",):
         flat[f"attr_{name}_acc"] = probes.get(name)
     # References: what a model with no information scores.
+    # Image->text under `chance_retrieval_R@K`, text->image beside it:
+    # they differ once repeated captions are one target.
     n = results.get("num_eval_images")
-    for k in (1, 5, 10):
-        flat[f"chance_retrieval_R@{k}"] = (
-            min(100.0, 100.0 * k / n) if n else None
-        )
+    exact = results.get("retrieval_chance") or {}
+    for key, tag in (("", "i2t"), ("t2i_", "t2i")):
+        for k in (1, 5, 10):
+            plain = min(100.0, 100.0 * k / n) if n else None
+            value = (exact.get(tag) or {}).get(k)
+            if value is None:  # a JSON round trip makes the keys strings
+                value = (exact.get(tag) or {}).get(str(k), plain)
+            flat[f"chance_retrieval_{key}R@{k}"] = value
     for k in (1, 3):
         entry = (results.get("masked_word_probe") or {}).get(f"mask{k}")
         flat[f"baseline_mask{k}"] = (

@@ -13,10 +13,15 @@ import numpy as np
 from keras_lgvq.evaluation.alignment_probe import AlignmentProbe
 from keras_lgvq.evaluation.masking import mask_slots
 from keras_lgvq.utils.tensors import to_numpy
+from keras_lgvq.utils.validation import check_int
 
 # The probe budget; `evaluate_model(probe_config=...)` overrides any key.
 DEFAULT_PROBE_CONFIG = dict(
     epochs=4,
+    # Budget bounds (None: unbounded): at most this many optimizer steps in
+    # all, and at most this many probe-training images (the first ones).
+    max_steps=None,
+    max_train_images=None,
     batch_size=32,
     learning_rate=1e-3,
     vit_layers=2,
@@ -34,10 +39,11 @@ DEFAULT_PROBE_CONFIG = dict(
 class _ProbeBatches(keras.utils.PyDataset):
     """Seeded minibatches of probe inputs (a fresh permutation each epoch)."""
 
-    def __init__(self, arrays, batch_size, seed):
+    def __init__(self, arrays, batch_size, seed, max_batches=None):
         super().__init__()
         self.arrays = arrays
         self.batch_size = batch_size
+        self.max_batches = max_batches
         self.count = len(arrays["quantized"])
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(self.count)
@@ -45,7 +51,10 @@ class _ProbeBatches(keras.utils.PyDataset):
     def __len__(self):
         # Whole batches only: InfoNCE needs negatives, and fixed shapes
         # avoid a retrace for the last batch.
-        return max(self.count // self.batch_size, 1)
+        whole = max(self.count // self.batch_size, 1)
+        if self.max_batches is not None:
+            return min(whole, self.max_batches)
+        return whole
 
     def __getitem__(self, index):
         start = index * self.batch_size
@@ -79,7 +88,10 @@ def train_alignment_probe(
             text prior.
         token_embeddings: array `(vocabulary_size, text_dim)`. The text
             prior's frozen token embeddings.
-        config: dict or None. Overrides of `DEFAULT_PROBE_CONFIG`.
+        config: dict or None. Overrides of `DEFAULT_PROBE_CONFIG`; its
+            `max_steps` caps the optimizer steps (whole epochs, fewer
+            steps per epoch when needed) and `max_train_images` trains on
+            the first images only.
         seed: int. Seeds the weights, dropout and batch order.
         verbose: int. Keras progress bar when > 0.
 
@@ -110,6 +122,20 @@ def train_alignment_probe(
             "`quantized` must be (N, h, w, D) with N = the split's "
             f"{split['num_images']} images. Received: {quantized.shape}"
         )
+    max_steps = check_int(
+        "probe_config['max_steps']", config["max_steps"], 1, allow_none=True
+    )
+    max_images = check_int(
+        "probe_config['max_train_images']", config["max_train_images"], 1,
+        allow_none=True,
+    )
+    if max_images is not None and max_images < split["num_images"]:
+        quantized = quantized[:max_images]
+        split = {
+            key: split[key][:max_images]
+            for key in needed + ("padding_mask", "token_ids")
+        }
+        split["num_images"] = max_images
     token_embeddings = to_numpy(token_embeddings)
     batch_size = min(int(config["batch_size"]), split["num_images"])
     keras.utils.set_random_seed(seed)
@@ -134,6 +160,13 @@ def train_alignment_probe(
         jit_compile=config["jit_compile"],
     )
     slots, slot_valid = mask_slots(split["train_mask"])
+    epochs = int(config["epochs"])
+    steps_per_epoch = None
+    if max_steps is not None:
+        # Whole epochs of at most `max_steps` steps in all.
+        whole = max(split["num_images"] // batch_size, 1)
+        steps_per_epoch = min(max_steps, whole)
+        epochs = max(1, min(epochs, max_steps // steps_per_epoch))
     batches = _ProbeBatches(
         {
             "slots": slots,
@@ -147,19 +180,21 @@ def train_alignment_probe(
         },
         batch_size,
         seed,
+        max_batches=steps_per_epoch,
     )
     start = time.time()
     if verbose:
         print(
-            f"Alignment probe: {config['epochs']} epochs x {len(batches)} "
+            f"Alignment probe: {epochs} epochs x {len(batches)} "
             f"steps of {batch_size}"
         )
     history = probe.fit(
-        batches, epochs=int(config["epochs"]), verbose=1 if verbose else 0
+        batches, epochs=epochs, verbose=1 if verbose else 0
     )
     info = {
-        "epochs": int(config["epochs"]),
-        "steps": int(config["epochs"]) * len(batches),
+        "epochs": epochs,
+        "steps": epochs * len(batches),
+        "max_steps": max_steps,
         "batch_size": batch_size,
         "learning_rate": float(config["learning_rate"]),
         "train_images": int(split["num_images"]),

@@ -6,6 +6,8 @@ fixes the masks of the masked-word protocol, so that every tokenizer is
 scored on identical inputs.
 """
 
+import time
+
 import numpy as np
 
 from keras_lgvq.datasets.scenes import ATTRIBUTES
@@ -19,26 +21,46 @@ from keras_lgvq.utils.validation import check_int
 
 
 def _encode_text(text_prior, token_ids, padding_mask, verbose, what):
-    """Frozen text features in chunks, with a progress bar."""
-    count = token_ids.shape[0]
+    """Frozen text features in chunks, each distinct row encoded once.
+
+    Identical (token_ids, padding_mask) rows, e.g. a class caption shared by
+    many images, give identical features, so only the distinct rows go
+    through the encoder and the results are scattered back.
+
+    Returns:
+        `(token_features float16, sentence_feature float32, encoded_rows)`.
+    """
+    keys = np.concatenate(
+        [token_ids.astype("int64"), padding_mask.astype("int64")], axis=1
+    )
+    _, first, inverse = np.unique(
+        keys, axis=0, return_index=True, return_inverse=True
+    )
+    inverse = np.reshape(inverse, (-1,))
+    ids, pad = token_ids[first], padding_mask[first]
+    count = ids.shape[0]
     bar = progbar(count, verbose, "captions")
     if bar is not None:
-        print(f"Text features ({what}):")
+        print(f"Text features ({what}): {count} distinct of {len(keys)}")
     token_features, sentence = [], []
     chunk = 256
     for start in range(0, count, chunk):
         out = text_prior.encode_tokens(
-            token_ids[start : start + chunk],
-            padding_mask[start : start + chunk],
+            ids[start : start + chunk],
+            pad[start : start + chunk],
             batch_size=64,
         )
         # float16 halves the memory of (N, L, D) features; the models read
         # them back as float32 (the feature cache stores them the same way).
-        token_features.append(out["token_features"].astype("float16"))
-        sentence.append(out["sentence_feature"].astype("float32"))
+        token_features.append(
+            np.asarray(out["token_features"]).astype("float16")
+        )
+        sentence.append(np.asarray(out["sentence_feature"]).astype("float32"))
         if bar is not None:
             bar.update(min(start + chunk, count))
-    return np.concatenate(token_features), np.concatenate(sentence)
+    token_features = np.concatenate(token_features)[inverse]
+    sentence = np.concatenate(sentence)[inverse]
+    return token_features, sentence, count
 
 
 def prepare_split(
@@ -49,6 +71,8 @@ def prepare_split(
     protocol_mask_counts=(1, 3),
     training_masks=False,
     verbose=1,
+    label_key="label",
+    caption_cache=None,
 ):
     """Materialise an evaluation or probe split, shared by every model.
 
@@ -78,6 +102,20 @@ def prepare_split(
         protocol_mask_counts: tuple of ints. Mask-k protocols to prepare.
         training_masks: bool. Also draw probe-training masks.
         verbose: int. Progress bars when > 0.
+        label_key: str or None. A batch entry of per-image class labels
+            (e.g. `make_dataset(..., extra_fields=("label",))`), kept as
+            `labels` for class-level retrieval and zero-shot accuracy;
+            string labels become indices into the sorted `label_names`.
+        caption_cache: `keras_lgvq.text_priors.CaptionFeatureCache` or None.
+            Supplies (and extends) the features of the unmasked captions,
+            so captions cached for training are not encoded again.
+
+    Every distinct caption is encoded once: batches that already carry
+    `token_features` and `sentence_feature` (a pipeline with a feature
+    cache) are kept as they are, otherwise identical token rows share one
+    encoder pass; the Mask-k inputs likewise encode each distinct masked
+    row once. `text_encoding` counts the rows sent to the encoder and
+    `seconds` times the reading and the encoding.
 
     Returns:
         A dict of numpy arrays and metadata (see above), with `num_images`.
@@ -93,7 +131,18 @@ def prepare_split(
     ```
     """
     max_images = check_int("max_images", max_images, low=1, allow_none=True)
-    keys = ("images", "token_ids", "padding_mask", "num_objects") + ATTRIBUTES
+    keys = (
+        "images",
+        "token_ids",
+        "padding_mask",
+        "token_features",
+        "sentence_feature",
+        "num_objects",
+    ) + ATTRIBUTES
+    if label_key is not None:
+        keys += (label_key,)
+    seconds = {}
+    start_time = time.perf_counter()
     parts = {}
     captions = []
     count = 0
@@ -111,7 +160,10 @@ def prepare_split(
             take = min(take, max_images - count)
         for key in keys:
             if key in batch:
-                parts.setdefault(key, []).append(np.asarray(batch[key])[:take])
+                value = np.asarray(batch[key])[:take]
+                if key == "token_features":
+                    value = value.astype("float16")  # as `_encode_text`
+                parts.setdefault(key, []).append(value)
         if "captions" in batch:
             captions += decode_strings(batch["captions"])[:take]
         count += take
@@ -126,8 +178,46 @@ def prepare_split(
     split["num_images"] = count
     split["captions"] = captions if len(captions) == count else None
     split["mask_seed"] = int(seed)
+    if label_key is not None and label_key in split:
+        labels = split.pop(label_key)
+        if labels.dtype.kind in "OSU" and labels.shape == (count,):
+            # String classes: index of each among the sorted names.
+            names, labels = np.unique(
+                decode_strings(labels), return_inverse=True
+            )
+            split["label_names"] = [str(n) for n in names]
+        if labels.shape != (count,) or not np.issubdtype(
+            labels.dtype, np.integer
+        ):
+            raise ValueError(
+                f"`{label_key}` must be one int class label per image; the "
+                f"batches give {labels.dtype} of shape {labels.shape}. Pass "
+                "`label_key=None` to ignore it."
+            )
+        split["labels"] = labels.astype("int64")
+    seconds["read"] = time.perf_counter() - start_time
+    split["seconds"] = seconds
+    carried = "token_features" in split and "sentence_feature" in split
+    if text_prior is None or not carried:
+        split.pop("token_features", None)
+        split.pop("sentence_feature", None)
     if text_prior is None:
         return split
+    encoded = {"captions": count, "caption_rows": 0, "masked_rows": 0}
+    t0 = time.perf_counter()
+    if caption_cache is not None and not carried:
+        if split["captions"] is None:
+            raise ValueError(
+                "`caption_cache` looks features up by caption; the batches "
+                "carry no `captions`."
+            )
+        before = caption_cache.encoded_rows
+        cached = caption_cache.features(split["captions"])
+        encoded["caption_rows"] = caption_cache.encoded_rows - before
+        for key in ("token_ids", "padding_mask", "sentence_feature"):
+            split[key] = cached[key]
+        split["token_features"] = cached["token_features"].astype("float16")
+        carried = True
     if "token_ids" not in split:
         if split["captions"] is None:
             raise ValueError(
@@ -141,9 +231,19 @@ def prepare_split(
     split["token_ids"] = split["token_ids"].astype("int32")
     split["padding_mask"] = split["padding_mask"].astype(bool)
     ids, pad = split["token_ids"], split["padding_mask"]
-    split["token_features"], split["sentence_feature"] = _encode_text(
-        text_prior, ids, pad, verbose, "captions"
-    )
+    if carried:
+        split["token_features"] = split["token_features"].astype("float16")
+        split["sentence_feature"] = split["sentence_feature"].astype(
+            "float32"
+        )
+    else:
+        (
+            split["token_features"],
+            split["sentence_feature"],
+            encoded["caption_rows"],
+        ) = _encode_text(text_prior, ids, pad, verbose, "captions")
+    seconds["text_features"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     mask_token = int(text_prior.mask_token_id)
     split["mask_token_id"] = mask_token
     wanted = [
@@ -156,7 +256,11 @@ def prepare_split(
         split[name] = mask
         masked_ids = np.where(mask, mask_token, ids).astype("int32")
         suffix = name[len("mask_") :] if name.startswith("mask_") else "train"
-        split[f"masked_features_{suffix}"] = _encode_text(
+        features, _, rows = _encode_text(
             text_prior, masked_ids, pad, verbose, f"{name}, masked"
-        )[0]
+        )
+        split[f"masked_features_{suffix}"] = features
+        encoded["masked_rows"] += rows
+    seconds["masked_text_features"] = time.perf_counter() - t0
+    split["text_encoding"] = encoded
     return split

@@ -15,6 +15,9 @@ from keras_lgvq.utils.tensors import l2_normalize as _l2_normalize
 DENOMINATOR_EPSILON = 1e-6
 # CLIP's logit-scale cap.
 MAX_LOGIT_SCALE = 100.0
+# Logit of a masked (false) negative: exp() of it is exactly 0 in float32,
+# and it stays finite, so no backend meets inf - inf.
+MASKED_LOGIT = -1e9
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
@@ -48,6 +51,16 @@ class GlobalSemanticAlignment(keras.layers.Layer):
     initialised to `log(1 / 0.07)` and clamped so that the scale is at most
     100 (the only weight of this layer, and only in that mode).
 
+    False negatives (not in the paper, off by default and in every paper
+    preset): with `mask_duplicate_captions=True`, an in-batch candidate
+    whose caption is identical to the anchor's positive caption (the same
+    `token_ids` row, compared exactly inside the layer, so no new input is
+    needed) is left out of the denominator instead of being pushed away;
+    with class-style captions ("a photo of a cat" on many images) these
+    are not negatives at all. The positive itself stays. Under
+    `global_batch` the token ids are gathered with the features, so the
+    mask spans the global batch.
+
     Args:
         symmetric: bool. Average both directions instead of image-to-text
             only. Defaults to `False` (faithful).
@@ -57,6 +70,9 @@ class GlobalSemanticAlignment(keras.layers.Layer):
             temperature is not learned. Defaults to `1.0` (faithful).
         global_batch: bool. Under `tf.distribute`, use the negatives of the
             global batch (see above). Defaults to `True`.
+        mask_duplicate_captions: bool. Leave candidates with the positive's
+            caption out of the denominator (see above); needs `token_ids`
+            at call time. Defaults to `False` (faithful).
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -64,6 +80,9 @@ class GlobalSemanticAlignment(keras.layers.Layer):
             CLS output.
         sentence_feature: float tensor `(B, E)`, e.g. CLIP's projected EOT
             feature.
+        token_ids: int tensor `(B, L)` or None. The captions' token ids;
+            required with `mask_duplicate_captions=True` (ignored
+            otherwise).
 
     Returns:
         Scalar float32 loss.
@@ -82,6 +101,7 @@ class GlobalSemanticAlignment(keras.layers.Layer):
         learnable_temperature=False,
         temperature=1.0,
         global_batch=True,
+        mask_duplicate_captions=False,
         **kwargs,
     ):
         # The loss is computed in float32 from full-precision inputs.
@@ -96,6 +116,7 @@ class GlobalSemanticAlignment(keras.layers.Layer):
         self.learnable_temperature = bool(learnable_temperature)
         self.temperature = float(temperature)
         self.global_batch = bool(global_batch)
+        self.mask_duplicate_captions = bool(mask_duplicate_captions)
 
     def build(self, input_shape):
         if self.learnable_temperature:
@@ -117,7 +138,7 @@ class GlobalSemanticAlignment(keras.layers.Layer):
             )
         return ops.convert_to_tensor(1.0 / self.temperature, "float32")
 
-    def call(self, image_embedding, sentence_feature):
+    def call(self, image_embedding, sentence_feature, token_ids=None):
         if len(image_embedding.shape) != 2 or len(sentence_feature.shape) != 2:
             raise ValueError(
                 "`image_embedding` and `sentence_feature` must have shape "
@@ -134,16 +155,50 @@ class GlobalSemanticAlignment(keras.layers.Layer):
         t = _l2_normalize(
             ops.stop_gradient(ops.cast(sentence_feature, "float32"))
         )
+        if self.mask_duplicate_captions:
+            if token_ids is None or len(token_ids.shape) != 2:
+                raise ValueError(
+                    "`mask_duplicate_captions=True` needs the captions' "
+                    "`token_ids` (B, L) at call time: "
+                    "`gsa(image_embedding, sentence_feature, token_ids=...)`."
+                    f" Received: {token_ids!r:.80}"
+                )
+            token_ids = ops.cast(token_ids, "int32")
+        else:
+            token_ids = None
         scale = self.logit_scale_value()
         if self.global_batch and lgvq_backend.num_replicas() > 1:
-            return self._global_batch_loss(v, t, scale)
+            return self._global_batch_loss(v, t, scale, token_ids)
         logits = ops.matmul(v, ops.transpose(t)) * scale
+        if token_ids is not None:
+            count = ops.shape(token_ids)[0]
+            positives = ops.arange(count, dtype="int32")
+            logits = self._mask_false_negatives(
+                logits, token_ids, token_ids, positives
+            )
         loss = self._one_direction(logits)
         if self.symmetric:
             loss = 0.5 * (loss + self._one_direction(ops.transpose(logits)))
         return loss
 
-    def _global_batch_loss(self, v, t, scale):
+    @staticmethod
+    def _mask_false_negatives(logits, row_ids, column_ids, positives):
+        """`MASKED_LOGIT` where a column's caption equals the row's, except
+        at the row's positive column."""
+        same = ops.all(
+            ops.equal(
+                ops.expand_dims(row_ids, 1), ops.expand_dims(column_ids, 0)
+            ),
+            axis=-1,
+        )
+        columns = ops.arange(ops.shape(column_ids)[0], dtype="int32")
+        not_positive = ops.not_equal(
+            ops.expand_dims(columns, 0), ops.expand_dims(positives, 1)
+        )
+        drop = ops.logical_and(same, not_positive)
+        return ops.where(drop, ops.full_like(logits, MASKED_LOGIT), logits)
+
+    def _global_batch_loss(self, v, t, scale, token_ids=None):
         """This replica's share of the global-batch loss.
 
         Rows are this replica's anchors, columns every replica's candidates;
@@ -157,14 +212,24 @@ class GlobalSemanticAlignment(keras.layers.Layer):
         # The text side is frozen: a constant gather.
         t_all = lgvq_backend.replica_all_gather(t)
         logits = ops.matmul(v, ops.transpose(t_all)) * scale
+        ids_all = None
+        if token_ids is not None:
+            # Caption identity across the global batch (constant ids).
+            ids_all = lgvq_backend.replica_all_gather(token_ids)
+            logits = self._mask_false_negatives(
+                logits, token_ids, ids_all, positives
+            )
         loss = self._rows_sum(logits, positives)
         if self.symmetric:
             # Other replicas' text anchors score this replica's images, so
             # the images are gathered with their gradient.
             v_all = lgvq_backend.replica_all_gather(v)
-            back = self._rows_sum(
-                ops.matmul(t, ops.transpose(v_all)) * scale, positives
-            )
+            back_logits = ops.matmul(t, ops.transpose(v_all)) * scale
+            if ids_all is not None:
+                back_logits = self._mask_false_negatives(
+                    back_logits, token_ids, ids_all, positives
+                )
+            back = self._rows_sum(back_logits, positives)
             loss = 0.5 * (loss + back)
         replicas = float(lgvq_backend.num_replicas())
         return loss * replicas / ops.cast(total, "float32")
@@ -200,6 +265,7 @@ class GlobalSemanticAlignment(keras.layers.Layer):
                 "learnable_temperature": self.learnable_temperature,
                 "temperature": self.temperature,
                 "global_batch": self.global_batch,
+                "mask_duplicate_captions": self.mask_duplicate_captions,
             }
         )
         return config

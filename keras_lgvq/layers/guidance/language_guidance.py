@@ -8,6 +8,7 @@ from keras_lgvq.layers.guidance.global_semantic_alignment import GlobalSemanticA
 from keras_lgvq.layers.guidance.masked_text_decoder import MaskedTextDecoder
 from keras_lgvq.layers.guidance.relationship_alignment import RelationshipAlignment
 from keras_lgvq.utils.validation import check_int
+from keras_lgvq.utils.validation import check_number
 from keras_lgvq.utils.validation import check_text_batch
 
 TEXT_KEYS = ("token_ids", "padding_mask", "token_features", "sentence_feature")
@@ -105,6 +106,11 @@ class LanguageGuidance(keras.layers.Layer):
             `mtp_leak_free=True` (required then).
         gsa_symmetric: bool. See above. Defaults to `False`.
         gsa_learnable_temperature: bool. See above. Defaults to `False`.
+        gsa_mask_duplicate_captions: bool. Leave in-batch candidates whose
+            caption (token ids) equals the anchor's out of the InfoNCE
+            denominator: with class-style captions they are false
+            negatives (`GlobalSemanticAlignment(mask_duplicate_captions)`;
+            not in the paper). Defaults to `False`.
         seed: int or `None`. Seed of the MTP mask sampler and dropout.
         global_batch_contrastive: bool. InfoNCE negatives from the global
             batch under `tf.distribute` (see above). Defaults to `True`.
@@ -209,6 +215,7 @@ class LanguageGuidance(keras.layers.Layer):
         mask_token_id=None,
         gsa_symmetric=False,
         gsa_learnable_temperature=False,
+        gsa_mask_duplicate_captions=False,
         seed=None,
         global_batch_contrastive=True,
         global_batch_masking=True,
@@ -231,11 +238,8 @@ class LanguageGuidance(keras.layers.Layer):
         ):
             check_int(name, value)
         for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(
-                    f"`{name}` must be a non-negative float. Received: "
-                    f"{name}={value}"
-                )
+            # NaN compares False with 0, so a plain `< 0` let it through.
+            check_number(name, value, 0.0)
         if mtp_leak_free:
             if (
                 not isinstance(mask_token_id, int)
@@ -269,6 +273,7 @@ class LanguageGuidance(keras.layers.Layer):
         self.mask_token_id = mask_token_id
         self.gsa_symmetric = bool(gsa_symmetric)
         self.gsa_learnable_temperature = bool(gsa_learnable_temperature)
+        self.gsa_mask_duplicate_captions = bool(gsa_mask_duplicate_captions)
         self.seed = seed
         self.global_batch_contrastive = bool(global_batch_contrastive)
         self.global_batch_masking = bool(global_batch_masking)
@@ -298,6 +303,7 @@ class LanguageGuidance(keras.layers.Layer):
             symmetric=gsa_symmetric,
             learnable_temperature=gsa_learnable_temperature,
             global_batch=self.global_batch_contrastive,
+            mask_duplicate_captions=self.gsa_mask_duplicate_captions,
             dtype=self.dtype_policy,
             name="gsa",
         )
@@ -406,7 +412,9 @@ class LanguageGuidance(keras.layers.Layer):
 
         tokens = self.code_transformer(quantized, training=training)
         image_embedding = self._global_embedding(tokens)
-        gsa_loss = self.gsa(image_embedding, text["sentence_feature"])
+        gsa_loss = self.gsa(
+            image_embedding, text["sentence_feature"], token_ids=token_ids
+        )
 
         mask = self.mtp.sample_mask(token_ids, padding_mask)
         features = self._mtp_features(text, mask, text_encoder)
@@ -508,6 +516,9 @@ class LanguageGuidance(keras.layers.Layer):
                 "mask_token_id": self.mask_token_id,
                 "gsa_symmetric": self.gsa_symmetric,
                 "gsa_learnable_temperature": self.gsa_learnable_temperature,
+                "gsa_mask_duplicate_captions": (
+                    self.gsa_mask_duplicate_captions
+                ),
                 "seed": self.seed,
                 "global_batch_contrastive": self.global_batch_contrastive,
                 "global_batch_masking": self.global_batch_masking,
