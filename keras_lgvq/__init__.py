@@ -32,7 +32,16 @@ _SUBPACKAGES = (
     "text_priors",
     "visualization",
 )
-_MODELS = ("LGVQ", "LQAE", "LQAEBackbone", "VQGAN", "VQGANBackbone")
+_MODELS = (
+    "LGVQ",
+    "LQAE",
+    "LQAEBackbone",
+    "VQCT",
+    "VQCTBackbone",
+    "VQCTLG",
+    "VQGAN",
+    "VQGANBackbone",
+)
 
 __all__ = list(_SUBPACKAGES) + list(_MODELS) + ["__version__"]
 

@@ -24,6 +24,8 @@ from keras_lgvq.layers.quantizers import VectorQuantizer
 from keras_lgvq.layers.vqgan import AttentionBlock
 from keras_lgvq.layers.vqgan import Downsample
 from keras_lgvq.layers.vqgan import PatchDiscriminator
+from keras_lgvq.layers.vqgan import ResNetDecoder
+from keras_lgvq.layers.vqgan import ResNetEncoder
 from keras_lgvq.layers.vqgan import ResnetBlock
 from keras_lgvq.layers.vqgan import Upsample
 from keras_lgvq.layers.vqgan import VQGANDecoder

@@ -5,6 +5,8 @@ Shared by every tokenizer family whose encoder / decoder is convolutional
 """
 
 from keras_lgvq.layers.vqgan.patch_discriminator import PatchDiscriminator
+from keras_lgvq.layers.vqgan.resnet_autoencoder import ResNetDecoder
+from keras_lgvq.layers.vqgan.resnet_autoencoder import ResNetEncoder
 from keras_lgvq.layers.vqgan.vqgan_blocks import AttentionBlock
 from keras_lgvq.layers.vqgan.vqgan_blocks import Downsample
 from keras_lgvq.layers.vqgan.vqgan_blocks import ResnetBlock

@@ -13,6 +13,8 @@ from keras_lgvq.layers.quantizers.frozen_vocabulary_quantizer import (
     FrozenVocabularyQuantizer,
 )
 from keras_lgvq.layers.vit.patch_embedding import INIT_STDDEV
+from keras_lgvq.layers.vqgan.resnet_autoencoder import ResNetDecoder
+from keras_lgvq.layers.vqgan.resnet_autoencoder import ResNetEncoder
 from keras_lgvq.layers.vit.transformer_stack import check_block_type
 from keras_lgvq.layers.vit.vit_decoder import ViTDecoder
 from keras_lgvq.layers.vit.vit_encoder import ViTEncoder
@@ -23,6 +25,8 @@ from keras_lgvq.utils.validation import check_number
 
 # What the decoder reads (lqae-spec §1.3).
 DECODER_INPUTS = ("hidden_states", "predicted_tokens", "quantized")
+# Image encoder / decoder families (lqae-spec §1.1).
+ENCODER_TYPES = ("vit", "resnet")
 # Rounding slack of the [-1, 1] image check (`x / 127.5 - 1` is exact, a
 # resize or an augmentation may overshoot by a little).
 _RANGE_TOLERANCE = 1e-3
@@ -39,6 +43,10 @@ def check_image_range(images, name="images"):
         images: float tensor or array.
         name: string. Argument name used in the message.
     """
+    if isinstance(images, keras.KerasTensor):
+        # Symbolic (a functional model being traced, e.g. the evaluation's
+        # tokenizer pass): there are no values to check.
+        return
     values = lgvq_backend.concrete_numpy(images)
     if values is None or values.size == 0:
         return
@@ -76,7 +84,8 @@ def _deserialize_language_model(language_model):
 class LQAEBackbone(keras_hub.models.Backbone):
     """The LQAE image tokenizer (Liu et al., 2023; lqae-spec §1).
 
-    Images go through a ViT encoder (`keras_lgvq.layers.ViTEncoder`), an
+    Images go through a ViT encoder (`keras_lgvq.layers.ViTEncoder`; or the
+    official code's ResNet option, `encoder_type="resnet"`), an
     optional linear projection to the language model's width, and a
     `FrozenVocabularyQuantizer` whose codebook is the frozen word-piece
     embedding table of a BERT-family masked LM: every patch becomes a token
@@ -125,6 +134,23 @@ class LQAEBackbone(keras_hub.models.Backbone):
         block_type: string. `"lqae"` (the official block) or `"standard"`
             (keras-hub's pre-LN ViT block). Defaults to `"lqae"`.
         dropout: float. ViT dropout (official: 0). Defaults to `0.0`.
+        encoder_type: string. `"vit"` (the README run) or `"resnet"`: the
+            official code's convolutional option
+            (`vit_encoder_decoder=False`), `keras_lgvq.layers.vqgan.
+            ResNetEncoder` / `ResNetDecoder` built from the VQGAN blocks.
+            With `"resnet"`, `patch_size` must equal the downsampling factor
+            `2 ** (len(resnet_channel_multipliers) - 1)`, the ViT sizes
+            (`*_num_layers`, `*_num_heads`, `intermediate_dim`,
+            `block_type`) are unused, `dropout` goes to the residual
+            blocks, and the encoder's probe layer outputs are its output
+            grid alone. Defaults to `"vit"`.
+        resnet_filters: int. Base width of the ResNet option (official:
+            128). Defaults to `128`.
+        resnet_channel_multipliers: sequence of ints. Width multiplier per
+            level of the ResNet option (official: `(1, 1, 2, 2, 4)`, a 16 x
+            16 grid at 256 px). Defaults to `(1, 1, 2, 2, 4)`.
+        resnet_num_res_blocks: int. Residual blocks per level of the ResNet
+            option (official: 2). Defaults to `2`.
         language_model: `MaskedLanguageModel`, a name or directory it loads
             from, its serialized config, or None (the VQAE baseline, or a
             missing LM). Its word embeddings become the codebook.
@@ -180,6 +206,10 @@ class LQAEBackbone(keras_hub.models.Backbone):
         in_channels=3,
         block_type="lqae",
         dropout=0.0,
+        encoder_type="vit",
+        resnet_filters=128,
+        resnet_channel_multipliers=(1, 1, 2, 2, 4),
+        resnet_num_res_blocks=2,
         language_model=None,
         quantizer=None,
         decoder_input="hidden_states",
@@ -195,6 +225,31 @@ class LQAEBackbone(keras_hub.models.Backbone):
         check_int("hidden_dim", hidden_dim)
         check_int("in_channels", in_channels)
         check_block_type(block_type)
+        if encoder_type not in ENCODER_TYPES:
+            raise ValueError(
+                f"`encoder_type` must be one of {ENCODER_TYPES}: the ViT "
+                "encoder / decoder (README run) or the official code's "
+                f"ResNet option. Received: encoder_type={encoder_type!r}"
+            )
+        if encoder_type == "resnet":
+            try:
+                resnet_channel_multipliers = tuple(
+                    int(m) for m in resnet_channel_multipliers
+                )
+            except (TypeError, ValueError):
+                # ResNetEncoder names the argument and what it expects.
+                resnet_channel_multipliers = ()
+            factor = 2 ** (len(resnet_channel_multipliers) - 1)
+            if resnet_channel_multipliers and patch_size != factor:
+                raise ValueError(
+                    "With `encoder_type='resnet'` the token grid is "
+                    "`image_size / 2 ** (len(resnet_channel_multipliers) - "
+                    f"1)`, so `patch_size` must be {factor} for "
+                    f"resnet_channel_multipliers="
+                    f"{resnet_channel_multipliers}. Received: "
+                    f"patch_size={patch_size}. Pass patch_size={factor} or "
+                    "change the number of levels."
+                )
         commitment_weight = check_number(
             "commitment_weight", commitment_weight, low=0.0
         )
@@ -294,30 +349,47 @@ class LQAEBackbone(keras_hub.models.Backbone):
             )
 
         # === Layers ===
-        vit = dict(
-            image_size=image_size,
-            patch_size=patch_size,
-            hidden_dim=hidden_dim,
-            intermediate_dim=intermediate_dim,
-            block_type=block_type,
-            dropout=dropout,
-            dtype=policy,
-        )
-        self.encoder = ViTEncoder(
-            num_layers=encoder_num_layers,
-            num_heads=encoder_num_heads,
-            name="encoder",
-            **vit,
-        )
+        if encoder_type == "resnet":
+            resnet = dict(
+                image_size=image_size,
+                hidden_dim=hidden_dim,
+                filters=resnet_filters,
+                channel_multipliers=resnet_channel_multipliers,
+                num_res_blocks=resnet_num_res_blocks,
+                dropout=dropout,
+                dtype=policy,
+            )
+            self.encoder = ResNetEncoder(name="encoder", **resnet)
+        else:
+            vit = dict(
+                image_size=image_size,
+                patch_size=patch_size,
+                hidden_dim=hidden_dim,
+                intermediate_dim=intermediate_dim,
+                block_type=block_type,
+                dropout=dropout,
+                dtype=policy,
+            )
+            self.encoder = ViTEncoder(
+                num_layers=encoder_num_layers,
+                num_heads=encoder_num_heads,
+                name="encoder",
+                **vit,
+            )
         self.quantizer = quantizer
         self.language_model = language_model
-        self.decoder = ViTDecoder(
-            num_layers=decoder_num_layers,
-            num_heads=decoder_num_heads,
-            out_channels=in_channels,
-            name="decoder",
-            **vit,
-        )
+        if encoder_type == "resnet":
+            self.decoder = ResNetDecoder(
+                out_channels=in_channels, name="decoder", **resnet
+            )
+        else:
+            self.decoder = ViTDecoder(
+                num_layers=decoder_num_layers,
+                num_heads=decoder_num_heads,
+                out_channels=in_channels,
+                name="decoder",
+                **vit,
+            )
         self.pre_quant_projection = None
         self.post_quant_projection = None
         if hidden_dim != code_dim:
@@ -374,6 +446,10 @@ class LQAEBackbone(keras_hub.models.Backbone):
         self.in_channels = in_channels
         self.block_type = block_type
         self.dropout = dropout
+        self.encoder_type = encoder_type
+        self.resnet_filters = resnet_filters
+        self.resnet_channel_multipliers = tuple(resnet_channel_multipliers)
+        self.resnet_num_res_blocks = resnet_num_res_blocks
         self.decoder_input = decoder_input
         self.project_to_language_model = bool(project_to_language_model)
         self.commitment_weight = commitment_weight
@@ -478,7 +554,7 @@ class LQAEBackbone(keras_hub.models.Backbone):
                 f"{length}) sequence, True where a token is replaced by the "
                 f"mask embedding. Received shape: {shape}"
             )
-        return ops.reshape(ops.cast(token_mask, "bool"), (batch, length))
+        return ops.reshape(ops.cast(token_mask, "bool"), (-1, length))
 
     def _run_language_model(self, codes, token_mask):
         """LM outputs on a `(B, L, D)` code sequence, masked where True."""
@@ -525,10 +601,13 @@ class LQAEBackbone(keras_hub.models.Backbone):
         latents = ops.convert_to_tensor(latents)
         outputs = dict(self.quantizer(latents, training=training))
         quantized = outputs["quantized"]
-        batch = ops.shape(quantized)[0]
+        # The batch axis is -1 in reshapes: it is None (symbolic) when a
+        # functional model is traced over this method (evaluation).
+        batch = -1
         grid = self.grid_size
+        width = self.code_dim
         if self.decoder_input != "quantized":
-            sequence = ops.reshape(quantized, (batch, grid * grid, -1))
+            sequence = ops.reshape(quantized, (batch, grid * grid, width))
             lm_out = self._run_language_model(
                 sequence, self._token_mask(token_mask, batch)
             )
@@ -542,7 +621,7 @@ class LQAEBackbone(keras_hub.models.Backbone):
         else:
             decoder_in = quantized
         decoder_in = ops.reshape(
-            ops.cast(decoder_in, self.compute_dtype), (batch, grid, grid, -1)
+            ops.cast(decoder_in, self.compute_dtype), (batch, grid, grid, width)
         )
         if self.post_quant_projection is not None:
             decoder_in = self.post_quant_projection(decoder_in)
@@ -598,20 +677,21 @@ class LQAEBackbone(keras_hub.models.Backbone):
         check_code_range(indices, self.num_embeddings, "indices")
         self.check_ready()
         codes = self.quantizer.indices_to_codes(indices)
-        batch = ops.shape(codes)[0]
+        batch = -1
         grid = self.grid_size
+        width = self.code_dim
         if self.decoder_input == "quantized":
             decoder_in = codes
         else:
             lm_out = self._run_language_model(
-                ops.reshape(codes, (batch, grid * grid, -1)), None
+                ops.reshape(codes, (batch, grid * grid, width)), None
             )
             if self.decoder_input == "hidden_states":
                 decoder_in = lm_out["hidden_states"]
             else:
                 decoder_in = self._predicted_token_embeddings(lm_out["logits"])
         decoder_in = ops.reshape(
-            ops.cast(decoder_in, self.compute_dtype), (batch, grid, grid, -1)
+            ops.cast(decoder_in, self.compute_dtype), (batch, grid, grid, width)
         )
         if self.post_quant_projection is not None:
             decoder_in = self.post_quant_projection(decoder_in)
@@ -712,6 +792,12 @@ class LQAEBackbone(keras_hub.models.Backbone):
                 "in_channels": self.in_channels,
                 "block_type": self.block_type,
                 "dropout": self.dropout,
+                "encoder_type": self.encoder_type,
+                "resnet_filters": self.resnet_filters,
+                "resnet_channel_multipliers": list(
+                    self.resnet_channel_multipliers
+                ),
+                "resnet_num_res_blocks": self.resnet_num_res_blocks,
                 "language_model": language_model,
                 "quantizer": keras.layers.serialize(self.quantizer),
                 "decoder_input": self.decoder_input,

@@ -41,7 +41,8 @@ def test_presets_are_registered_with_the_readme_settings():
     assert backbone["encoder_num_layers"] == 12
     assert backbone["decoder_num_layers"] == 12
     assert backbone["decoder_input"] == "hidden_states"
-    assert backbone["commitment_weight"] == 0.005
+    # The official 0.005 term is added twice (lqae-spec §2): 0.01.
+    assert backbone["commitment_weight"] == 0.01
     assert spec["model"] == dict(
         mask_ratio=0.5, mlm_weight=1e-4, reconstruction_weight=1.0
     )
