@@ -183,6 +183,17 @@ def load_tokenizer(tokenizer):
             f"path to one); received a {type(tokenizer).__name__}, which "
             f"lacks {missing}."
         )
+    index_shape = tuple(getattr(tokenizer, "index_shape", ()) or ())
+    if len(index_shape) > 2:
+        # The stage-2 models read one code id per grid position; VQCT's
+        # codes are (adjective ids ..., noun id) per position.
+        raise ValueError(
+            f"`tokenizer` ({type(tokenizer).__name__}) gives codes of shape "
+            f"(B,) + {index_shape}: several ids per grid position (VQCT: "
+            "adjective ids, then a noun id). The stage-2 models read one "
+            "code id per position: use a single-codebook tokenizer (VQGAN, "
+            "LG-VQ, CVQ)."
+        )
     tokenizer.trainable = False
     return tokenizer
 

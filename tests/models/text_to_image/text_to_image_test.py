@@ -426,6 +426,11 @@ def test_tokenizer_checks(tmp_path):
         load_tokenizer(str(tmp_path / "missing.keras"))
     with pytest.raises(ValueError, match="tokenizer"):
         load_tokenizer(keras.layers.Dense(3))
+    # VQCT codes hold several ids per position: refused, with the reason.
+    from tests.models.vqct.tiny_vqct import tiny_vqct_backbone
+
+    with pytest.raises(ValueError, match="one code id per position"):
+        load_tokenizer(tiny_vqct_backbone())
     # A tokenizer saved by the package loads, frozen.
     path = str(tmp_path / "tokenizer.keras")
     tokenizer.save(path)
