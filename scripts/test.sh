@@ -14,9 +14,16 @@ python3 -m venv "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 python -m pip install --quiet --upgrade pip
-# The CPU build of torch: a plain `torch` requirement would pull a CUDA build.
-python -m pip install --quiet "torch==2.13.0" || python -m pip install --quiet \
-  --index-url https://download.pytorch.org/whl/cpu torch
+# The CPU build of torch, from PyTorch's CPU index first: on PyPI
+# `torch==2.13.0` is the CUDA build (several GB of nvidia-* wheels). A local
+# wheel named by pip's find-links is still taken; only when that index
+# cannot be reached does it fall back to the configured indexes.
+python -m pip install --quiet --timeout 30 --retries 1 \
+  --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0" || {
+  echo "PyTorch's CPU index was not reachable: torch from the configured" \
+    "indexes (on plain PyPI that is the CUDA build)." >&2
+  python -m pip install --quiet "torch==2.13.0"
+}
 python -m pip install --quiet -e ".[tests,jax,torch]"
 python -m keras_lgvq.fetch_assets
 
