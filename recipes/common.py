@@ -188,11 +188,17 @@ NAN_POLICIES = ("off", "stop", "skip")
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
-def add_training_arguments(parser):
+def add_training_arguments(parser, strategy=True, verbose=True, skip=True):
     """Adds the checkpoint, log, validation, NaN and strategy flags.
 
     Args:
         parser: `argparse.ArgumentParser`.
+        strategy: bool. Add `--strategy` (the tokenizer recipes; the
+            stage-2 recipes train on one device).
+        verbose: bool. Add `--verbose` (False when the recipe has its own).
+        skip: bool. Offer `--nan-policy skip`, which needs a model that
+            can leave a step out (`skip_nonfinite_steps`: the keras_lgvq
+            tokenizer trainers; the stage-2 models can only stop).
     """
     group = parser.add_argument_group("checkpoints, logs and distribution")
     group.add_argument(
@@ -218,19 +224,22 @@ def add_training_arguments(parser):
     )
     group.add_argument(
         "--nan-policy",
-        choices=NAN_POLICIES,
+        choices=NAN_POLICIES if skip else ("off", "stop"),
         default="stop",
         help="On a NaN/Inf loss term: stop with a message naming the step "
         "and the term, skip the step (no variable changes), or do "
         "nothing.",
     )
-    group.add_argument(
-        "--verbose",
-        type=int,
-        choices=(0, 1, 2),
-        default=1,
-        help="0: silent, 1: progress bar, 2: one line per epoch.",
-    )
+    if verbose:
+        group.add_argument(
+            "--verbose",
+            type=int,
+            choices=(0, 1, 2),
+            default=1,
+            help="0: silent, 1: progress bar, 2: one line per epoch.",
+        )
+    if not strategy:
+        return parser
     group.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -366,6 +375,7 @@ def train(
             Inf (`--nan-policy stop`).
     """
     from keras_lgvq import callbacks
+    from keras_lgvq.callbacks.best_and_last_checkpoint import BEST_RECORD_FILE
 
     backup = callbacks.ResumableBackup(
         args.backup_dir or os.path.join(out, "backup"),
@@ -382,8 +392,12 @@ def train(
                 f", after {first_step} of its batches."
             )
             _trim_csv(csv_path, first_epoch)
-        elif os.path.exists(csv_path):
-            os.remove(csv_path)  # A fresh run: no rows of an older one.
+        else:
+            # A fresh run: no rows of an older one, and its best value
+            # (best.json) must not stand against this run's.
+            for stale in (csv_path, os.path.join(out, BEST_RECORD_FILE)):
+                if os.path.exists(stale):
+                    os.remove(stale)
     try:
         return callbacks.fit_resumable(
             model,
@@ -397,3 +411,63 @@ def train(
         )
     except callbacks.NonFiniteLossError as error:
         raise SystemExit(f"Training stopped: {error}") from error
+
+
+def array_datasets(train, validation, batch_size, seed, validation_steps=None):
+    """`(epoch_data, validation_data)` for `train` over numpy batch dicts.
+
+    The stage-2 recipes prepare their examples as dicts of equal-length
+    numpy arrays (`Captioner.prepare_inputs`, `VQAModel.prepare_inputs`).
+    Epoch `e` shuffles the training rows with `epoch_seed(seed, e)`, so
+    any epoch can be rebuilt alone and a resumed run skips exactly the
+    batches it had trained; the last batch may be partial.
+
+    Args:
+        train: dict name -> array, one row per example.
+        validation: dict name -> array (the held-out rows).
+        batch_size: int >= 1.
+        seed: int >= 0.
+        validation_steps: int or None. Validation batches per epoch (None:
+            every held-out row).
+
+    Returns:
+        `(epoch_data, validation_data)`, the callables `train` takes.
+    """
+    import tensorflow as tf
+
+    from keras_lgvq.callbacks import epoch_seed
+    from keras_lgvq.utils.validation import check_int
+
+    check_int("batch_size", batch_size, 1)
+    for name, rows in (("training", train), ("validation", validation)):
+        count = {len(v) for v in rows.values()}
+        if count == {0} or len(count) != 1:
+            raise ValueError(
+                f"The {name} rows must be non-empty arrays of one length. "
+                f"Received lengths {sorted(count)} for {sorted(rows)}."
+            )
+    size = len(next(iter(train.values())))
+
+    def epoch_data(epoch):
+        ds = tf.data.Dataset.from_tensor_slices(train)
+        ds = ds.shuffle(
+            size, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False
+        )
+        return ds.batch(batch_size)
+
+    def validation_data():
+        ds = tf.data.Dataset.from_tensor_slices(validation).batch(batch_size)
+        return ds.take(validation_steps) if validation_steps else ds
+
+    return epoch_data, validation_data
+
+
+def model_arguments(args, name):
+    """`args` for one of several models a recipe trains in turn: each gets
+    its own backup folder (`--backup-dir`/NAME when given)."""
+    import argparse
+
+    values = dict(vars(args))
+    if args.backup_dir:
+        values["backup_dir"] = os.path.join(args.backup_dir, name)
+    return argparse.Namespace(**values)

@@ -35,6 +35,16 @@ Budgets: the default is sized for <= 15 minutes per tokenizer on a 2-core
 CPU (plus a few minutes, once, to train the judge, which is cached);
 `--quick` for a few minutes; `--smoke` runs the whole code path in seconds
 for CI (the numbers mean nothing).
+
+Training keeps what the tokenizer recipes keep (`recipes/common.py`), per
+tokenizer in `OUT/NAME/`: a resumable backup every `--checkpoint-every`
+steps (rerun the same command after a kill; a generator that had finished
+is trained again, to the same weights), `best.keras` (lowest validation
+loss) and `last.keras`, TensorBoard scalars in `logs/`, `history.csv`,
+validation each epoch on `--validation-size` held-out scenes (the
+validation split, cached like the training codes), and the NaN/Inf guard
+(`--nan-policy stop|off`; no `skip`, which needs the tokenizer
+trainers).
 """
 
 import argparse
@@ -64,6 +74,7 @@ BUDGETS = {
         samples_per_caption=4,
         judge_images=2500,
         judge_epochs=6,
+        validation_size=128,
     ),
     "quick": dict(
         train_size=1024,
@@ -77,6 +88,7 @@ BUDGETS = {
         samples_per_caption=3,
         judge_images=1200,
         judge_epochs=4,
+        validation_size=64,
     ),
     # CI: the whole code path in seconds; the numbers mean nothing.
     "smoke": dict(
@@ -91,6 +103,7 @@ BUDGETS = {
         samples_per_caption=2,
         judge_images=64,
         judge_epochs=1,
+        validation_size=8,
     ),
 }
 SMOKE_GENERATOR = dict(hidden_dim=16, num_layers=1, num_heads=2,
@@ -129,6 +142,10 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--eval-size", type=int)
+    parser.add_argument(
+        "--validation-size", type=int,
+        help="Held-out scenes (validation split) scored each epoch.",
+    )
     parser.add_argument("--held-out-size", type=int)
     parser.add_argument("--completion-size", type=int)
     parser.add_argument("--samples-per-caption", type=int)
@@ -153,7 +170,12 @@ def parse_args(argv=None):
         "--jit-compile", choices=("auto", "on", "off"), default="auto"
     )
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
-    return parser.parse_args(argv)
+    common.add_training_arguments(
+        parser, strategy=False, verbose=False, skip=False
+    )
+    args = parser.parse_args(argv)
+    common.check_training_arguments(args)
+    return args
 
 
 def resolve_settings(args):
@@ -178,6 +200,7 @@ def resolve_settings(args):
         ("batch_size", "batch_size"),
         ("learning_rate", "learning_rate"),
         ("eval_size", "eval_size"),
+        ("validation_size", "validation_size"),
         ("held_out_size", "held_out_size"),
         ("completion_size", "completion_size"),
         ("samples_per_caption", "samples_per_caption"),
@@ -192,7 +215,8 @@ def resolve_settings(args):
         if value is not None:
             settings[target] = value
     for key in ("train_size", "train_steps", "batch_size", "eval_size",
-                "captions_per_image", "sampling_steps", "judge_images"):
+                "captions_per_image", "sampling_steps", "judge_images",
+                "validation_size"):
         if settings[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1.")
     if settings["sampling_guidance_scale"] < 0:
@@ -251,23 +275,25 @@ def scenes_examples(num_images, image_size, split, seed=0, holdout=None):
     return images / 127.5 - 1.0, examples
 
 
-def prepare_training_data(tokenizer, prior, settings, cache_root, verbose):
-    """Code cache and text-feature cache of the training split."""
+def prepare_training_data(tokenizer, prior, settings, cache_root, verbose,
+                          split="train"):
+    """Code cache and text-feature cache of the training (or validation)
+    split; both draw scenes without the held-out combinations."""
     from keras_lgvq.datasets import code_cache as codes_lib
     from keras_lgvq.datasets import scenes
     from keras_lgvq.text_priors import feature_cache as text_lib
 
-    n = settings["train_size"]
+    n = settings["train_size" if split == "train" else "validation_size"]
     c = settings["captions_per_image"]
     size = int(tokenizer.resolution)
     images, examples = scenes_examples(
-        n, size, "train", holdout=scenes.DEFAULT_HOLDOUT
+        n, size, split, holdout=scenes.DEFAULT_HOLDOUT
     )
     fingerprint = codes_lib.tokenizer_fingerprint(tokenizer)
     code_dir = codes_lib.code_cache_path(
         os.path.join(cache_root, "codes"),
         "scenes",
-        f"train_{size}px_n{n}",
+        f"{split}_{size}px_n{n}",
         fingerprint,
     )
     if os.path.exists(os.path.join(code_dir, codes_lib.MANIFEST)):
@@ -281,13 +307,13 @@ def prepare_training_data(tokenizer, prior, settings, cache_root, verbose):
             for i in range(0, n, 64)
         )
         code_cache = codes_lib.build_code_cache(
-            tokenizer, batches, code_dir, "scenes", "train", verbose=verbose
+            tokenizer, batches, code_dir, "scenes", split, verbose=verbose
         )
     text_dir = os.path.join(
         text_lib.cache_path(
             os.path.join(cache_root, "text"),
             "scenes",
-            "train",
+            split,
             prior,
             prior.sequence_length,
         ),
@@ -303,7 +329,7 @@ def prepare_training_data(tokenizer, prior, settings, cache_root, verbose):
             [(e["image_id"], e["captions"][:c]) for e in examples],
             text_dir,
             dataset="scenes",
-            split="train",
+            split=split,
             captions_per_image=c,
         )
     return code_cache, feature_cache
@@ -406,24 +432,49 @@ def build_generator(tokenizer, prior, settings, args):
     return model
 
 
-def train_generator(model, code_cache, feature_cache, settings, verbose):
+def train_generator(model, caches, validation_caches, settings, args,
+                    out_dir, name):
+    """Trains through `common.train` (backups, best / last, logs, guard).
+
+    Args:
+        caches: `(code_cache, feature_cache)` of the training split.
+        validation_caches: the same of the validation split.
+        name: the tokenizer's label (its backup sub-folder).
+    """
+    from keras_lgvq.callbacks import epoch_seed
     from keras_lgvq.datasets.code_cache import make_code_dataset
 
-    data = make_code_dataset(
-        code_cache,
-        feature_cache,
-        batch_size=settings["batch_size"],
-        training=True,
-        seed=settings["seed"],
-    )
+    seed = settings["seed"]
+
+    def epoch_data(epoch):
+        # Seeded per epoch (shuffle, caption draw): a resumed run rebuilds
+        # its epoch and skips the batches it had trained.
+        return make_code_dataset(
+            *caches,
+            batch_size=settings["batch_size"],
+            training=True,
+            seed=epoch_seed(seed, epoch),
+        ).repeat()
+
+    def validation_data():
+        ds = make_code_dataset(
+            *validation_caches,
+            batch_size=settings["batch_size"],
+            training=False,
+            seed=seed,
+        )
+        return ds.take(args.validation_steps) if args.validation_steps else ds
+
     steps = settings["train_steps"]
     epochs = min(5, steps)
-    history = model.fit(
-        data.repeat(),
+    history = common.train(
+        model,
+        epoch_data,
+        validation_data,
+        common.model_arguments(args, name),
+        out_dir,
         epochs=epochs,
         steps_per_epoch=steps // epochs,
-        shuffle=False,  # the dataset shuffles itself
-        verbose=verbose,
     )
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
@@ -627,6 +678,10 @@ def run_one(tokenizer_path, name, prior, judge, test, held, settings, args,
         code_cache, feature_cache = prepare_training_data(
             tokenizer, prior, settings, cache_root, verbose
         )
+        validation_caches = prepare_training_data(
+            tokenizer, prior, settings, cache_root, verbose,
+            split="validation",
+        )
     model = build_generator(tokenizer, prior, settings, args)
     print(
         f"\n== [{name}] Training {model.backbone.num_layers} x "
@@ -637,7 +692,8 @@ def run_one(tokenizer_path, name, prior, judge, test, held, settings, args,
     with watch.phase(f"{name}_train"):
         start = time.perf_counter()
         history = train_generator(
-            model, code_cache, feature_cache, settings, verbose
+            model, (code_cache, feature_cache), validation_caches, settings,
+            args, out_dir, name,
         )
         train_seconds = time.perf_counter() - start
     tokens = settings["train_steps"] * settings["batch_size"] * (

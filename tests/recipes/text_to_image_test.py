@@ -103,6 +103,25 @@ def test_smoke_run_writes_the_report(tmp_path):
     report = (out / "report.md").read_text()
     assert "Conditioning accuracy" in report and "Held-out" in report
     assert os.path.exists(out / "tok" / "model.keras")
+    # What every training recipe keeps (recipes/common.py `train`): 4 steps
+    # as 4 epochs of 1, each validated on the held-out validation split.
+    import csv
+    import glob
+
+    import keras
+
+    with open(out / "tok" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert all(math.isfinite(float(r["val_loss"])) for r in rows)
+    assert len(result["history"]["val_loss"]) == 4
+    for value, row in zip(result["history"]["val_loss"], rows):
+        assert math.isclose(value, float(row["val_loss"]), rel_tol=1e-5)
+    for part in ("train", "validation"):
+        assert glob.glob(str(out / "tok" / "logs" / part / "events.*"))
+    for name in ("best.keras", "last.keras"):
+        keras.saving.load_model(str(out / "tok" / name), safe_mode=True)
+    assert not os.path.exists(out / "tok" / "backup")
     # The caches (codes, text features, judge) are found again, not rebuilt.
     settings = text_to_image.resolve_settings(text_to_image.parse_args(args))
     cache = str(tmp_path / "cache")
