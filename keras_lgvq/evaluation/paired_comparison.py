@@ -5,7 +5,8 @@ B beyond chance, the comparison needs the per-item values behind those
 means, scored on identical items: `per_item_scores` gives, for one model,
 
 - `psnr`: per-image PSNR (dB, reconstructions clipped to [-1, 1], capped at
-  100 dB like the `PSNR` metric);
+  100 dB like the `PSNR` metric), and with `with_ssim=True` `ssim`, the
+  per-image SSIM;
 - `{probe,own}_image_to_text_R@K` and `{probe,own}_text_to_image_R@K`:
   1.0 where the query's own item is within the top K (ties pessimistic, as
   the recall metrics), from the probe's and (LG-VQ) the model's own image
@@ -22,6 +23,7 @@ from keras import ops
 from keras_lgvq.evaluation.alignment_metrics import batched
 from keras_lgvq.evaluation.significance import paired_bootstrap
 from keras_lgvq.metrics.image_quality import psnr
+from keras_lgvq.metrics.image_quality import ssim
 from keras_lgvq.metrics.retrieval import image_to_text_ranks
 from keras_lgvq.metrics.retrieval import text_to_image_ranks
 from keras_lgvq.utils.tensors import to_numpy
@@ -29,7 +31,9 @@ from keras_lgvq.utils.tensors import to_numpy
 _EMBEDDINGS = {"probe": "probe_image_embeddings", "own": "own_image_embeddings"}
 
 
-def per_item_scores(model, eval_split, artifacts, ks=(1, 5), batch_size=64):
+def per_item_scores(
+    model, eval_split, artifacts, ks=(1, 5), batch_size=64, with_ssim=False
+):
     """Per-item values of one evaluated model (see the module docstring).
 
     Args:
@@ -41,6 +45,8 @@ def per_item_scores(model, eval_split, artifacts, ks=(1, 5), batch_size=64):
             returned for this model.
         ks: tuple of ints. Retrieval cut-offs.
         batch_size: int. Images per reconstruction call.
+        with_ssim: bool. Also `ssim`: per-image SSIM of the clipped
+            reconstruction (the `SSIM` metric's per-image values).
 
     Returns:
         dict name -> 1-D float array, one value per test item.
@@ -65,9 +71,15 @@ def per_item_scores(model, eval_split, artifacts, ks=(1, 5), batch_size=64):
         x = ops.convert_to_tensor(images[rows])
         out = backbone.encode_decode(x, training=False)["reconstruction"]
         x_hat = ops.clip(ops.cast(out, "float32"), -1.0, 1.0)
-        return psnr(x, x_hat, data_range=2.0, max_psnr=100.0)
+        values = [psnr(x, x_hat, data_range=2.0, max_psnr=100.0)]
+        if with_ssim:
+            values.append(ssim(x, x_hat, data_range=2.0))
+        return ops.stack(values, axis=1)
 
-    scores = {"psnr": batched(reconstruct, len(images), batch_size)}
+    values = batched(reconstruct, len(images), batch_size)
+    scores = {"psnr": values[:, 0]}
+    if with_ssim:
+        scores["ssim"] = values[:, 1]
     sentence = eval_split.get("sentence_feature")
     if sentence is not None:
         owner = np.arange(len(sentence))

@@ -46,6 +46,19 @@ def test_per_item_scores_match_numpy_references():
         ["psnr"]
         + [f"probe_{d}_R@{k}" for d in ("image_to_text", "text_to_image") for k in (1, 5)]
     )
+    # with_ssim adds the per-image SSIM of the clipped reconstruction (the
+    # SSIM metric itself is checked against skimage in its own tests).
+    from keras_lgvq.metrics.image_quality import ssim
+
+    with_ssim = per_item_scores(
+        backbone, split, {}, batch_size=4, with_ssim=True
+    )
+    assert sorted(with_ssim) == ["psnr", "ssim"]
+    np.testing.assert_allclose(with_ssim["psnr"], scores["psnr"], rtol=1e-5)
+    expected = keras.ops.convert_to_numpy(
+        ssim(images, np.clip(recon, -1, 1), data_range=2.0)
+    )
+    np.testing.assert_allclose(with_ssim["ssim"], expected, rtol=1e-4, atol=1e-6)
 
 
 def test_paired_significance_runs_on_shared_keys_only():

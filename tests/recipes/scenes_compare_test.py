@@ -50,6 +50,21 @@ def test_settings_per_mode_and_overrides():
         )
     with pytest.raises(SystemExit):
         scenes_compare.parse_args(["--quick", "--smoke"])
+    # Seeds: consecutive from --seed; the bootstrap needs >= 100 resamples.
+    seeded = scenes_compare.resolve_settings(
+        scenes_compare.parse_args(["--smoke", "--seeds", "3", "--seed", "5"])
+    )
+    assert seeded["seeds"] == [5, 6, 7] and default["seeds"] == [0]
+    for bad in (["--seeds", "0"], ["--seeds", "17"],
+                ["--bootstrap-resamples", "50"]):
+        with pytest.raises(ValueError, match=bad[0]):
+            scenes_compare.resolve_settings(
+                scenes_compare.parse_args(["--smoke", *bad])
+            )
+    # --leak-free-mtp is documented as a no-op for the `scenes` rows.
+    from keras_lgvq.models.presets import get_preset
+
+    assert get_preset("scenes")["guidance"]["mtp_leak_free"] is True
 
 
 def test_models_argument_selects_registry_entries():
@@ -60,7 +75,13 @@ def test_models_argument_selects_registry_entries():
     assert models() == ["lgvq", "vqgan"]
     assert models("--models", "vqct_lg, vqct,vqct_lg") == ["vqct_lg", "vqct"]
     assert models("--models", "all") == list(scenes_compare.MODELS)
-    assert {"vqct", "vqct_lg"} <= set(scenes_compare.MODELS)
+    assert models("--all") == list(scenes_compare.MODELS)
+    with pytest.raises(ValueError, match="--all"):
+        models("--all", "--models", "lgvq")
+    # Every row the issue names is in the registry.
+    assert [s.label for s in scenes_compare.MODELS.values()] == [
+        "LG-VQ", "VQGAN", "CVQ+LG", "CVQ", "VQCT+LG", "VQCT", "LQAE", "VQAE"
+    ]
     with pytest.raises(ValueError, match="unknown: \\['vqtc'\\]"):
         models("--models", "lgvq,vqtc")
     with pytest.raises(ValueError, match="--models"):
@@ -70,9 +91,12 @@ def test_models_argument_selects_registry_entries():
 
     for kind, spec in scenes_compare.MODELS.items():
         assert spec.preset in presets.list_presets(spec.model_class), kind
+        if spec.guided:
+            assert spec.baseline is not None, kind
         if spec.baseline is not None:
             twin = scenes_compare.MODELS[spec.baseline]
-            assert spec.guided and not twin.guided
+            assert not twin.guided and twin.baseline is None
+            assert twin.family == spec.family
 
 
 def test_module_entry_point_dispatches(capsys):
@@ -102,7 +126,8 @@ def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("scenes_smoke")
     out, data = root / "run", str(root / "tfds")
     scenes_compare.main(
-        ["--smoke", "--out", str(out), "--data-dir", data, "--verbose", "0"]
+        ["--smoke", "--seeds", "2", "--out", str(out), "--data-dir", data,
+         "--verbose", "0"]
     )
     with open(out / "summary.json") as f:
         summary = json.load(f)
@@ -126,7 +151,8 @@ def _walk_numbers(value, path=""):
 def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
     out, _, summary = smoke_run
     assert set(summary) >= {
-        "lgvq", "vqgan", "config", "comparison", "timing", "machine", "notes"
+        "lgvq", "vqgan", "config", "comparison", "timing", "machine", "notes",
+        "significance", "seed_statistics",
     }
     assert summary["config"]["mode"] == "smoke"
     # No NaN or inf anywhere in the summary.
@@ -174,9 +200,105 @@ def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
     )
     figures = summary["comparison"]["figures"]
     assert set(figures) == {
-        "metrics.png", "training_curves.png", "codebook_usage.png"
+        "metrics.png", "training_curves.png", "codebook_usage.png",
+        "significance.png", "metrics_seeds.png",
     }
     for name in figures.values():
+        assert visualization.read_png(str(out / name)).ndim == 3
+
+
+@needs_minilm
+def test_smoke_significance_fields_against_numpy(smoke_run):
+    import itertools
+
+    import numpy as np
+
+    out, _, summary = smoke_run
+    assert summary["config"]["seeds"] == [0, 1]
+    pair = summary["significance"]["lgvq_vs_vqgan"]
+    assert pair["models"] == ["lgvq", "vqgan"] and pair["seeds"] == [0, 1]
+    metrics = pair["metrics"]
+    # Every metric both models have is in the pair; the ones with per-item
+    # values (PSNR, SSIM, probe retrieval) carry a bootstrap interval.
+    flat_a = summary["lgvq"]["table_metrics"]
+    flat_b = summary["vqgan"]["table_metrics"]
+    both = [k for k in METRIC_SPECS
+            if flat_a[k] is not None and flat_b[k] is not None]
+    assert list(metrics) == both
+    per_item = {k for k, m in metrics.items() if m["per_item"]}
+    assert per_item == {"psnr", "ssim"} | {
+        f"retrieval_{t}_R@{k}_probe" for t in ("i2t", "t2i")
+        for k in (1, 5, 10)
+    }
+    runs = {
+        kind: [summary[kind]["table_metrics"]]
+        + [r["table_metrics"] for r in summary[kind]["seed_runs"]]
+        for kind in ("lgvq", "vqgan")
+    }
+    assert [r["seed"] for r in summary["lgvq"]["seed_runs"]] == [1]
+    for key, metric in metrics.items():
+        spec = METRIC_SPECS[key]
+        assert metric["difference"] == pytest.approx(
+            flat_a[key] - flat_b[key]
+        )
+        test = metric["per_item"]
+        if test is not None:
+            # The per-item means are the table's numbers (recall hits in %).
+            rel = 1e-3 if key in ("psnr", "ssim") else 1e-9
+            assert test["difference"] == pytest.approx(
+                metric["difference"], rel=rel, abs=1e-4
+            ), key
+            assert test["ci_low"] <= test["difference"] <= test["ci_high"]
+            assert test["significant"] == (
+                test["ci_low"] > 0 or test["ci_high"] < 0
+            )
+            assert test["n"] == 16 and test["num_resamples"] == 2000
+        # Across seeds: numpy mean / sd and the exact sign-flip p.
+        a = np.array([r[key] for r in runs["lgvq"]])
+        b = np.array([r[key] for r in runs["vqgan"]])
+        seeds = metric["across_seeds"]
+        diff = a - b
+        assert seeds["difference"] == pytest.approx(diff.mean())
+        flips = [abs(np.mean(np.array(s) * diff))
+                 for s in itertools.product((1, -1), repeat=2)]
+        expected_p = np.mean(
+            [f >= abs(diff.mean()) - 1e-12 for f in flips]
+        )
+        assert seeds["p_value"] == pytest.approx(expected_p)
+        # Two seeds can never reach p < 0.05, and the note says so.
+        assert not seeds["significant"] and "cannot reach" in seeds["note"]
+        stats = metric["seed_statistics"]
+        assert stats["lgvq"]["mean"] == pytest.approx(a.mean())
+        assert stats["vqgan"]["std"] == pytest.approx(b.std(ddof=1))
+        assert summary["seed_statistics"]["lgvq"][key]["n"] == 2
+        # The verdict follows the per-item interval (else the seeds) and
+        # the metric's direction.
+        decisive = test or seeds
+        if not decisive["significant"]:
+            expected = "no clear difference"
+        else:
+            up = decisive["difference"] > 0
+            expected = "better" if up == spec.higher_is_better else "worse"
+        assert metric["verdict"] == expected, key
+        assert metric["tested_by"] == ("per_item" if test else "across_seeds")
+    report = (out / "report.md").read_text()
+    summary_part = report.split("## All metrics")[0]
+    assert summary_part.startswith("# LG-VQ vs VQGAN on the scenes set")
+    assert "## Summary" in summary_part and "### LG-VQ vs VQGAN" in summary_part
+    assert "| Metric | LG-VQ | VQGAN | Δ [95% CI] over items |" in summary_part
+    assert "sign-flip p" in summary_part
+    psnr = metrics["psnr"]["per_item"]
+    ci = (f"{psnr['difference']:+.3g} [{psnr['ci_low']:+.3g}, "
+          f"{psnr['ci_high']:+.3g}]")
+    assert f"| {ci} |" in summary_part
+    # The budget and the per-system settings are stated.
+    assert "Budget `smoke`: every system trains 4 steps of 8 images" in (
+        summary_part
+    )
+    assert "| LG-VQ | `scenes` | VQGANBackbone | 64 |" in summary_part
+    for name in ("significance.png", "metrics_seeds.png"):
+        assert summary["comparison"]["figures"][name] == name
+        assert f"]({name})" in report
         assert visualization.read_png(str(out / name)).ndim == 3
 
 
@@ -218,24 +340,83 @@ def test_evaluate_recipe_on_the_smoke_preset(smoke_run, tmp_path):
     assert "| PSNR (dB) ↑ |" in report
 
 
+def test_lqae_rows_need_the_splade_asset(monkeypatch):
+    from keras_lgvq.language_models import splade_assets
+
+    spec = scenes_compare.MODELS["lqae"]
+    monkeypatch.setattr(splade_assets, "is_available", lambda path=None: False)
+    reason = spec.requires({})
+    assert "splade-tiny" in reason and "splade_assets" in reason
+    monkeypatch.setattr(splade_assets, "is_available", lambda path=None: True)
+    assert spec.requires({}) is None
+
+
 @needs_minilm
-def test_smoke_vqct_rows_and_their_evaluation(smoke_run, tmp_path):
-    # VQCT and VQCT+LG through the same recipe (the data of the default
-    # smoke run is reused; probes are skipped to keep CI short: they run
-    # on VQCT codes in tests/evaluation/vqct_evaluation_test.py).
+def test_smoke_all_rows_with_a_skipped_row(smoke_run, tmp_path, monkeypatch):
+    # `--all` through the same recipe (the data of the default smoke run is
+    # reused; probes are skipped to keep CI short: they run on VQCT codes
+    # in tests/evaluation/vqct_evaluation_test.py). LG-VQ and VQGAN ran in
+    # the fixture, and CVQ and VQCT (the same trainer as VQGAN) are
+    # declared missing here to keep CI short: all four must appear as
+    # skipped rows with their reasons; the four others are trained.
+    import dataclasses
+
     from recipes import evaluate
 
+    from keras_lgvq.language_models import splade_assets
+
+    if not splade_assets.is_available():
+        pytest.skip("splade-tiny is not fetched (LQAE rows)")
+    for kind in ("lgvq", "vqgan", "cvq", "vqct"):
+        spec = scenes_compare.MODELS[kind]
+        monkeypatch.setitem(
+            scenes_compare.MODELS, kind,
+            dataclasses.replace(
+                spec, requires=lambda s, k=kind: f"{k} left out by the test"
+            ),
+        )
     _, data, _ = smoke_run
-    out = tmp_path / "vqct"
+    out = tmp_path / "all"
     summary = scenes_compare.run(
         scenes_compare.parse_args([
-            "--smoke", "--models", "vqct,vqct_lg", "--probe-size", "0",
+            "--smoke", "--all", "--probe-size", "0",
             "--out", str(out), "--data-dir", data, "--verbose", "0",
         ])
     )
-    assert summary["config"]["models"] == ["vqct", "vqct_lg"]
-    assert summary["comparison"]["header"][1:3] == ["VQCT", "VQCT+LG"]
-    for kind in ("vqct", "vqct_lg"):
+    assert summary["config"]["models"] == list(scenes_compare.MODELS)
+    ran = ["cvq_lg", "vqct_lg", "lqae", "vqae"]
+    assert summary["comparison"]["models"] == ran
+    assert summary["comparison"]["header"][1:5] == [
+        "CVQ+LG", "VQCT+LG", "LQAE", "VQAE"
+    ]
+    report = (out / "report.md").read_text()
+    for kind in ("lgvq", "vqgan", "cvq", "vqct"):
+        reason = f"{kind} left out by the test"
+        assert summary[kind] == {"skipped": True, "reason": reason}
+        assert summary["comparison"]["skipped"][kind] == reason
+        assert f"{scenes_compare.MODEL_NAMES[kind]} not run: {reason}." in (
+            report
+        )
+    # Only pairs whose both rows ran are tested (CVQ+LG and VQCT+LG have
+    # no baseline here: their sections say nothing is compared).
+    assert set(summary["significance"]) == {"lqae_vs_vqae"}
+    for pair in summary["significance"].values():
+        psnr = pair["metrics"]["psnr"]
+        assert psnr["per_item"]["ci_low"] <= psnr["per_item"]["ci_high"]
+        assert psnr["across_seeds"] is None
+        # Usage has no per-item values and one seed: untested, said so.
+        assert pair["metrics"]["codebook_usage_pct"]["verdict"].startswith(
+            "untested"
+        )
+    assert "### LQAE vs VQAE" in report and "### VQCT+LG vs" not in report
+    # Each system's setup is recorded: the CVQ quantizer, the LQAE trainer.
+    setup = {k: summary[k]["training"]["setup"] for k in ran}
+    assert setup["cvq_lg"]["cvq_reinit"] and not setup["vqct_lg"]["cvq_reinit"]
+    assert setup["lqae"]["optimizer"].startswith("AdamW")
+    assert setup["lqae"]["codebook_size"] == 30522
+    assert setup["vqae"]["codebook_size"] == 1024
+    assert not any(s["discriminator"] or s["lpips"] for s in setup.values())
+    for kind in ("vqct_lg",):
         result = summary[kind]
         assert set(result["sub_codebooks"]) == {"adjective", "noun"}
         flat = result["table_metrics"]
@@ -247,28 +428,21 @@ def test_smoke_vqct_rows_and_their_evaluation(smoke_run, tmp_path):
         )
         assert "adjective_loss" in result["training"]["step_history"]
     assert "retrieval" in summary["vqct_lg"]["own_heads"]
-    assert summary["vqct"]["own_heads"]["available"] is False
-    # The guided model and its unguided twin start from the same backbone.
-    checksums = [
-        summary[k]["training"]["initial_backbone_abs_sum"]
-        for k in ("vqct", "vqct_lg")
-    ]
-    assert checksums[0] == pytest.approx(checksums[1])
+    assert summary["vqae"]["own_heads"]["available"] is False
+    assert "mlm_loss" in summary["lqae"]["training"]["step_history"]
     rows = {row[0] for row in summary["comparison"]["rows"]}
     assert "Codebook usage, adjectives (%) ↑" in rows
-    report = (out / "report.md").read_text()
-    assert report.startswith("# VQCT vs VQCT+LG on the scenes set")
-    assert "| Metric | VQCT | VQCT+LG | Chance/baseline | Better |" in report
+    assert report.startswith("# CVQ+LG vs VQCT+LG vs LQAE vs VQAE")
     assert visualization.read_png(str(out / "codebook_usage.png")).ndim == 3
 
     evaluate.main([
-        str(out / "vqct" / "preset"), "--out", str(tmp_path / "eval"),
+        str(out / "vqct_lg" / "preset"), "--out", str(tmp_path / "eval"),
         "--eval-size", "16", "--probe-size", "0", "--train-size", "32",
         "--data-dir", data, "--verbose", "0",
     ])
     with open(tmp_path / "eval" / "evaluation.json") as f:
         result = json.load(f)
-    assert result["model"] == "VQCT"
+    assert result["model"] == "VQCTLG"
     assert math.isfinite(result["table_metrics"]["codebook_usage_pct_noun"])
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| Codebook perplexity, nouns ↑ |" in report
