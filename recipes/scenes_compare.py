@@ -399,10 +399,9 @@ def parse_args(argv=None):
         "--leak-free-mtp",
         action="store_true",
         help=(
-            "Leak-free MTP for every guided row. A no-op for LG-VQ and "
-            "CVQ+LG: the `scenes` preset already trains with "
-            "mtp_leak_free=True. It only changes VQCT+LG, whose "
-            "`scenes_vqct_lg` preset keeps the faithful MTP."
+            "Kept for old command lines; a no-op: every guided row's "
+            "preset (`scenes`, `scenes_vqct_lg`) already trains with "
+            "mtp_leak_free=True."
         ),
     )
     parser.add_argument(

@@ -17,7 +17,10 @@ names build the same models through `VQGANBackbone`, `VQGAN` and `LGVQ`
 (each spec's `backbone_class` picks the tokenizer).
 """
 
+from keras_lgvq.models.lgvq.lgvq_presets import PRESETS as _LGVQ_PRESETS
 from keras_lgvq.models.vqgan.vqgan_presets import PAPER_BACKBONE, PAPER_GAN
+
+_LGVQ_SCENES = _LGVQ_PRESETS["scenes"]
 
 # The classes that can build these presets. Every spec names its
 # tokenizer class (`backbone_class`), so the VQGAN family's classes build
@@ -177,26 +180,21 @@ PRESETS = {
     "scenes_vqct_lg": {
         "description": (
             "VQCT+LG: `scenes_vqct` with LG-VQ's language guidance on its "
-            "latent and the offline MiniLM text prior (guidance weights of "
-            "the `scenes` LG-VQ preset). " + _SCENES_NOTE
+            "latent and the offline MiniLM text prior, with the `scenes` "
+            "LG-VQ preset's guidance: its weights and its fixes (symmetric "
+            "GSA, learnable temperature, leak-free MTP, padding mask; not "
+            "a paper preset). " + _SCENES_NOTE
         ),
         "backbone_class": BACKBONE_CLASS,
         "backbone": dict(_SCENES_BACKBONE),
         "quantizer": dict(_SCENES_QUANTIZER),
         "prior": dict(_SCENES_PRIOR),
-        "text": dict(
-            text_prior="minilm",
-            text_dim=384,
-            sentence_dim=384,
-            vocabulary_size=30522,
-            sequence_length=30,
-        ),
-        "guidance": dict(
-            alpha=0.1,
-            beta=0.05,
-            gamma=0.1,
-            decoder_intermediate_dim=384,
-        ),
+        # The `scenes` LG-VQ preset's text and guidance, fixes included
+        # (symmetric GSA with a learnable temperature, leak-free MTP with
+        # the padding mask, weights a tenth), so VQCT+LG and LG-VQ rows of
+        # the main job differ only in the quantizer.
+        "text": dict(_LGVQ_SCENES["text"]),
+        "guidance": dict(_LGVQ_SCENES["guidance"]),
         "model": dict(_SCENES_MODEL),
         "perceptual": None,
         "training": dict(_SCENES_TRAINING),

@@ -301,7 +301,8 @@ def test_scenes_vqct_builds_from_its_packaged_prior():
     lg = VQCTLG.from_preset("scenes_vqct_lg", text_prior=None)
     assert isinstance(lg.backbone, VQCTBackbone)
     assert lg.guidance.code_dim == 64
-    assert lg.guidance.alpha == 0.1
+    assert lg.guidance.alpha == 0.01  # the `scenes` LG-VQ weights
+    assert lg.guidance.gsa_symmetric and lg.guidance.mtp_leak_free
 
 
 @pytest.mark.parametrize("name", ["cub_vqct", "coco_vqct", "ade20k_vqct"])
@@ -347,3 +348,14 @@ def test_paper_preset_builds_the_paper_architecture_with_a_prior(tmp_path):
     )
     trainable = sum(int(np.prod(v.shape)) for v in backbone.trainable_weights)
     assert trainable == expected
+
+
+def test_scenes_vqct_lg_has_the_scenes_guidance_and_its_fixes():
+    # Not a paper preset: the main job's VQCT+LG row must differ from the
+    # LG-VQ row in the quantizer only.
+    lgvq = presets.get_preset("scenes", "LGVQ")
+    vqct_lg = presets.get_preset("scenes_vqct_lg", "VQCTLG")
+    assert vqct_lg["guidance"] == lgvq["guidance"]
+    assert vqct_lg["text"] == lgvq["text"]
+    assert vqct_lg["guidance"]["mtp_leak_free"] is True
+    assert vqct_lg["guidance"]["gsa_symmetric"] is True
