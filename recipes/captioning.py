@@ -19,6 +19,15 @@ The CPU defaults are sized to finish in 15 minutes on 2 cores
 (benchmarks/results/stage2_measurements.md). Captions longer than
 `--max-caption-length` tokens keep their first tokens, then the stop token.
 
+Training keeps what the tokenizer recipes keep (`recipes/common.py`), per
+model in `OUT/image/` and `OUT/blind/`: a resumable backup every
+`--checkpoint-every` steps (rerun the same command after a kill; a model
+that had finished is trained again, to the same weights), `best.keras`
+(lowest validation loss) and `last.keras`, TensorBoard scalars in `logs/`,
+`history.csv`, validation on `--validation-images` held-out scenes each
+epoch, and the NaN/Inf guard (`--nan-policy stop|off`: these models
+cannot leave a step out, so there is no `skip`).
+
 Not done here: CUB-200 with user files.
 """
 
@@ -30,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recipes import common
 from recipes.common import Stopwatch
 from recipes.common import load_average
 from recipes.common import machine_info
@@ -46,6 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--prefix-length", type=int, default=10)
     p.add_argument("--mapper-width", type=int, default=512)
     p.add_argument("--train-images", type=int, default=400)
+    p.add_argument("--validation-images", type=int, default=40,
+                   help="Held-out scenes (validation split) scored at "
+                   "every epoch end.")
     p.add_argument("--eval-images", type=int, default=60)
     p.add_argument("--captions-per-image", type=int, default=2)
     p.add_argument("--epochs", type=int, default=4)
@@ -70,7 +83,13 @@ def parse_args(argv=None):
                    help="Skip the zero-prefix baseline.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/captioning")
-    return p.parse_args(argv)
+    common.add_training_arguments(p, strategy=False, skip=False)
+    args = p.parse_args(argv)
+    common.check_training_arguments(args)
+    if args.validation_images < 1:
+        raise ValueError("--validation-images must be >= 1. Received: "
+                         f"{args.validation_images}")
+    return args
 
 
 def encode_scenes(tokenizer, num_images, split, seed, holdout):
@@ -176,11 +195,16 @@ def run(args):
         train_codes, train = encode_scenes(
             tokenizer, args.train_images, "train", args.seed,
             scenes.DEFAULT_HOLDOUT)
+        val_codes, val = encode_scenes(
+            tokenizer, args.validation_images, "validation", args.seed,
+            scenes.DEFAULT_HOLDOUT)
         test_codes, test = encode_scenes(tokenizer, args.eval_images, "test",
                                          args.seed, None)
     reps = args.captions_per_image
     codes = np.repeat(train_codes, reps, axis=0)
     captions = [e["captions"][j] for e in train for j in range(reps)]
+    val_codes = np.repeat(val_codes, reps, axis=0)
+    val_captions = [e["captions"][j] for e in val for j in range(reps)]
     references = {e["image_id"]: e["captions"] for e in test}
     results = {"settings": vars(args), "models": {}}
     predictions_of = {}
@@ -192,15 +216,24 @@ def run(args):
             lm = language_model_for(args, shared_lm)
         model = build(args, tokenizer, lm)
         data = model.prepare_inputs(captions, codes=codes)
+        val_data = model.prepare_inputs(val_captions, codes=val_codes)
         if blind:
             # Same model, no image information: one constant code grid
-            # for every image (train and test).
-            data.pop("codes")
-            data["code_vectors"] = blind_code_vectors(
-                tokenizer, train_codes, len(captions))
+            # for every image (train, validation and test).
+            for rows in (data, val_data):
+                count = len(rows.pop("codes"))
+                rows["code_vectors"] = blind_code_vectors(
+                    tokenizer, train_codes, count)
+        epoch_data, validation_data = common.array_datasets(
+            data, val_data, args.batch_size, args.seed,
+            validation_steps=args.validation_steps)
+        run_dir = os.path.join(args.out, name)
+        os.makedirs(run_dir, exist_ok=True)
         with watch.phase(f"train_{name}"):
-            history = model.fit(data, epochs=args.epochs,
-                                batch_size=args.batch_size, verbose=0)
+            history = common.train(
+                model, epoch_data, validation_data,
+                common.model_arguments(args, name), run_dir,
+                epochs=args.epochs)
         kwargs = ({"code_vectors": blind_code_vectors(
             tokenizer, train_codes, len(test_codes))} if blind
             else {"codes": test_codes})
@@ -218,6 +251,8 @@ def run(args):
             "scores": scores,
             "final_loss": float(history.history["loss"][-1]),
             "loss_history": [float(x) for x in history.history["loss"]],
+            "val_loss_history": [
+                float(x) for x in history.history.get("val_loss", [])],
         }
         predictions_of[name] = predictions
     results["samples"] = {

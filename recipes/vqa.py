@@ -27,6 +27,18 @@ Questions longer than `--max-question-length` tokens keep their first
 tokens; the padded length is the longest (kept) question, so short
 question sets cost less. The CPU defaults are sized to finish in 15 minutes
 on 2 cores (benchmarks/results/stage2_measurements.md).
+
+Training keeps what the tokenizer recipes keep (`recipes/common.py`), per
+model in `OUT/image/` and `OUT/blind/`: a resumable backup every
+`--checkpoint-every` steps (rerun the same command after a kill; a model
+that had finished is trained again, to the same weights), `best.keras`
+(lowest validation loss) and `last.keras`, TensorBoard scalars in `logs/`,
+`history.csv`, validation each epoch on held-out questions (scenes: the
+validation split, `--validation-images` scenes; COCO-QA: the questions of
+the last `--validation-fraction` of the training images, at least one;
+the answer vocabulary still spans the whole training split), and the
+NaN/Inf guard (`--nan-policy stop|off`; no `skip`, which needs the
+tokenizer trainers).
 """
 
 import argparse
@@ -37,6 +49,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from recipes import common
 from recipes.common import Stopwatch
 from recipes.common import load_average
 from recipes.common import machine_info
@@ -71,6 +84,12 @@ def parse_args(argv=None):
                    help="Scenes: training images.")
     p.add_argument("--eval-images", type=int, default=150,
                    help="Scenes: test (and held-out) images.")
+    p.add_argument("--validation-images", type=int, default=40,
+                   help="Scenes: validation-split images whose questions "
+                   "are scored at every epoch end.")
+    p.add_argument("--validation-fraction", type=float, default=0.1,
+                   help="COCO-QA: share of the training images whose "
+                   "questions are held out for validation.")
     p.add_argument("--questions-per-image", type=int, default=4)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=32)
@@ -83,7 +102,16 @@ def parse_args(argv=None):
     p.add_argument("--no-blind", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/vqa")
-    return p.parse_args(argv)
+    common.add_training_arguments(p, strategy=False, skip=False)
+    args = p.parse_args(argv)
+    common.check_training_arguments(args)
+    if args.validation_images < 1:
+        raise ValueError("--validation-images must be >= 1. Received: "
+                         f"{args.validation_images}")
+    if not 0.0 < args.validation_fraction < 1.0:
+        raise ValueError("--validation-fraction must be in (0, 1). "
+                         f"Received: {args.validation_fraction}")
+    return args
 
 
 def _encode(tokenizer, images):
@@ -113,6 +141,9 @@ def scenes_sets(args, tokenizer):
             args.eval_images, seed=args.seed, split="holdout",
             image_size=size, questions_per_image=args.questions_per_image,
             balance=False),
+        "validation": sq.generate_questions(
+            args.validation_images, seed=args.seed, split="validation",
+            image_size=size, questions_per_image=args.questions_per_image),
     }
     codes = {k: _encode(tokenizer, np.stack([q["image"] for q in v]))
              for k, v in sets.items() if v}
@@ -162,6 +193,29 @@ def coco_qa_sets(args, tokenizer):
     return sets, codes
 
 
+def hold_out_images(records, codes, fraction):
+    """Splits training questions by image: the questions of the last
+    `fraction` of the images (at least one image, and one left to train
+    on) become the validation questions.
+
+    Returns:
+        `((train_records, train_codes), (val_records, val_codes))`.
+    """
+    images = sorted({r["image_index"] for r in records})
+    if len(images) < 2:
+        raise ValueError(
+            f"The training split has {len(images)} image(s); holding out "
+            "validation questions needs at least 2 (pass more training "
+            "questions, --train-questions)."
+        )
+    count = min(len(images) - 1, max(1, round(fraction * len(images))))
+    held = set(images[-count:])
+    keep = np.asarray([r["image_index"] not in held for r in records])
+    train = [r for r, k in zip(records, keep) if k]
+    validation = [r for r, k in zip(records, keep) if not k]
+    return (train, codes[keep]), (validation, codes[~keep])
+
+
 def question_length(lm, questions, limit):
     """Tokens per question row: the longest question, at most `limit`."""
     longest = max(len(lm.encode(q)) for q in questions)
@@ -208,7 +262,12 @@ def run(args):
             sets, codes = coco_qa_sets(args, tokenizer)
             from keras_lgvq.datasets.coco_qa import answer_vocabulary
 
+            # The label space of the whole training split, validation
+            # images included (so every validation answer is a class).
             vocabulary = answer_vocabulary(sets["train"])
+            (sets["train"], codes["train"]), held = hold_out_images(
+                sets["train"], codes["train"], args.validation_fraction)
+            sets["validation"], codes["validation"] = held
     eval_splits = [s for s in ("test", "holdout") if s in sets]
     max_length = question_length(
         lm, [q["question"] for v in sets.values() for q in v],
@@ -259,11 +318,25 @@ def run(args):
         data = model.prepare_inputs([q["question"] for q in train],
                                     [q["answer"] for q in train],
                                     **image_inputs("train"))
+        validation = sets["validation"]
+        val_data = model.prepare_inputs(
+            [q["question"] for q in validation],
+            [q["answer"] for q in validation],
+            **image_inputs("validation"))
+        epoch_data, validation_data = common.array_datasets(
+            data, val_data, args.batch_size, args.seed,
+            validation_steps=args.validation_steps)
+        run_dir = os.path.join(args.out, name)
+        os.makedirs(run_dir, exist_ok=True)
         with watch.phase(f"train_{name}"):
-            history = model.fit(data, epochs=args.epochs,
-                                batch_size=args.batch_size, verbose=0)
+            history = common.train(
+                model, epoch_data, validation_data,
+                common.model_arguments(args, name), run_dir,
+                epochs=args.epochs)
         entry = {"final_loss": float(history.history["loss"][-1]),
-                 "loss_history": [float(x) for x in history.history["loss"]]}
+                 "loss_history": [float(x) for x in history.history["loss"]],
+                 "val_loss_history": [
+                     float(x) for x in history.history.get("val_loss", [])]}
         with watch.phase(f"evaluate_{name}"):
             for split in eval_splits:
                 questions = sets[split]

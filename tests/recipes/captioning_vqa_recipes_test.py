@@ -25,6 +25,27 @@ def _assets(tmp_path):
     return path, write_tiny_lm_gguf(tmp_path / "tiny.gguf")
 
 
+def _assert_checkpoints_and_logs(out, names, epochs):
+    """What every training recipe keeps (recipes/common.py `train`)."""
+    import csv
+    import glob
+
+    import keras
+
+    for name in names:
+        run = os.path.join(out, name)
+        with open(os.path.join(run, "history.csv")) as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["epoch"]) for r in rows] == list(range(epochs))
+        assert all(np.isfinite(float(r["val_loss"])) for r in rows)
+        for part in ("train", "validation"):
+            assert glob.glob(os.path.join(run, "logs", part, "events.*"))
+        for file in ("best.keras", "last.keras"):
+            keras.saving.load_model(os.path.join(run, file), safe_mode=True)
+        # The backup is deleted once the model's training completed.
+        assert not os.path.exists(os.path.join(run, "backup"))
+
+
 def test_captioning_recipe_smoke(tmp_path):
     tokenizer, lm = _assets(tmp_path)
     out = str(tmp_path / "cap")
@@ -45,6 +66,7 @@ def test_captioning_recipe_smoke(tmp_path):
     assert "| image |" in report and "![captions](captions.png)" in report
     assert read_png(os.path.join(out, "captions.png")).shape[-1] == 3
     assert results["timings"]["total"]["wall_s"] > 0
+    _assert_checkpoints_and_logs(out, ("image", "blind"), epochs=1)
 
 
 def test_captioning_recipe_scratch_decoder_smoke(tmp_path):
@@ -80,6 +102,8 @@ def test_vqa_recipe_smoke(tmp_path):
     assert read_png(os.path.join(out, "answers.png")).shape[-1] == 3
     # Every scenes answer can be predicted: the preset's vocabulary.
     assert results["answer_vocabulary"] == SCENES_ANSWERS
+    _assert_checkpoints_and_logs(out, ("image", "blind"), epochs=1)
+    assert results["sizes"]["validation"] > 0
     assert 0.0 <= results["type_prior"]["test"]["accuracy"] <= 1.0
 
 
@@ -104,7 +128,10 @@ def test_vqa_recipe_on_a_fake_coco_qa_tree(tmp_path):
         "--language-model-training", "lora", "--lora-rank", "2",
         "--out", out,
     ]))
-    assert results["sizes"] == {"train": 4, "test": len(COCO_QA_TEST)}
+    # The last of the 3 training images is held out for validation; the
+    # answer vocabulary still spans the whole training split.
+    assert results["sizes"] == {"train": 3, "validation": 1,
+                                "test": len(COCO_QA_TEST)}
     assert results["answer_vocabulary"] == ["red", "table", "two",
                                             "umbrella"]
     test = results["models"]["image"]["test"]
@@ -128,3 +155,63 @@ def test_blind_input_is_one_constant_grid_without_zeros(tmp_path):
     assert blind.shape == (3, 64, table.shape[-1])
     for row in blind:
         np.testing.assert_allclose(row, want, rtol=1e-5, atol=1e-6)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_vqa_recipe_resumes_a_crashed_run_to_the_uninterrupted_weights(
+    tmp_path, monkeypatch, capsys
+):
+    import keras
+
+    from recipes import common
+
+    tokenizer, lm = _assets(tmp_path)
+    argv = ["--tokenizer", tokenizer, "--lm", lm, "--train-images", "6",
+            "--eval-images", "2", "--validation-images", "2",
+            "--questions-per-image", "2", "--epochs", "2",
+            "--batch-size", "4", "--prefix-length", "2",
+            "--mapper-width", "8", "--no-blind", "--figure-images", "0",
+            "--checkpoint-every", "1", "--verbose", "0"]
+    straight = str(tmp_path / "straight")
+    vqa.run(vqa.parse_args(argv + ["--out", straight]))
+
+    class CrashAt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if (self.epoch, batch) == (1, 0):
+                raise _Crash()
+
+    original = common.training_callbacks
+    monkeypatch.setattr(common, "training_callbacks",
+                        lambda *a, **k: original(*a, **k) + [CrashAt()])
+    out = str(tmp_path / "resumed")
+    backup = str(tmp_path / "backups")
+    resumed_argv = argv + ["--out", out, "--backup-dir", backup]
+    try:
+        vqa.run(vqa.parse_args(resumed_argv))
+    except _Crash:
+        pass
+    else:
+        raise AssertionError("the crash callback did not fire")
+    # --backup-dir holds one folder per trained model.
+    with open(os.path.join(backup, "image",
+                           "training_metadata.json")) as f:
+        assert json.load(f)["epoch"] == 1
+    monkeypatch.setattr(common, "training_callbacks", original)
+    capsys.readouterr()
+    vqa.run(vqa.parse_args(resumed_argv))
+    assert "Resuming from" in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(backup, "image"))
+    _assert_checkpoints_and_logs(out, ("image",), epochs=2)
+    want = keras.saving.load_model(
+        os.path.join(straight, "image", "last.keras")).get_weights()
+    got = keras.saving.load_model(
+        os.path.join(out, "image", "last.keras")).get_weights()
+    assert len(want) == len(got)
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b)
