@@ -202,6 +202,30 @@ def configure_language_model(language_model, mode, lora_rank=None):
         )
 
 
+# Added to the mean square before the prefix's RMS normalisation; far below
+# any real prefix's mean square (a mapper at init gives ~1e-3).
+PREFIX_NORM_EPSILON = 1e-12
+
+
+def token_embedding_rms(language_model):
+    """Root-mean-square of a `CausalLM`'s token-embedding matrix (float).
+
+    The default `prefix_scale` of prefix models: SmolLM2-135M's is 0.136.
+
+    Args:
+        language_model: a `CausalLM`.
+
+    Examples:
+
+    ```python
+    token_embedding_rms(load_causal_lm("smollm2"))  # ~0.136
+    ```
+    """
+    table = language_model.backbone.token_embedding.embeddings
+    return float(np.sqrt(np.mean(np.square(
+        np.asarray(ops.convert_to_numpy(table), "float64")))))
+
+
 def _load_language_model(language_model, scratch=None):
     """A `CausalLM` from an instance, its config or a source (new decoder
     of architecture `scratch` when given)."""
@@ -228,11 +252,23 @@ class PrefixLanguageModel(keras.Model):
     or `code_vectors` (float `(B, h * w, D)`, e.g. from a code cache).
     `language_model_training` (`"frozen"`, `"full"`, `"lora"`) and
     `lora_rank` choose what of the LM trains (`configure_language_model`).
+
+    Each prefix vector is RMS-normalised and scaled to `prefix_scale`, the
+    root-mean-square of the LM's token embeddings by default
+    (`token_embedding_rms`): the mapper chooses the directions, the LM
+    sees prefix vectors on the scale of the tokens it was trained on. An
+    unnormalised mapper over a flattened code grid (16,384 inputs for a
+    16 x 16 grid of 64-d codes) trained with Adam at 1e-3 grew its prefix
+    to ~9x the token scale within 30 steps, with most of it varying per
+    image at random; the frozen LM then trained worse with the image than
+    a constant (blind) prefix and often generated only a newline
+    (benchmarks/results/stage2_measurements.md).
+    `prefix_scale=0` turns the normalisation off (raw mapper outputs).
     """
 
     def __init__(self, mapper, language_model="smollm2", tokenizer=None,
                  language_model_training="frozen", lora_rank=None,
-                 **kwargs):
+                 prefix_scale=None, **kwargs):
         super().__init__(**kwargs)
         mode, lora_rank = check_language_model_training(
             language_model_training, lora_rank
@@ -273,6 +309,13 @@ class PrefixLanguageModel(keras.Model):
         self.tokenizer = tokenizer
         self.language_model_training = mode
         self.lora_rank = lora_rank
+        if prefix_scale is None:
+            # Measured once at construction and saved in the config, so a
+            # reloaded model (whose LM may have been fine-tuned) uses the
+            # scale it was trained with.
+            prefix_scale = token_embedding_rms(language_model)
+        self.prefix_scale = check_number("prefix_scale", prefix_scale,
+                                         low=0.0)
         # The LM stays frozen unless asked; the tokenizer always is.
         configure_language_model(language_model, mode, lora_rank)
         if not self.mapper.built:
@@ -311,7 +354,12 @@ class PrefixLanguageModel(keras.Model):
     def prefix(self, inputs, training=None):
         """The k prefix vectors `(B, k, lm_dim)` of a batch dict."""
         vectors = ops.stop_gradient(self.code_vectors(inputs))
-        prefix = self.mapper(vectors, training=training)
+        prefix = ops.cast(self.mapper(vectors, training=training), "float32")
+        if self.prefix_scale > 0:
+            prefix = prefix * (self.prefix_scale * ops.rsqrt(
+                ops.mean(ops.square(prefix), axis=-1, keepdims=True)
+                + PREFIX_NORM_EPSILON
+            ))
         return ops.cast(prefix, self.language_model.backbone.compute_dtype)
 
     def _image_inputs(self, codes, code_vectors):
@@ -367,6 +415,7 @@ class PrefixLanguageModel(keras.Model):
                 else keras.layers.serialize(self.tokenizer),
                 "language_model_training": self.language_model_training,
                 "lora_rank": self.lora_rank,
+                "prefix_scale": self.prefix_scale,
             }
         )
         return config
@@ -589,6 +638,10 @@ class Captioner(PrefixLanguageModel):
             (fields of `keras_lgvq.language_models.causal_lm.
             SCRATCH_DEFAULTS`); only with `decoder="scratch"` and a source
             string. Saved as part of the language model's config.
+        prefix_scale: float >= 0 or None (keyword). RMS of every prefix
+            vector (see `PrefixLanguageModel`): None (default) takes the
+            LM's token-embedding RMS (`token_embedding_rms`), 0 leaves the
+            mapper's outputs unnormalised.
         **kwargs: `keras.Model` arguments (`name`).
 
     Examples:

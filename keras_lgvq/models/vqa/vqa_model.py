@@ -59,7 +59,9 @@ class VQAModel(PrefixLanguageModel):
             `"lora"` (keras-hub LoRA on the attention's query / value
             projections; the rest of the LM stays frozen).
         lora_rank: int or None. LoRA rank for `"lora"` (default 8).
-        **kwargs: `keras.Model` arguments.
+        **kwargs: `keras.Model` arguments, and `prefix_scale` (RMS of the
+            prefix vectors; None: the LM's token-embedding RMS, 0: off; see
+            `keras_lgvq.models.captioning.captioner.PrefixLanguageModel`).
 
     Examples:
 

@@ -289,3 +289,63 @@ def test_long_captions_keep_their_first_tokens_and_a_stop(lm_path):
     assert mask[1].tolist() == [True] * 3 + [False] * 3
     ids, _ = tokenize_texts(lm, [text], max_length=6, append_stop=False)
     assert ids[0].tolist() == lm.encode(text)[:6].tolist()
+
+
+def _token_rms_numpy(captioner):
+    table = ops.convert_to_numpy(
+        captioner.language_model.backbone.token_embedding.embeddings
+    )
+    return float(np.sqrt(np.mean(np.asarray(table, "float64") ** 2)))
+
+
+def test_prefix_vectors_are_scaled_to_the_token_embeddings(lm_path):
+    captioner = _captioner(lm_path)
+    assert captioner.prefix_scale == pytest.approx(
+        _token_rms_numpy(captioner), rel=1e-6
+    )
+    # Code vectors, not codes: the second model below has its own
+    # (randomly initialised) image tokenizer.
+    vectors = captioner.code_vectors({"codes": _codes(2).astype("int32")})
+    inputs = {"code_vectors": ops.convert_to_numpy(vectors)}
+    raw = np.asarray(ops.convert_to_numpy(captioner.mapper(vectors)),
+                     "float64")
+    # Independent numpy reference: per-vector RMS normalisation.
+    want = raw / np.sqrt((raw ** 2).mean(-1, keepdims=True) + 1e-12)
+    want = want * captioner.prefix_scale
+    got = ops.convert_to_numpy(captioner.prefix(inputs))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # prefix_scale=0: the mapper's raw outputs.
+    raw_model = _captioner(lm_path, prefix_scale=0)
+    raw_model.mapper.set_weights(captioner.mapper.get_weights())
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(raw_model.prefix(inputs)), raw, atol=1e-6
+    )
+    assert Captioner.from_config(
+        captioner.get_config()
+    ).prefix_scale == captioner.prefix_scale
+    with pytest.raises(ValueError, match="prefix_scale"):
+        _captioner(lm_path, prefix_scale=-1.0)
+
+
+def test_prefix_stays_on_the_token_scale_while_training(lm_path):
+    # The defect this guards against: a flattened-grid MLP mapper trained
+    # with Adam at the recipe's 1e-3 grew its prefix far above the LM's
+    # token scale (with SmolLM2, ~9x within 30 steps), mostly as random
+    # per-image variation; the image model then trained worse than the
+    # blind one. Without the normalisation (prefix_scale=0) the same
+    # training takes the prefix well off the token scale here too (from
+    # ~0.1x to ~2x), so this test can fail.
+    codes = _codes()
+    rms = {}
+    for scale in (None, 0):
+        keras.utils.set_random_seed(0)
+        captioner = _captioner(lm_path, prefix_scale=scale)
+        captioner.compile(optimizer=keras.optimizers.Adam(1e-2))
+        captioner.fit(captioner.prepare_inputs(CAPTIONS, codes=codes),
+                      epochs=15, batch_size=4, verbose=0)
+        prefix = ops.convert_to_numpy(captioner.prefix(
+            {"codes": codes.astype("int32")}))
+        rms[scale] = np.sqrt((prefix.astype("float64") ** 2).mean(-1))
+    token_rms = _token_rms_numpy(captioner)
+    np.testing.assert_allclose(rms[None], token_rms, rtol=1e-3)
+    assert rms[0].mean() > 1.5 * token_rms
