@@ -36,9 +36,9 @@ if _BACKEND == "tensorflow":
     from keras_lgvq.backend.tensorflow_trainer import gradient
     from keras_lgvq.backend.tensorflow_trainer import graph_assertions_available
     from keras_lgvq.backend.tensorflow_trainer import num_replicas
-    from keras_lgvq.backend.tensorflow_trainer import replica_mean
     from keras_lgvq.backend.tensorflow_trainer import replica_all_gather
     from keras_lgvq.backend.tensorflow_trainer import replica_batch_offset
+    from keras_lgvq.backend.tensorflow_trainer import replica_mean
     from keras_lgvq.backend.tensorflow_trainer import replica_sum
     from keras_lgvq.backend.tensorflow_trainer import runtime_assert
 elif _BACKEND == "jax":
@@ -47,9 +47,9 @@ elif _BACKEND == "jax":
     from keras_lgvq.backend.jax_trainer import gradient
     from keras_lgvq.backend.jax_trainer import graph_assertions_available
     from keras_lgvq.backend.jax_trainer import num_replicas
-    from keras_lgvq.backend.jax_trainer import replica_mean
     from keras_lgvq.backend.jax_trainer import replica_all_gather
     from keras_lgvq.backend.jax_trainer import replica_batch_offset
+    from keras_lgvq.backend.jax_trainer import replica_mean
     from keras_lgvq.backend.jax_trainer import replica_sum
     from keras_lgvq.backend.jax_trainer import runtime_assert
 elif _BACKEND == "torch":
@@ -58,9 +58,9 @@ elif _BACKEND == "torch":
     from keras_lgvq.backend.torch_trainer import gradient
     from keras_lgvq.backend.torch_trainer import graph_assertions_available
     from keras_lgvq.backend.torch_trainer import num_replicas
-    from keras_lgvq.backend.torch_trainer import replica_mean
     from keras_lgvq.backend.torch_trainer import replica_all_gather
     from keras_lgvq.backend.torch_trainer import replica_batch_offset
+    from keras_lgvq.backend.torch_trainer import replica_mean
     from keras_lgvq.backend.torch_trainer import replica_sum
     from keras_lgvq.backend.torch_trainer import runtime_assert
 else:

@@ -7,32 +7,12 @@ import numpy as np
 from keras import StatelessScope
 from keras import ops
 
-
-def num_replicas():
-    # keras.distribution runs SPMD over the global batch: no scaling needed.
-    return 1
-
-
-def replica_mean(x):
-    return x
-
-
-def replica_sum(x):
-    return x
-
-
-def replica_all_gather(x):
-    # SPMD under keras.distribution: `x` already spans the global batch.
-    return x
-
-
-def replica_batch_offset(batch_size):
-    return 0, batch_size
-
-
-def graph_assertions_available():
-    """Whether traced steps can fail on a value (jax.jit cannot raise on values)."""
-    return False
+from keras_lgvq.backend.single_program import graph_assertions_available  # noqa: F401
+from keras_lgvq.backend.single_program import num_replicas  # noqa: F401
+from keras_lgvq.backend.single_program import replica_all_gather  # noqa: F401
+from keras_lgvq.backend.single_program import replica_batch_offset  # noqa: F401
+from keras_lgvq.backend.single_program import replica_mean  # noqa: F401
+from keras_lgvq.backend.single_program import replica_sum  # noqa: F401
 
 
 def runtime_assert(condition, message):

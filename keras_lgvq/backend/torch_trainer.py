@@ -5,31 +5,12 @@ import contextlib
 import numpy as np
 import torch
 
-
-def num_replicas():
-    return 1
-
-
-def replica_mean(x):
-    return x
-
-
-def replica_sum(x):
-    return x
-
-
-def replica_all_gather(x):
-    # One device: the local batch is the global batch.
-    return x
-
-
-def replica_batch_offset(batch_size):
-    return 0, batch_size
-
-
-def graph_assertions_available():
-    """Whether traced steps can fail on a value (eager values are concrete; compiled graphs cannot raise)."""
-    return False
+from keras_lgvq.backend.single_program import graph_assertions_available  # noqa: F401
+from keras_lgvq.backend.single_program import num_replicas  # noqa: F401
+from keras_lgvq.backend.single_program import replica_all_gather  # noqa: F401
+from keras_lgvq.backend.single_program import replica_batch_offset  # noqa: F401
+from keras_lgvq.backend.single_program import replica_mean  # noqa: F401
+from keras_lgvq.backend.single_program import replica_sum  # noqa: F401
 
 
 def runtime_assert(condition, message):
