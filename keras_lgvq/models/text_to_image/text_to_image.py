@@ -183,19 +183,26 @@ def load_tokenizer(tokenizer):
             f"path to one); received a {type(tokenizer).__name__}, which "
             f"lacks {missing}."
         )
+    tokenizer.trainable = False
+    return tokenizer
+
+
+def check_single_id_codes(tokenizer):
+    """Raises unless `tokenizer` gives one code id per grid position.
+
+    The text-to-image generator predicts one id per position; VQCT's codes
+    are `(adjective ids ..., noun id)` per position (`index_shape` with a
+    trailing axis), which it cannot generate.
+    """
     index_shape = tuple(getattr(tokenizer, "index_shape", ()) or ())
     if len(index_shape) > 2:
-        # The stage-2 models read one code id per grid position; VQCT's
-        # codes are (adjective ids ..., noun id) per position.
         raise ValueError(
             f"`tokenizer` ({type(tokenizer).__name__}) gives codes of shape "
             f"(B,) + {index_shape}: several ids per grid position (VQCT: "
-            "adjective ids, then a noun id). The stage-2 models read one "
-            "code id per position: use a single-codebook tokenizer (VQGAN, "
-            "LG-VQ, CVQ)."
+            "adjective ids, then a noun id). The text-to-image generator "
+            "predicts one code id per position: use a single-codebook "
+            "tokenizer (VQGAN, LG-VQ, CVQ)."
         )
-    tokenizer.trainable = False
-    return tokenizer
 
 
 def _as_caption_list(captions):
@@ -388,6 +395,7 @@ class TextToImage(keras.Model):
             tokenizer = keras.layers.deserialize(tokenizer)
         if tokenizer is not None:
             tokenizer = load_tokenizer(tokenizer)
+            check_single_id_codes(tokenizer)
             if int(tokenizer.num_embeddings) != backbone.num_codes:
                 raise ValueError(
                     f"`tokenizer` has {tokenizer.num_embeddings} codes but "

@@ -429,8 +429,10 @@ def test_tokenizer_checks(tmp_path):
     # VQCT codes hold several ids per position: refused, with the reason.
     from tests.models.vqct.tiny_vqct import tiny_vqct_backbone
 
+    vqct = tiny_vqct_backbone()
+    assert load_tokenizer(vqct) is vqct  # the code cache reads VQCT codes
     with pytest.raises(ValueError, match="one code id per position"):
-        load_tokenizer(tiny_vqct_backbone())
+        TextToImage(wrong_codes, tokenizer=vqct)
     # A tokenizer saved by the package loads, frozen.
     path = str(tmp_path / "tokenizer.keras")
     tokenizer.save(path)
