@@ -25,8 +25,7 @@ model in `OUT/image/` and `OUT/blind/`: a resumable backup every
 that had finished is trained again, to the same weights), `best.keras`
 (lowest validation loss) and `last.keras`, TensorBoard scalars in `logs/`,
 `history.csv`, validation on `--validation-images` held-out scenes each
-epoch, and the NaN/Inf guard (`--nan-policy stop|off`: these models
-cannot leave a step out, so there is no `skip`).
+epoch, and the NaN/Inf guard (`--nan-policy stop|skip|off`).
 
 Not done here: CUB-200 with user files.
 """
@@ -83,7 +82,7 @@ def parse_args(argv=None):
                    help="Skip the zero-prefix baseline.")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/captioning")
-    common.add_training_arguments(p, strategy=False, skip=False)
+    common.add_training_arguments(p, strategy=False)
     args = p.parse_args(argv)
     common.check_training_arguments(args)
     if args.validation_images < 1:

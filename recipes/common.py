@@ -198,7 +198,8 @@ def add_training_arguments(parser, strategy=True, verbose=True, skip=True):
         verbose: bool. Add `--verbose` (False when the recipe has its own).
         skip: bool. Offer `--nan-policy skip`, which needs a model that
             can leave a step out (`skip_nonfinite_steps`: the keras_lgvq
-            tokenizer trainers; the stage-2 models can only stop).
+            tokenizer trainers and, through
+            `keras_lgvq.backend.nonfinite_skipping`, the stage-2 models).
     """
     group = parser.add_argument_group("checkpoints, logs and distribution")
     group.add_argument(

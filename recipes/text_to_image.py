@@ -43,8 +43,7 @@ is trained again, to the same weights), `best.keras` (lowest validation
 loss) and `last.keras`, TensorBoard scalars in `logs/`, `history.csv`,
 validation each epoch on `--validation-size` held-out scenes (the
 validation split, cached like the training codes), and the NaN/Inf guard
-(`--nan-policy stop|off`; no `skip`, which needs the tokenizer
-trainers).
+(`--nan-policy stop|skip|off`).
 """
 
 import argparse
@@ -171,7 +170,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     common.add_training_arguments(
-        parser, strategy=False, verbose=False, skip=False
+        parser, strategy=False, verbose=False
     )
     args = parser.parse_args(argv)
     common.check_training_arguments(args)

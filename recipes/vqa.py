@@ -37,8 +37,7 @@ that had finished is trained again, to the same weights), `best.keras`
 validation split, `--validation-images` scenes; COCO-QA: the questions of
 the last `--validation-fraction` of the training images, at least one;
 the answer vocabulary still spans the whole training split), and the
-NaN/Inf guard (`--nan-policy stop|off`; no `skip`, which needs the
-tokenizer trainers).
+NaN/Inf guard (`--nan-policy stop|skip|off`).
 """
 
 import argparse
@@ -102,7 +101,7 @@ def parse_args(argv=None):
     p.add_argument("--no-blind", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/vqa")
-    common.add_training_arguments(p, strategy=False, skip=False)
+    common.add_training_arguments(p, strategy=False)
     args = p.parse_args(argv)
     common.check_training_arguments(args)
     if args.validation_images < 1:

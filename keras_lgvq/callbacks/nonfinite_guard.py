@@ -87,7 +87,9 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     With `policy="skip"` the guard turns on the model's
     `skip_nonfinite_steps` (keras_lgvq trainers: `VQGAN`, `LGVQ` and their
-    subclasses): such a step then changes no variable at all (weights,
+    subclasses; the stage-2 models `Captioner`, `VQAModel` and
+    `TextToImage` through `keras_lgvq.backend.nonfinite_skipping`): such a
+    step then changes no variable at all (weights,
     batch-norm and EMA statistics, random-number state, both optimizers'
     slots and iteration counts) and is left out of the epoch's means. The
     guard prints which step was skipped and why, keeps the list in
@@ -140,7 +142,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
         if self.policy == "skip" and not has_flag:
             raise ValueError(
                 "NonFiniteGuard(policy='skip') needs a model that can leave "
-                "a step out (a keras_lgvq trainer such as VQGAN or LGVQ, "
+                "a step out (a keras_lgvq model such as VQGAN, LGVQ or a "
+                "stage-2 model, "
                 f"with `skip_nonfinite_steps`); got {type(model).__name__}. "
                 "Use policy='stop' for other models."
             )

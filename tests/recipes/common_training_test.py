@@ -61,7 +61,7 @@ def test_model_arguments_give_each_model_its_backup_folder():
     assert common.model_arguments(none, "image").backup_dir is None
 
 
-def test_stage2_flag_variant_has_no_strategy_and_no_skip():
+def test_flag_variant_without_strategy_or_skip():
     parser = common.add_training_arguments(
         argparse.ArgumentParser(), strategy=False, skip=False
     )

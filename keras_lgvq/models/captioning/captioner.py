@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lgvq.backend.nonfinite_skipping import NonFiniteStepSkipping
 from keras_lgvq.language_models.causal_lm import CausalLM
 from keras_lgvq.models.captioning.beam_search import beam_search
 from keras_lgvq.models.captioning.prefix_mapper import build_prefix_mapper
@@ -243,7 +244,7 @@ def _load_language_model(language_model, scratch=None):
     return language_model
 
 
-class PrefixLanguageModel(keras.Model):
+class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
     """Shared base: code grid -> prefix mapper -> frozen causal LM.
 
     Subclasses (`Captioner`, `VQAModel`) add their heads and losses. Inputs

@@ -11,9 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lgvq.models.text_to_image.text_to_image_backbone import (
-    TextToImageBackbone,
-)
+from keras_lgvq.backend.nonfinite_skipping import NonFiniteStepSkipping
+from keras_lgvq.models.text_to_image.text_to_image_backbone import TextToImageBackbone
 from keras_lgvq.utils.validation import check_int
 from keras_lgvq.utils.validation import check_number
 from keras_lgvq.version import __version__
@@ -305,7 +304,7 @@ class _DecodingStep(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
-class TextToImage(keras.Model):
+class TextToImage(NonFiniteStepSkipping, keras.Model):
     """Text-to-image generator and image completer over a frozen tokenizer.
 
     A MaskGIT / Muse-style masked-token model (VQ-Diffusion with mask-only
