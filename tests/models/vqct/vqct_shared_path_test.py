@@ -75,7 +75,7 @@ def test_vqgan_family_classes_build_vqct_presets():
     assert type(lg) is LGVQ and isinstance(lg.backbone, VQCTBackbone)
     assert lg.guidance.code_dim == lg.backbone.embedding_dim == 64
     assert lg.guidance.num_tokens == 16 * 16
-    assert lg.guidance.alpha == 0.1
+    assert lg.guidance.alpha == 0.01  # the `scenes` LG-VQ guidance
     assert "adjective_usage" in lg.log_names() and "gsa_loss" in (
         lg.log_names()
     )
