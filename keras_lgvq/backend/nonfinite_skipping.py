@@ -18,7 +18,41 @@ def _all_finite(logs):
     return finite
 
 
-class NonFiniteStepSkipping:
+class SkipNonfiniteStepsFlag:
+    """The `skip_nonfinite_steps` switch shared by every model that can
+    leave a step out (`NonFiniteStepSkipping` below, and `VQGAN`, whose own
+    step also keeps its per-term means exact).
+
+    The property is read when a step is traced; changing it drops the
+    built train function so the next `fit` traces the other variant.
+    """
+
+    _skip_nonfinite_steps = False
+
+    @property
+    def skip_nonfinite_steps(self):
+        """Whether a step with a NaN or Inf loss changes nothing: every
+        trainable, non-trainable and optimizer variable keeps its value
+        from before the step and the epoch means leave the batch out
+        (`keras_lgvq.callbacks.NonFiniteGuard(policy="skip")` sets it).
+        Costs one copy of the training state per step. Defaults to False.
+        """
+        return self._skip_nonfinite_steps
+
+    @skip_nonfinite_steps.setter
+    def skip_nonfinite_steps(self, value):
+        if not isinstance(value, bool):
+            raise ValueError(
+                "`skip_nonfinite_steps` must be a bool. Received: "
+                f"{value!r}"
+            )
+        if value != self._skip_nonfinite_steps:
+            self._skip_nonfinite_steps = value
+            # The step (and the metric state on JAX) differs: rebuild it.
+            self.train_function = None
+
+
+class NonFiniteStepSkipping(SkipNonfiniteStepsFlag):
     """Mixin: `skip_nonfinite_steps` for a model using Keras's `train_step`.
 
     When the flag is on, a step whose logged values (the running loss and
@@ -40,26 +74,6 @@ class NonFiniteStepSkipping:
     model.skip_nonfinite_steps = True  # or NonFiniteGuard(policy="skip")
     ```
     """
-
-    _skip_nonfinite_steps = False
-
-    @property
-    def skip_nonfinite_steps(self):
-        """Whether a step with a NaN or Inf logged value changes nothing.
-        Defaults to False."""
-        return self._skip_nonfinite_steps
-
-    @skip_nonfinite_steps.setter
-    def skip_nonfinite_steps(self, value):
-        if not isinstance(value, bool):
-            raise ValueError(
-                "`skip_nonfinite_steps` must be a bool. Received: "
-                f"{value!r}"
-            )
-        if value != self._skip_nonfinite_steps:
-            self._skip_nonfinite_steps = value
-            # The step differs: rebuild it on the next `fit`.
-            self.train_function = None
 
     def train_step(self, *args):
         if not self._skip_nonfinite_steps:

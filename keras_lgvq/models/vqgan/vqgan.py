@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_lgvq import backend as lgvq_backend
+from keras_lgvq.backend.nonfinite_skipping import SkipNonfiniteStepsFlag
 from keras_lgvq.layers.vqgan.patch_discriminator import PatchDiscriminator
 from keras_lgvq.losses.gan_losses import adaptive_generator_weight
 from keras_lgvq.losses.gan_losses import discriminator_factor
@@ -47,7 +48,7 @@ def _deserialize(config):
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
-class VQGAN(lgvq_backend.GANTrainer, keras.Model):
+class VQGAN(SkipNonfiniteStepsFlag, lgvq_backend.GANTrainer, keras.Model):
     """Trains a VQ tokenizer with taming's VQGAN objective.
 
     Generator loss: `mean(|x - x_hat|) + perceptual_weight * LPIPS +
@@ -241,33 +242,10 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
     # === Non-finite steps ===
 
-    @property
-    def skip_nonfinite_steps(self):
-        """Whether a step with a NaN or Inf loss term changes nothing.
-
-        When True, each train step checks every logged term of the batch
-        (on every replica). If one is NaN or Inf, every trainable,
-        non-trainable and optimizer variable (Adam slots, iteration counts)
-        keeps its value from before the step, the epoch means leave the
-        batch out, `skipped_steps` counts it, and the step's logs carry the
-        batch's own values, so a callback can name the offending term
-        (`keras_lgvq.callbacks.NonFiniteGuard(policy="skip")` sets this
-        flag and does that). Costs one copy of the training state per step.
-        Defaults to False.
-        """
-        return self._skip_nonfinite_steps
-
-    @skip_nonfinite_steps.setter
-    def skip_nonfinite_steps(self, value):
-        if not isinstance(value, bool):
-            raise ValueError(
-                "`skip_nonfinite_steps` must be a bool. Received: "
-                f"{value!r}"
-            )
-        if value != self._skip_nonfinite_steps:
-            self._skip_nonfinite_steps = value
-            # The step (and the metric state on JAX) differs: rebuild it.
-            self.train_function = None
+    # `skip_nonfinite_steps` (SkipNonfiniteStepsFlag): when on, a step
+    # with a NaN or Inf logged term changes no variable, the epoch means
+    # leave it out, `skipped_steps` counts it and the step's logs carry the
+    # batch's own values, so a callback can name the offending term.
 
     def _record_or_skip(self, logs):
         finite = ops.convert_to_tensor(True)
@@ -859,9 +837,7 @@ class VQGAN(lgvq_backend.GANTrainer, keras.Model):
 
     @classmethod
     def _from_spec(cls, spec, perceptual_loss="auto", **kwargs):
-        from keras_lgvq.models.vqgan.vqgan_backbone import (
-            preset_backbone_class,
-        )
+        from keras_lgvq.models.vqgan.vqgan_backbone import preset_backbone_class
 
         # The tokenizer family comes from the preset (`backbone_class`):
         # a VQGANBackbone, or e.g. a VQCTBackbone built from its prior. So
