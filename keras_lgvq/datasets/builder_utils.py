@@ -161,6 +161,21 @@ def find_existing(candidates, what, kind="dir"):
     raise FileNotFoundError(f"{what} not found; looked for: {tried}.")
 
 
+def manual_root(builder, dl_manager, what):
+    """The builder's manual directory, or a FileNotFoundError that shows
+    the expected layout of `what` (TFDS only asserts)."""
+    try:
+        root = dl_manager.manual_dir
+    except AssertionError:
+        path = getattr(dl_manager, "_manual_dir", None)
+        raise FileNotFoundError(
+            f"{builder.name}: manual directory {path} does not exist or is "
+            f"empty. Pass `manual_dir=` pointing at {what} laid out as "
+            f"follows:\n{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+        ) from None
+    return os.fspath(root)
+
+
 class CaptionedImageBuilder(
     tfds.core.GeneratorBasedBuilder, skip_registration=True
 ):
@@ -240,16 +255,7 @@ class CaptionedImageBuilder(
         )
 
     def _manual_root(self, dl_manager):
-        try:
-            root = dl_manager.manual_dir
-        except AssertionError:
-            path = getattr(dl_manager, "_manual_dir", None)
-            raise FileNotFoundError(
-                f"{self.name}: manual directory {path} does not exist or is "
-                "empty. Pass `manual_dir=` pointing at the dataset laid out as "
-                f"follows:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
-            ) from None
-        return os.fspath(root)
+        return manual_root(self, dl_manager, "the dataset")
 
     def _split_generators(self, dl_manager):
         root = self._manual_root(dl_manager)

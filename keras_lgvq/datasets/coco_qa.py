@@ -235,16 +235,7 @@ class LgvqCocoQa(tfds.core.GeneratorBasedBuilder):
         )
 
     def _manual_root(self, dl_manager):
-        try:
-            root = dl_manager.manual_dir
-        except AssertionError:
-            path = getattr(dl_manager, "_manual_dir", None)
-            raise FileNotFoundError(
-                f"{self.name}: manual directory {path} does not exist or is "
-                "empty. Pass `manual_dir=` pointing at the files laid out as "
-                f"follows:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
-            ) from None
-        return os.fspath(root)
+        return builder_utils.manual_root(self, dl_manager, "the files")
 
     def _split_generators(self, dl_manager):
         root = self._manual_root(dl_manager)
