@@ -22,7 +22,13 @@ setup(
     packages=find_packages(include=["keras_lgvq", "keras_lgvq.*"]),
     # The VQCT prior of the scenes_vqct presets (built by the command in
     # its BUILD_COMMAND.txt).
-    package_data={"keras_lgvq.priors": ["data/*/*"]},
+    # The trained scenes tokenizers of the `scenes_lgvq_trained` /
+    # `scenes_vqgan_trained` presets (~4.5 MB each; made by
+    # recipes/ship_scenes_tokenizers.py, recorded in their training.json).
+    package_data={
+        "keras_lgvq.priors": ["data/*/*"],
+        "keras_lgvq.models.lgvq": ["trained/*/*"],
+    },
     python_requires=">=3.10",
     license="Apache-2.0",
     install_requires=[
@@ -50,6 +56,8 @@ setup(
         # The VQCT prior tests need the `vqct` extra's tagger too.
         "tests": [
             "pytest>=8",
+            # scripts/test.sh runs the suite on two worker processes.
+            "pytest-xdist>=3.5",
             "scipy",
             "pillow",
             "matplotlib>=3.7",

@@ -6,7 +6,15 @@ records the training recipe (lgvq-spec §6.2); trained weights round-trip
 through `save_to_preset(dir)` / `from_preset(dir)`. Each preset also
 builds the matching baseline through `VQGAN.from_preset(name)` and the
 bare tokenizer through `VQGANBackbone.from_preset(name)`.
+
+Two presets ship trained weights inside the package:
+`scenes_lgvq_trained` (the `scenes` LG-VQ) and `scenes_vqgan_trained` (its
+VQGAN baseline, same seed, batches and steps), trained by
+`recipes/ship_scenes_tokenizers.py`; the command, budget and measured
+PSNR / SSIM are in `training.json` next to the weights.
 """
+
+import copy
 
 from keras_lgvq.models.vqgan.vqgan_presets import CVQ_QUANTIZER
 from keras_lgvq.models.vqgan.vqgan_presets import PAPER_BACKBONE
@@ -154,3 +162,40 @@ PRESETS = {
         "paper_weights": False,
     },
 }
+
+
+def _shipped(name, trainer, what):
+    """The `scenes` preset with trained tokenizer weights in the package."""
+    spec = copy.deepcopy(PRESETS["scenes"])
+    spec["description"] = (
+        f"The `scenes` preset with trained weights that ship in the package: "
+        f"{what} Loaded by `VQGANBackbone`, `VQGAN` and `LGVQ.from_preset` "
+        "(`load_weights=False`: the untrained architecture). Only the "
+        "tokenizer (encoder, quantizer, decoder) is trained; the guidance "
+        "heads and GAN parts of a trainer built from it start fresh, and "
+        "the MiniLM text prior stays the separate offline asset. Training "
+        "command, seed, budget and PSNR / SSIM: training.json next to the "
+        "weights (`read_shipped_record`)."
+    )
+    spec["shipped_weights"] = {
+        "name": name,
+        "directory": f"models/lgvq/trained/{name}",
+        # The trainer that produced the weights (the name says it too).
+        "trained_by": trainer,
+    }
+    return spec
+
+
+PRESETS["scenes_lgvq_trained"] = _shipped(
+    "scenes_lgvq_trained",
+    "LGVQ",
+    "the 64-px scenes tokenizer trained as an LG-VQ (language guidance "
+    "with the MiniLM prior, the preset's fixes).",
+)
+PRESETS["scenes_vqgan_trained"] = _shipped(
+    "scenes_vqgan_trained",
+    "VQGAN",
+    "the 64-px scenes tokenizer trained as the plain VQGAN baseline of "
+    "`scenes_lgvq_trained` (same seed, initial weights, batches and "
+    "steps; no language guidance, no discriminator, no LPIPS).",
+)

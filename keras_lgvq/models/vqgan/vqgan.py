@@ -811,7 +811,9 @@ class VQGAN(SkipNonfiniteStepsFlag, lgvq_backend.GANTrainer, keras.Model):
 
         Args:
             preset: string. A preset name or a local directory.
-            load_weights: bool. Load the directory's weights.
+            load_weights: bool. Load the directory's weights, or the
+                tokenizer weights a built-in preset ships
+                (`scenes_lgvq_trained`, `scenes_vqgan_trained`).
             **kwargs: overrides: backbone / quantizer fields of a built-in
                 preset (e.g. `resolution=128`, `num_embeddings=512`), and
                 constructor arguments (e.g. `text_prior=` a local path,
@@ -833,6 +835,12 @@ class VQGAN(SkipNonfiniteStepsFlag, lgvq_backend.GANTrainer, keras.Model):
         else:
             model = cls._from_spec(value, **kwargs)
             model.build()
+            # A preset with trained tokenizer weights in the package (not
+            # into a backbone the caller passed in).
+            if load_weights and "backbone" not in kwargs:
+                from keras_lgvq.models.vqgan.vqgan_presets import load_shipped_weights
+
+                load_shipped_weights(model.backbone, value)
         return model
 
     @classmethod

@@ -230,11 +230,14 @@ class VQGANBackbone(keras_hub.models.Backbone):
         (`keras_lgvq.models.presets.resolve_preset`): a directory (written
         by `save_to_preset` of this backbone or of a `VQGAN` / `LGVQ`) is
         read with keras-hub's loader, weights included; a built-in name
-        builds the preset's architecture and quantizer, untrained.
+        builds the preset's architecture and quantizer, untrained unless the
+        preset ships trained weights in the package (`scenes_lgvq_trained`,
+        `scenes_vqgan_trained`), which `load_weights=True` loads.
 
         Args:
             preset: string. A built-in preset name or a local directory.
-            load_weights: bool. Load a directory's weights.
+            load_weights: bool. Load a directory's weights, or the
+                weights a built-in preset ships.
             **kwargs: backbone or quantizer fields that override the
                 preset's (e.g. `resolution=128`); the preset's other
                 settings, including its quantizer options, are kept.
@@ -262,7 +265,13 @@ class VQGANBackbone(keras_hub.models.Backbone):
                 f"This preset builds a {target.__name__}, which is not a "
                 f"{cls.__name__}; use {target.__name__}.from_preset."
             )
-        return target._from_spec(value, **kwargs)
+        backbone = target._from_spec(value, **kwargs)
+        if load_weights:
+            # Presets with trained weights in the package (no-op otherwise).
+            from keras_lgvq.models.vqgan.vqgan_presets import load_shipped_weights
+
+            load_shipped_weights(backbone, value)
+        return backbone
 
     @classmethod
     def preset_override_names(cls, spec):
