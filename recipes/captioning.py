@@ -14,7 +14,13 @@ model's, the blind model's and a true caption).
 
 Options: `--language-model-training full|lora` fine-tunes the LM (a fresh
 copy per model), `--decoder scratch` trains a small decoder from scratch
-instead of using the pretrained LM's weights (its tokenizer is kept).
+instead of using the pretrained LM's weights (its tokenizer is kept),
+`--mapper pooled` maps every code with one shared MLP and averages them
+over `--prefix-length` square regions, `--projection-dim N` projects each
+code to N values before the MLP mapper's flatten. The models, data and
+metrics are those of `keras_lgvq.evaluation.captioning_downstream` (the
+one-call form for other programs), and `results.json` holds per-image
+BLEU-4 / METEOR / ROUGE-L / CIDEr-D for paired tests.
 The CPU defaults are sized to finish in 15 minutes on 2 cores
 (benchmarks/results/stage2_measurements.md). Captions longer than
 `--max-caption-length` tokens keep their first tokens, then the stop token.
@@ -51,7 +57,14 @@ def parse_args(argv=None):
                    help="Tokenizer: a .keras file or preset directory.")
     p.add_argument("--lm", default="smollm2",
                    help='LM source: "smollm2", a .gguf or a preset dir.')
-    p.add_argument("--mapper", default="mlp", choices=("mlp", "transformer"))
+    p.add_argument("--mapper", default="mlp",
+                   choices=("mlp", "transformer", "pooled"),
+                   help="mlp: flatten the code grid (ClipCap's MLP); "
+                   "pooled: one MLP per code, averaged over prefix_length "
+                   "square regions; transformer: ClipCap's transformer.")
+    p.add_argument("--projection-dim", type=int, default=None,
+                   help="mlp mapper: project each code vector to this "
+                   "width (shared over positions) before flattening.")
     p.add_argument("--prefix-length", type=int, default=10)
     p.add_argument("--mapper-width", type=int, default=512)
     p.add_argument("--train-images", type=int, default=400)
@@ -88,97 +101,49 @@ def parse_args(argv=None):
     if args.validation_images < 1:
         raise ValueError("--validation-images must be >= 1. Received: "
                          f"{args.validation_images}")
+    if args.projection_dim is not None and args.mapper != "mlp":
+        raise ValueError("--projection-dim is an option of --mapper mlp; "
+                         f"received --mapper {args.mapper}. Drop it or use "
+                         "--mapper mlp.")
     return args
 
 
-def encode_scenes(tokenizer, num_images, split, seed, holdout):
-    """Codes, captions and ids of scenes images, at the tokenizer's size."""
-    from keras import ops
+def settings_of(args):
+    """The `CAPTIONING_DEFAULTS`-style settings dict of parsed arguments."""
+    from keras_lgvq.evaluation.captioning_downstream import check_captioning_settings
 
-    from keras_lgvq.datasets import scenes
-
-    examples = list(scenes.generate(
-        num_images, seed=seed, image_size=int(tokenizer.resolution),
-        split=split, holdout=holdout,
-    ))
-    images = np.stack([e["image"] for e in examples]).astype("float32")
-    images = images / 127.5 - 1.0
-    codes = np.concatenate([
-        np.asarray(ops.convert_to_numpy(tokenizer.encode(images[i:i + 32])))
-        for i in range(0, len(images), 32)
-    ]).astype("int32")
-    return codes, examples
-
-
-def blind_code_vectors(tokenizer, train_codes, count):
-    """The blind baseline's input: one constant code grid for every image.
-
-    The training images' mean code vector at each grid position carries no
-    information about any one image. Not all zeros: an exactly zero prefix
-    is a fixed point of SmolLM2's residual stream (RMSNorm of zero, zero
-    attention values), where the gradient grows by 1/sqrt(eps) per block
-    and overflows to NaN (measured on the real LM); a zero mapper input
-    gives that zero prefix at initialisation.
-    """
-    from keras import ops
-
-    vectors = ops.convert_to_numpy(
-        tokenizer.quantizer.indices_to_codes(train_codes))
-    vectors = np.asarray(vectors, "float32").reshape(
-        len(train_codes), -1, vectors.shape[-1])
-    return np.broadcast_to(vectors.mean(axis=0), (count,) + vectors.shape[1:])
-
-
-def language_model_for(args, shared_lm):
-    """The LM of one model: the shared frozen one, or a fresh copy when the
-    LM trains (so the image and blind models do not share weights)."""
-    from keras_lgvq.language_models import load_causal_lm
-
-    if args.decoder == "scratch":
-        return load_causal_lm(args.lm, trainable=True, scratch={
-            "hidden_dim": args.decoder_width,
-            "num_layers": args.decoder_layers,
-            "intermediate_dim": 2 * args.decoder_width,
-        })
-    if args.language_model_training == "frozen":
-        return shared_lm
-    return load_causal_lm(args.lm)
-
-
-def build(args, tokenizer, lm):
-    import keras
-
-    from keras_lgvq.models.captioning import Captioner
-    from keras_lgvq.models.captioning import build_prefix_mapper
-
-    extra = {"hidden_dim": args.mapper_width}
-    if args.mapper == "transformer":
-        extra.update(num_layers=2, num_heads=4)
-    mapper = build_prefix_mapper(
-        args.mapper, num_positions=int(tokenizer.grid_size) ** 2,
-        code_dim=int(tokenizer.quantizer.embedding_dim),
-        prefix_length=args.prefix_length, lm_dim=lm.hidden_dim,
-        name="mapper", **extra,
-    )
-    if args.decoder == "scratch":
-        options = {"decoder": "scratch"}
-    else:
-        options = {"language_model_training": args.language_model_training,
-                   "lora_rank": args.lora_rank}
-    model = Captioner(mapper, lm, tokenizer=tokenizer,
-                      max_caption_length=args.max_caption_length, **options)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-    return model
+    return check_captioning_settings({
+        "decoder": args.decoder,
+        "decoder_width": args.decoder_width,
+        "decoder_layers": args.decoder_layers,
+        "language_model_training": args.language_model_training,
+        "lora_rank": args.lora_rank,
+        "mapper": args.mapper,
+        "mapper_width": args.mapper_width,
+        "projection_dim": args.projection_dim,
+        "prefix_length": args.prefix_length,
+        "max_caption_length": args.max_caption_length,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "beam_size": args.beam_size,
+    })
 
 
 def run(args):
     import keras
 
     from keras_lgvq.datasets import scenes
-    from keras_lgvq.language_models import load_causal_lm
+    from keras_lgvq.evaluation.captioning_downstream import blind_code_vectors
+    from keras_lgvq.evaluation.captioning_downstream import build_captioner
+    from keras_lgvq.evaluation.captioning_downstream import encode_scenes
+    from keras_lgvq.evaluation.captioning_downstream import generate_captions
+    from keras_lgvq.evaluation.captioning_downstream import load_language_model
+    from keras_lgvq.evaluation.captioning_downstream import per_image_caption_scores
     from keras_lgvq.metrics import evaluate_captions
     from keras_lgvq.models.text_to_image import load_tokenizer
 
+    settings = settings_of(args)
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     watch = Stopwatch()
@@ -189,7 +154,7 @@ def run(args):
         if args.decoder == "pretrained" and (
             args.language_model_training == "frozen"
         ):
-            shared_lm = load_causal_lm(args.lm)
+            shared_lm = load_language_model(settings, args.lm)
     with watch.phase("encode"):
         train_codes, train = encode_scenes(
             tokenizer, args.train_images, "train", args.seed,
@@ -212,8 +177,8 @@ def run(args):
             continue
         keras.utils.set_random_seed(args.seed)
         with watch.phase("load"):
-            lm = language_model_for(args, shared_lm)
-        model = build(args, tokenizer, lm)
+            lm = load_language_model(settings, args.lm, shared_lm)
+        model = build_captioner(tokenizer, lm, settings)
         data = model.prepare_inputs(captions, codes=codes)
         val_data = model.prepare_inputs(val_captions, codes=val_codes)
         if blind:
@@ -236,18 +201,15 @@ def run(args):
         kwargs = ({"code_vectors": blind_code_vectors(
             tokenizer, train_codes, len(test_codes))} if blind
             else {"codes": test_codes})
-        predictions = []
         with watch.phase(f"generate_{name}"):
-            # One decoding batch of up to 64 images: the cached decoding
-            # loop costs about the same per token for 16 or 64 rows.
-            for i in range(0, len(test_codes), 64):
-                part = {k: v[i:i + 64] for k, v in kwargs.items()}
-                predictions += model.generate(beam_size=args.beam_size,
-                                              **part)
+            predictions = generate_captions(model, args.beam_size, **kwargs)
         scores = evaluate_captions(
             references, dict(zip(references, predictions)))
+        per_image = per_image_caption_scores(
+            list(references.values()), predictions)
         results["models"][name] = {
             "scores": scores,
+            "per_image": per_image,
             "final_loss": float(history.history["loss"][-1]),
             "loss_history": [float(x) for x in history.history["loss"]],
             "val_loss_history": [
@@ -260,9 +222,7 @@ def run(args):
     }
     shown = min(args.figure_images, len(test))
     if shown and "image" in predictions_of:
-        from keras_lgvq.visualization.caption_figures import (
-            captioned_images_figure,
-        )
+        from keras_lgvq.visualization.caption_figures import captioned_images_figure
 
         captioned_images_figure(
             np.stack([e["image"] for e in test[:shown]]),

@@ -4,8 +4,8 @@ Trains a `VQAModel` ([image prefix ; question] through a causal LM, frozen
 by default, answer classifier) and evaluates accuracy / WUPS@0.9 /
 WUPS@0.0 per question type, next to a blind baseline (the same model
 trained and evaluated without image information: every image's code grid
-replaced by one constant grid, `recipes.captioning.blind_code_vectors`).
-Writes `results.json`,
+replaced by one constant grid, `blind_code_vectors` of
+`keras_lgvq.evaluation.captioning_downstream`). Writes `results.json`,
 `report.md` and `answers.png` (test images with a question, the model's,
 the blind model's and the true answer).
 
@@ -48,11 +48,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from keras_lgvq.evaluation.captioning_downstream import blind_code_vectors
 from recipes import common
 from recipes.common import Stopwatch
 from recipes.common import load_average
 from recipes.common import machine_info
-from recipes.captioning import blind_code_vectors
 from recipes.common import write_json
 
 
@@ -74,7 +74,14 @@ def parse_args(argv=None):
                    help="COCO-QA: use the first N training questions.")
     p.add_argument("--eval-questions", type=int, default=None,
                    help="COCO-QA: use the first N test questions.")
-    p.add_argument("--mapper", default="mlp", choices=("mlp", "transformer"))
+    p.add_argument("--mapper", default="mlp",
+                   choices=("mlp", "transformer", "pooled"),
+                   help="mlp: flatten the code grid (ClipCap's MLP); "
+                   "pooled: one MLP per code, averaged over prefix_length "
+                   "square regions; transformer: ClipCap's transformer.")
+    p.add_argument("--projection-dim", type=int, default=None,
+                   help="mlp mapper: project each code vector to this "
+                   "width (shared over positions) before flattening.")
     p.add_argument("--prefix-length", type=int, default=10)
     p.add_argument("--mapper-width", type=int, default=512)
     p.add_argument("--mapper-layers", type=int, default=2,
@@ -110,6 +117,10 @@ def parse_args(argv=None):
     if not 0.0 < args.validation_fraction < 1.0:
         raise ValueError("--validation-fraction must be in (0, 1). "
                          f"Received: {args.validation_fraction}")
+    if args.projection_dim is not None and args.mapper != "mlp":
+        raise ValueError("--projection-dim is an option of --mapper mlp; "
+                         f"received --mapper {args.mapper}. Drop it or use "
+                         "--mapper mlp.")
     return args
 
 
@@ -294,6 +305,8 @@ def run(args):
         extra = {"hidden_dim": args.mapper_width}
         if args.mapper == "transformer":
             extra.update(num_layers=args.mapper_layers, num_heads=4)
+        if args.mapper == "mlp":
+            extra["projection_dim"] = args.projection_dim
         mapper = build_prefix_mapper(
             args.mapper, num_positions=int(tokenizer.grid_size) ** 2,
             code_dim=int(tokenizer.quantizer.embedding_dim),
@@ -354,9 +367,7 @@ def run(args):
         results["models"][name] = entry
     shown = min(args.figure_images, len(sets["test"]))
     if shown and "image" in predictions_of:
-        from keras_lgvq.visualization.caption_figures import (
-            answered_questions_figure,
-        )
+        from keras_lgvq.visualization.caption_figures import answered_questions_figure
 
         # One question per image where possible, so the figure shows
         # several images.

@@ -7,7 +7,9 @@ import json
 import os
 
 import numpy as np
+import pytest
 
+from keras_lgvq.evaluation.captioning_downstream import blind_code_vectors
 from keras_lgvq.models.vqa.vqa_presets import SCENES_ANSWERS
 from keras_lgvq.visualization import read_png
 from recipes import captioning
@@ -76,12 +78,15 @@ def test_captioning_recipe_scratch_decoder_smoke(tmp_path):
     out = str(tmp_path / "cap_scratch")
     results = captioning.run(captioning.parse_args([
         "--tokenizer", tokenizer, "--lm", lm, "--train-images", "4",
-        "--eval-images", "2", "--epochs", "1", "--prefix-length", "2",
-        "--mapper-width", "8", "--max-caption-length", "6", "--decoder",
+        "--eval-images", "2", "--epochs", "1", "--prefix-length", "4",
+        "--mapper", "pooled", "--mapper-width", "8",
+        "--max-caption-length", "6", "--decoder",
         "scratch", "--decoder-width", "16", "--decoder-layers", "1",
         "--no-blind", "--figure-images", "0", "--out", out,
     ]))
     assert set(results["models"]) == {"image"}
+    per_image = results["models"]["image"]["per_image"]
+    assert len(per_image["CIDEr-D"]) == 2
     assert not os.path.exists(os.path.join(out, "captions.png"))
     with open(os.path.join(out, "report.md")) as f:
         assert "scratch decoder (width 16, 1 blocks)" in f.read()
@@ -93,7 +98,7 @@ def test_vqa_recipe_smoke(tmp_path):
     results = vqa.run(vqa.parse_args([
         "--tokenizer", tokenizer, "--lm", lm, "--train-images", "12",
         "--eval-images", "8", "--epochs", "1", "--prefix-length", "2",
-        "--mapper-width", "8", "--out", out,
+        "--mapper-width", "8", "--projection-dim", "2", "--out", out,
     ]))
     assert set(results["models"]) == {"image", "blind"}
     test = results["models"]["image"]["test"]
@@ -107,6 +112,13 @@ def test_vqa_recipe_smoke(tmp_path):
     _assert_checkpoints_and_logs(out, ("image", "blind"), epochs=1)
     assert results["sizes"]["validation"] > 0
     assert 0.0 <= results["type_prior"]["test"]["accuracy"] <= 1.0
+
+
+def test_projection_dim_needs_the_mlp_mapper():
+    for module in (captioning, vqa):
+        with pytest.raises(ValueError, match="--projection-dim"):
+            module.parse_args(["--tokenizer", "t.keras", "--mapper",
+                               "pooled", "--projection-dim", "4"])
 
 
 def test_type_prior_answers_each_type_with_its_top_training_answer():
@@ -146,7 +158,7 @@ def test_blind_input_is_one_constant_grid_without_zeros(tmp_path):
     tokenizer = tiny_backbone(resolution=32, attn_resolutions=())
     codes = np.random.default_rng(0).integers(
         0, int(tokenizer.num_embeddings), (5, 8, 8))
-    blind = captioning.blind_code_vectors(tokenizer, codes, 3)
+    blind = blind_code_vectors(tokenizer, codes, 3)
     from keras import ops
 
     all_codes = np.arange(int(tokenizer.num_embeddings))

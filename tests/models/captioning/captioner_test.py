@@ -12,6 +12,7 @@ from keras import ops
 from keras_lgvq.models import presets
 from keras_lgvq.models.captioning import Captioner
 from keras_lgvq.models.captioning import MLPPrefixMapper
+from keras_lgvq.models.captioning import PooledPrefixMapper
 from keras_lgvq.models.captioning import TransformerPrefixMapper
 from keras_lgvq.models.captioning import beam_search
 from keras_lgvq.models.captioning import tokenize_texts
@@ -63,6 +64,61 @@ def test_mlp_mapper_matches_numpy():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="num_positions"):
         mapper(np.zeros((2, 5, 4), "float32"))
+
+
+def test_mlp_mapper_with_projection_matches_numpy():
+    mapper = MLPPrefixMapper(6, 4, 3, 5, hidden_dim=7, projection_dim=2)
+    x = np.random.default_rng(1).normal(size=(2, 6, 4)).astype("float32")
+    got = ops.convert_to_numpy(mapper(x))
+    p, w1, b1, w2, b2 = _values(mapper.weights)
+    assert p.shape == (4, 2) and w1.shape == (12, 7)
+    # One projection shared by every position, then the row-major flatten.
+    flat = np.einsum("bnd,dp->bnp", x, p).reshape(2, 12)
+    want = (np.tanh(flat @ w1 + b1) @ w2 + b2).reshape(2, 3, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    clone = MLPPrefixMapper.from_config(mapper.get_config())
+    clone.build((None, 6, 4))
+    clone.set_weights(mapper.get_weights())
+    np.testing.assert_allclose(ops.convert_to_numpy(clone(x)), got,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="projection_dim"):
+        MLPPrefixMapper(6, 4, 3, 5, projection_dim=0)
+
+
+def test_pooled_mapper_matches_numpy():
+    # A 4 x 4 grid pooled to 2 x 2 regions.
+    mapper = PooledPrefixMapper(16, 3, 4, 5, hidden_dim=6)
+    x = np.random.default_rng(2).normal(size=(2, 16, 3)).astype("float32")
+    got = ops.convert_to_numpy(mapper(x))
+    w1, b1, w2, b2 = [v.astype("float64") for v in _values(mapper.weights)]
+    h = x.astype("float64") @ w1 + b1
+    # Exact GELU (keras' default, approximate=False).
+    from math import erf
+
+    h = 0.5 * h * (1 + np.vectorize(erf)(h / np.sqrt(2)))
+    y = (h @ w2 + b2).reshape(2, 4, 4, 5)
+    want = np.stack([
+        y[:, r * 2:(r + 1) * 2, c * 2:(c + 1) * 2].mean(axis=(1, 2))
+        for r in range(2) for c in range(2)
+    ], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # The top-left region's prefix vector depends on its positions only.
+    moved = x.copy()
+    moved[:, 15] += 1.0  # bottom-right code
+    out = ops.convert_to_numpy(mapper(moved))
+    np.testing.assert_allclose(out[:, 0], got[:, 0], atol=1e-6)
+    assert not np.allclose(out[:, 3], got[:, 3], atol=1e-4)
+    clone = PooledPrefixMapper.from_config(mapper.get_config())
+    clone.build((None, 16, 3))
+    clone.set_weights(mapper.get_weights())
+    np.testing.assert_allclose(ops.convert_to_numpy(clone(x)), got,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="prefix_length"):
+        PooledPrefixMapper(16, 3, 3, 5)
+    with pytest.raises(ValueError, match="prefix_length"):
+        PooledPrefixMapper(36, 3, 16, 5)  # 4 does not divide 6
+    with pytest.raises(ValueError, match="square"):
+        PooledPrefixMapper(12, 3, 4, 5)
 
 
 def test_transformer_mapper_shape_and_config_round_trip():
