@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from keras_lgvq import comparison
 from keras_lgvq import visualization
 from keras_lgvq.evaluation import METRIC_SPECS
 from keras_lgvq.evaluation import REFERENCE_KEYS
@@ -22,11 +23,11 @@ _SUB_CODEBOOK_KEYS = {
 
 
 def test_settings_per_mode_and_overrides():
-    quick = scenes_compare.resolve_settings(
+    quick = comparison.resolve_settings(
         scenes_compare.parse_args(["--quick"])
     )
-    default = scenes_compare.resolve_settings(scenes_compare.parse_args([]))
-    smoke = scenes_compare.resolve_settings(
+    default = comparison.resolve_settings(scenes_compare.parse_args([]))
+    smoke = comparison.resolve_settings(
         scenes_compare.parse_args(["--smoke"])
     )
     assert quick["mode"] == "quick" and default["mode"] == "default"
@@ -35,7 +36,7 @@ def test_settings_per_mode_and_overrides():
     assert smoke["total_steps"] == 4 and smoke["smoke"]
     # All three end long before the preset's disc_start: no discriminator.
     assert not quick["discriminator"] and not default["discriminator"]
-    custom = scenes_compare.resolve_settings(
+    custom = comparison.resolve_settings(
         scenes_compare.parse_args(
             ["--quick", "--with-discriminator", "--epochs", "2",
              "--batch-size", "8", "--learning-rate", "2e-4"]
@@ -45,20 +46,20 @@ def test_settings_per_mode_and_overrides():
     assert custom["total_steps"] == 2 * (768 // 8)
     assert custom["learning_rate"] == 2e-4
     with pytest.raises(ValueError, match="train-size"):
-        scenes_compare.resolve_settings(
+        comparison.resolve_settings(
             scenes_compare.parse_args(["--train-size", "4"])
         )
     with pytest.raises(SystemExit):
         scenes_compare.parse_args(["--quick", "--smoke"])
     # Seeds: consecutive from --seed; the bootstrap needs >= 100 resamples.
-    seeded = scenes_compare.resolve_settings(
+    seeded = comparison.resolve_settings(
         scenes_compare.parse_args(["--smoke", "--seeds", "3", "--seed", "5"])
     )
     assert seeded["seeds"] == [5, 6, 7] and default["seeds"] == [0]
     for bad in (["--seeds", "0"], ["--seeds", "17"],
                 ["--bootstrap-resamples", "50"]):
         with pytest.raises(ValueError, match=bad[0]):
-            scenes_compare.resolve_settings(
+            comparison.resolve_settings(
                 scenes_compare.parse_args(["--smoke", *bad])
             )
     # --leak-free-mtp is documented as a no-op for the `scenes` rows.
@@ -70,16 +71,16 @@ def test_settings_per_mode_and_overrides():
 def test_models_argument_selects_registry_entries():
     def models(*argv):
         args = scenes_compare.parse_args(["--smoke", *argv])
-        return scenes_compare.resolve_settings(args)["models"]
+        return comparison.resolve_settings(args)["models"]
 
     assert models() == ["lgvq", "vqgan"]
     assert models("--models", "vqct_lg, vqct,vqct_lg") == ["vqct_lg", "vqct"]
-    assert models("--models", "all") == list(scenes_compare.MODELS)
-    assert models("--all") == list(scenes_compare.MODELS)
+    assert models("--models", "all") == list(comparison.MODELS)
+    assert models("--all") == list(comparison.MODELS)
     with pytest.raises(ValueError, match="--all"):
         models("--all", "--models", "lgvq")
     # Every row the issue names is in the registry.
-    assert [s.label for s in scenes_compare.MODELS.values()] == [
+    assert [s.label for s in comparison.MODELS.values()] == [
         "LG-VQ", "VQGAN", "CVQ+LG", "CVQ", "VQCT+LG", "VQCT", "LQAE", "VQAE"
     ]
     with pytest.raises(ValueError, match="unknown: \\['vqtc'\\]"):
@@ -89,12 +90,12 @@ def test_models_argument_selects_registry_entries():
     # Every registry entry names a preset its class can build.
     from keras_lgvq.models import presets
 
-    for kind, spec in scenes_compare.MODELS.items():
+    for kind, spec in comparison.MODELS.items():
         assert spec.preset in presets.list_presets(spec.model_class), kind
         if spec.guided:
             assert spec.baseline is not None, kind
         if spec.baseline is not None:
-            twin = scenes_compare.MODELS[spec.baseline]
+            twin = comparison.MODELS[spec.baseline]
             assert not twin.guided and twin.baseline is None
             assert twin.family == spec.family
 
@@ -343,7 +344,7 @@ def test_evaluate_recipe_on_the_smoke_preset(smoke_run, tmp_path):
 def test_lqae_rows_need_the_splade_asset(monkeypatch):
     from keras_lgvq.language_models import splade_assets
 
-    spec = scenes_compare.MODELS["lqae"]
+    spec = comparison.MODELS["lqae"]
     monkeypatch.setattr(splade_assets, "is_available", lambda path=None: False)
     reason = spec.requires({})
     assert "splade-tiny" in reason and "splade_assets" in reason
@@ -351,55 +352,135 @@ def test_lqae_rows_need_the_splade_asset(monkeypatch):
     assert spec.requires({}) is None
 
 
+def _copy_run(source, target):
+    """A copy of a finished run folder. Preset files are hard-linked (a
+    run rewrites a preset as new files, never in place); every other file
+    is copied, so the copy's run cannot touch the fixture's files."""
+    import shutil
+
+    def copy(src, dst):
+        if os.sep + "preset" + os.sep in src:
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=copy)
+
+
+def _weights_mtimes(out):
+    return {
+        path: os.stat(path).st_mtime_ns
+        for path in (
+            str(out / kind / "seed_0" / "preset" / "model.weights.h5")
+            for kind in ("lgvq", "vqgan")
+        )
+    }
+
+
 @needs_minilm
-def test_smoke_all_rows_with_a_skipped_row(smoke_run, tmp_path, monkeypatch):
-    # `--all` through the same recipe (the data of the default smoke run is
-    # reused; probes are skipped to keep CI short: they run on VQCT codes
-    # in tests/evaluation/vqct_evaluation_test.py). LG-VQ and VQGAN ran in
-    # the fixture, and CVQ and VQCT (the same trainer as VQGAN) are
-    # declared missing here to keep CI short: all four must appear as
-    # skipped rows with their reasons; the four others are trained.
+def test_rerun_with_other_settings_names_them(smoke_run, tmp_path):
+    out, data, _ = smoke_run
+    copy = tmp_path / "run"
+    _copy_run(out, copy)
+    with pytest.raises(ValueError) as error:
+        scenes_compare.main([
+            "--smoke", "--epochs", "2", "--out", str(copy),
+            "--data-dir", data, "--verbose", "0",
+        ])
+    message = str(error.value)
+    assert "epochs: 1 there, 2 now" in message and "--no-resume" in message
+    # Nothing was retrained or rewritten.
+    assert (copy / "summary.json").read_text() == (
+        out / "summary.json"
+    ).read_text()
+
+
+@needs_minilm
+def test_smoke_all_rows_resume_and_lqae_downstream(
+    smoke_run, tmp_path, monkeypatch
+):
+    # `--all` in a copy of the fixture's finished `--smoke` run: LG-VQ and
+    # VQGAN (seed 0) must be reused, not retrained (their weights files are
+    # untouched), and the run completes with the rows that were missing;
+    # that is also how a run killed midway resumes. CVQ, CVQ+LG and VQCT
+    # (the VQGAN / LG-VQ trainers again) are declared missing to keep CI
+    # short: they must appear as skipped rows with their reasons. LQAE and
+    # VQAE add their downstream numbers (few-shot with the local SmolLM2,
+    # one episode per attribute at smoke size).
     import dataclasses
 
-    from recipes import evaluate
-
+    from keras_lgvq.comparison.downstream import ATTRIBUTE_LABELS
+    from keras_lgvq.comparison.downstream import NOT_WORDS
+    from keras_lgvq.language_models import smollm2_assets
     from keras_lgvq.language_models import splade_assets
+    from recipes import evaluate
 
     if not splade_assets.is_available():
         pytest.skip("splade-tiny is not fetched (LQAE rows)")
-    for kind in ("lgvq", "vqgan", "cvq", "vqct"):
-        spec = scenes_compare.MODELS[kind]
+    left_out = ("cvq_lg", "cvq", "vqct")
+    for kind in left_out:
+        spec = comparison.MODELS[kind]
         monkeypatch.setitem(
-            scenes_compare.MODELS, kind,
+            comparison.MODELS, kind,
             dataclasses.replace(
                 spec, requires=lambda s, k=kind: f"{k} left out by the test"
             ),
         )
-    _, data, _ = smoke_run
+    first, data, first_summary = smoke_run
     out = tmp_path / "all"
+    _copy_run(first, out)
+    before = _weights_mtimes(out)
     summary = scenes_compare.run(
         scenes_compare.parse_args([
-            "--smoke", "--all", "--probe-size", "0",
-            "--out", str(out), "--data-dir", data, "--verbose", "0",
+            "--smoke", "--all", "--out", str(out), "--data-dir", data,
+            "--verbose", "0",
         ])
     )
-    assert summary["config"]["models"] == list(scenes_compare.MODELS)
-    ran = ["cvq_lg", "vqct_lg", "lqae", "vqae"]
+    # Reused: same weights files, same metrics, said so in the progress
+    # lines, the summary and the report.
+    assert _weights_mtimes(out) == before
+    for kind in ("lgvq", "vqgan"):
+        assert summary[kind]["reused"] is True
+        assert summary[kind]["table_metrics"] == (
+            first_summary[kind]["table_metrics"]
+        )
+    progress = summary["comparison"]["progress"]
+    assert progress[0] == (
+        f"[1/10] train LG-VQ seed 0: reused from "
+        f"{out / 'lgvq' / 'seed_0'}"
+    )
+    trained = [line for line in progress if "reused" not in line]
+    assert [line.split(" ... ")[0] for line in trained] == [
+        f"[{i}/10] {phase} {name} seed 0"
+        for i, (phase, name) in enumerate(
+            [(p, n) for n in ("VQCT+LG", "LQAE", "VQAE")
+             for p in ("train", "evaluate")],
+            start=5,
+        )
+    ]
+    # The reused steps' recorded times give an ETA from the first step on.
+    assert "ETA" in trained[0] and "unknown" not in trained[0]
+    assert summary["comparison"]["reused"] == ["LG-VQ seed 0", "VQGAN seed 0"]
+    assert summary["config"]["models"] == list(comparison.MODELS)
+    ran = ["lgvq", "vqgan", "vqct_lg", "lqae", "vqae"]
     assert summary["comparison"]["models"] == ran
-    assert summary["comparison"]["header"][1:5] == [
-        "CVQ+LG", "VQCT+LG", "LQAE", "VQAE"
+    assert summary["comparison"]["header"][1:6] == [
+        "LG-VQ", "VQGAN", "VQCT+LG", "LQAE", "VQAE"
     ]
     report = (out / "report.md").read_text()
-    for kind in ("lgvq", "vqgan", "cvq", "vqct"):
+    assert "Resumed run: LG-VQ seed 0, VQGAN seed 0 came from results" in (
+        report
+    )
+    for kind in left_out:
         reason = f"{kind} left out by the test"
         assert summary[kind] == {"skipped": True, "reason": reason}
         assert summary["comparison"]["skipped"][kind] == reason
-        assert f"{scenes_compare.MODEL_NAMES[kind]} not run: {reason}." in (
+        assert f"{comparison.MODEL_NAMES[kind]} not run: {reason}." in (
             report
         )
-    # Only pairs whose both rows ran are tested (CVQ+LG and VQCT+LG have
-    # no baseline here: their sections say nothing is compared).
-    assert set(summary["significance"]) == {"lqae_vs_vqae"}
+    # Only pairs whose both rows ran are tested (VQCT+LG has no baseline
+    # here).
+    assert set(summary["significance"]) == {"lgvq_vs_vqgan", "lqae_vs_vqae"}
     for pair in summary["significance"].values():
         psnr = pair["metrics"]["psnr"]
         assert psnr["per_item"]["ci_low"] <= psnr["per_item"]["ci_high"]
@@ -409,31 +490,71 @@ def test_smoke_all_rows_with_a_skipped_row(smoke_run, tmp_path, monkeypatch):
             "untested"
         )
     assert "### LQAE vs VQAE" in report and "### VQCT+LG vs" not in report
-    # Each system's setup is recorded: the CVQ quantizer, the LQAE trainer.
+    # Each system's setup is recorded: the VQCT and LQAE trainers.
     setup = {k: summary[k]["training"]["setup"] for k in ran}
-    assert setup["cvq_lg"]["cvq_reinit"] and not setup["vqct_lg"]["cvq_reinit"]
+    assert not setup["vqct_lg"]["cvq_reinit"]
     assert setup["lqae"]["optimizer"].startswith("AdamW")
     assert setup["lqae"]["codebook_size"] == 30522
     assert setup["vqae"]["codebook_size"] == 1024
     assert not any(s["discriminator"] or s["lpips"] for s in setup.values())
-    for kind in ("vqct_lg",):
-        result = summary[kind]
-        assert set(result["sub_codebooks"]) == {"adjective", "noun"}
-        flat = result["table_metrics"]
-        assert list(flat) == list(METRIC_SPECS) + list(REFERENCE_KEYS)
-        for key in _SUB_CODEBOOK_KEYS:
-            assert math.isfinite(flat[key]), (kind, key)
-        assert flat["codebook_usage_pct_noun"] == pytest.approx(
-            100.0 * result["sub_codebooks"]["noun"]["usage"]
-        )
-        assert "adjective_loss" in result["training"]["step_history"]
+    result = summary["vqct_lg"]
+    assert set(result["sub_codebooks"]) == {"adjective", "noun"}
+    flat = result["table_metrics"]
+    assert list(flat) == list(METRIC_SPECS) + list(REFERENCE_KEYS)
+    for key in _SUB_CODEBOOK_KEYS:
+        assert math.isfinite(flat[key]), key
+    assert flat["codebook_usage_pct_noun"] == pytest.approx(
+        100.0 * result["sub_codebooks"]["noun"]["usage"]
+    )
+    assert "adjective_loss" in result["training"]["step_history"]
     assert "retrieval" in summary["vqct_lg"]["own_heads"]
     assert summary["vqae"]["own_heads"]["available"] is False
     assert "mlm_loss" in summary["lqae"]["training"]["step_history"]
     rows = {row[0] for row in summary["comparison"]["rows"]}
     assert "Codebook usage, adjectives (%) ↑" in rows
-    assert report.startswith("# CVQ+LG vs VQCT+LG vs LQAE vs VQAE")
+    assert report.startswith("# LG-VQ vs VQGAN vs VQCT+LG vs LQAE vs VQAE")
     assert visualization.read_png(str(out / "codebook_usage.png")).ndim == 3
+
+    # LQAE downstream: a linear probe per attribute for both rows, few-shot
+    # prompting for LQAE only; every number a percentage with its chance.
+    lqae, vqae = summary["lqae"], summary["vqae"]
+    for entry in (lqae, vqae):
+        probe = entry["downstream"]["linear_probe"]
+        for attribute in ATTRIBUTE_LABELS:
+            assert 0.0 <= probe[attribute]["accuracy"] <= 100.0
+            assert 0.0 < probe[attribute]["chance"] <= 100.0
+    assert lqae["downstream"]["linear_probe"]["layers"][-1].startswith("lm_")
+    assert vqae["downstream"]["linear_probe"]["layers"] == ["encoder_0"]
+    assert vqae["downstream"]["few_shot"] == {"skipped": NOT_WORDS}
+    shots = lqae["downstream"]["few_shot"]
+    if smollm2_assets.is_available():
+        scored = {a: r for a, r in shots.items() if "accuracy" in r}
+        # At least the object count (three classes over every test image)
+        # has enough examples for one 2-way 1-shot episode.
+        assert "num_objects" in scored
+        for attribute, entry in shots.items():
+            if attribute not in scored:
+                assert "classes" in entry["skipped"]
+                continue
+            assert 0.0 <= entry["accuracy"] <= 100.0
+            assert entry["chance"] == 50.0 and entry["num_predictions"] == 2
+            assert "SmolLM2" in entry["causal_lm"]
+            assert lqae["downstream_metrics"][f"few_shot_{attribute}"] == (
+                entry["accuracy"]
+            )
+        assert "| LQAE few-shot (%) | Few-shot chance (%) |" in report
+    else:
+        assert "few-shot columns are left out" in shots["skipped"]
+        assert "LQAE downstream: SmolLM2" in report
+    assert "## LQAE downstream" in report
+    assert "| Attribute | LQAE probe (%) | VQAE probe (%) |" in report
+    # The downstream probes of the pair are tested like every metric
+    # (one seed: untested across seeds, no per-item values).
+    pair = summary["significance"]["lqae_vs_vqae"]["metrics"]
+    assert pair["lqae_probe_shape"]["a"] == (
+        lqae["downstream"]["linear_probe"]["shape"]["accuracy"]
+    )
+    assert pair["lqae_probe_shape"]["verdict"].startswith("untested")
 
     evaluate.main([
         str(out / "vqct_lg" / "preset"), "--out", str(tmp_path / "eval"),
@@ -446,3 +567,25 @@ def test_smoke_all_rows_with_a_skipped_row(smoke_run, tmp_path, monkeypatch):
     assert math.isfinite(result["table_metrics"]["codebook_usage_pct_noun"])
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| Codebook perplexity, nouns ↑ |" in report
+
+
+def test_cvq_rows_build_the_cvq_quantizer():
+    # CVQ / CVQ+LG are left out of the `--all` smoke test above (they are
+    # the VQGAN / LG-VQ trainers with another quantizer): their tokenizer
+    # and setup are checked here without training.
+    from keras_lgvq.comparison.training import build_model
+    from keras_lgvq.comparison.training import system_setup
+
+    settings = comparison.resolve_settings({"smoke": True, "models": "cvq"})
+    model = build_model("cvq", None, settings)
+    setup = system_setup("cvq", model)
+    assert setup["cvq_reinit"] and setup["quantizer"] == "VectorQuantizer"
+    assert setup["codebook_size"] == comparison.SMOKE_BACKBONE[
+        "num_embeddings"
+    ]
+    assert not setup["discriminator"] and not setup["lpips"]
+    quantizer = model.backbone.quantizer
+    assert quantizer.anchor == "probrandom"
+    assert comparison.MODELS["cvq_lg"].backbone is comparison.MODELS[
+        "cvq"
+    ].backbone

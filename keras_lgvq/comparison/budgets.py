@@ -1,0 +1,351 @@
+"""Budgets of the scenes comparison and the settings of one run.
+
+`BUDGETS` holds the sizes of the three budgets (`default`, `quick`,
+`smoke`); `resolve_settings` merges the chosen budget with the user's
+overrides into the one settings dict every other module of
+`keras_lgvq.comparison` reads. `result_fingerprint` is the part of the
+settings a finished (system, seed) result depends on: a resumed run must
+match it.
+"""
+
+import argparse
+
+import keras
+
+BUDGETS = {
+    "default": dict(
+        train_size=2560,
+        epochs=3,
+        eval_size=512,
+        probe_size=1536,
+        probe_epochs=4,
+        probe_batch_size=32,
+        linear_epochs=200,
+        image_size=64,
+    ),
+    "quick": dict(
+        train_size=768,
+        epochs=1,
+        eval_size=256,
+        probe_size=384,
+        probe_epochs=3,
+        probe_batch_size=32,
+        linear_epochs=60,
+        image_size=64,
+    ),
+    # CI: the whole code path in seconds; the numbers mean nothing.
+    "smoke": dict(
+        train_size=32,
+        epochs=1,
+        batch_size=8,
+        eval_size=16,
+        probe_size=32,
+        probe_epochs=1,
+        probe_batch_size=16,
+        linear_epochs=5,
+        image_size=32,
+    ),
+}
+
+# LQAE downstream (lqae-spec §3) per budget: the attributes classified, the
+# few-shot protocol of `few_shot_classification` (2-way 1-shot, one query
+# per class) and its episode count. At smoke size one episode per
+# attribute keeps the SmolLM2 prompting to a few forward passes.
+DOWNSTREAM_BUDGETS = {
+    "default": dict(
+        attributes=("shape", "color", "size", "fill", "num_objects"),
+        num_ways=2,
+        num_shots=1,
+        num_queries=1,
+        num_episodes=20,
+    ),
+    "quick": dict(
+        attributes=("shape", "color", "size", "fill", "num_objects"),
+        num_ways=2,
+        num_shots=1,
+        num_queries=1,
+        num_episodes=10,
+    ),
+    "smoke": dict(
+        attributes=("shape", "color", "size", "fill", "num_objects"),
+        num_ways=2,
+        num_shots=1,
+        num_queries=1,
+        num_episodes=1,
+    ),
+}
+
+# The options of a run and their defaults: the command line of
+# `recipes/scenes_compare.py` has one flag per key (`--train-size` for
+# `train_size`, ...); `None` takes the budget's value.
+DEFAULT_OPTIONS = dict(
+    quick=False,
+    smoke=False,
+    out="runs/scenes_compare",
+    models=None,
+    all=False,
+    seeds=1,
+    epochs=None,
+    train_size=None,
+    steps_per_epoch=None,
+    batch_size=None,
+    learning_rate=None,
+    eval_size=None,
+    probe_size=None,
+    probe_epochs=None,
+    probe_batch_size=None,
+    linear_epochs=None,
+    bootstrap_resamples=2000,
+    seed=0,
+    data_dir=None,
+    with_discriminator=False,
+    leak_free_mtp=False,
+    jit_compile="auto",
+    verbose=1,
+    no_save=False,
+    no_resume=False,
+)
+
+SMOKE_BACKBONE = dict(
+    resolution=32,
+    ch=32,
+    ch_mult=(1, 1, 1),
+    num_res_blocks=1,
+    attn_resolutions=(),
+    z_channels=32,
+    num_embeddings=64,
+    embedding_dim=16,
+)
+# The VQCT tokenizer of `--smoke`: SMOKE_BACKBONE's architecture with a
+# 16-d latent (two 8-d halves) and the packaged scenes prior.
+SMOKE_VQCT = dict(
+    resolution=32,
+    ch=32,
+    ch_mult=(1, 1, 1),
+    num_res_blocks=1,
+    attn_resolutions=(),
+    z_channels=32,
+    embedding_dim=16,
+    hidden_dim=8,
+)
+# One-layer text heads (LG-VQ's guidance and the probes) for `--smoke`.
+SMOKE_HEADS = dict(vit_layers=1, decoder_layers=1, decoder_intermediate_dim=64)
+# The scenes LQAE / VQAE ViT at 32 px with one encoder / decoder layer.
+SMOKE_LQAE = dict(image_size=32, encoder_num_layers=1, decoder_num_layers=1)
+
+# Settings a finished (system, seed) result depends on. A rerun in the same
+# `--out` must agree on every one of them to reuse it. Left out on purpose:
+# the rows and seeds (each result is one row and one seed), the bootstrap
+# resamples (the tests are recomputed from the stored per-item values),
+# `jit_compile`, `verbose`, `data_dir` and the no-op `--leak-free-mtp`.
+FINGERPRINT_KEYS = (
+    "backend",
+    "mode",
+    "smoke",
+    "image_size",
+    "train_size",
+    "epochs",
+    "batch_size",
+    "steps_per_epoch",
+    "total_steps",
+    "learning_rate",
+    "beta_1",
+    "beta_2",
+    "eval_size",
+    "probe_size",
+    "probe_epochs",
+    "probe_batch_size",
+    "linear_epochs",
+    "with_discriminator",
+    "downstream",
+)
+
+
+def _options(options):
+    """Namespace / dict / None -> a complete dict of `DEFAULT_OPTIONS`."""
+    if options is None:
+        given = {}
+    elif isinstance(options, dict):
+        given = dict(options)
+    elif isinstance(options, argparse.Namespace):
+        given = vars(options)
+    else:
+        raise ValueError(
+            "`options` must be an argparse.Namespace, a dict or None; "
+            f"received {type(options).__name__}."
+        )
+    unknown = sorted(set(given) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"Unknown comparison option(s) {unknown}; the options are "
+            f"{sorted(DEFAULT_OPTIONS)}."
+        )
+    return {**DEFAULT_OPTIONS, **given}
+
+
+def resolve_settings(options=None):
+    """Merge the chosen budget with the overrides of one run.
+
+    Args:
+        options: an `argparse.Namespace` of `recipes/scenes_compare.py`, a
+            dict with keys of `DEFAULT_OPTIONS` (missing keys take their
+            defaults), or None (the default run).
+
+    Returns:
+        dict: the budget's sizes with the overrides applied, plus `mode`
+        ("default", "quick" or "smoke"), `models` (the `MODELS` keys),
+        `seeds`, `steps_per_epoch`, `total_steps`, the optimiser settings
+        of the `scenes` preset, `discriminator` (kept only when the run
+        reaches the preset's `disc_start`, or on request), `downstream`
+        (the LQAE downstream budget), `out`, `data_dir`, `verbose`, `save`,
+        `resume` and `backend`.
+
+    Raises:
+        ValueError: a size below 1, `train_size < batch_size`, seeds outside
+            1..16, fewer than 100 bootstrap resamples, `--quick` with
+            `--smoke`, or bad `--models`.
+
+    Examples:
+
+    ```python
+    settings = resolve_settings({"quick": True, "seeds": 3})
+    settings["total_steps"], settings["seeds"]   # 48, [0, 1, 2]
+    ```
+    """
+    # The rows import this module's smoke sizes: imported here, not above.
+    from keras_lgvq.comparison.systems import MODELS
+    from keras_lgvq.comparison.systems import parse_models
+    from keras_lgvq.models.presets import get_preset
+
+    args = _options(options)
+    if args["quick"] and args["smoke"]:
+        raise ValueError("Pass at most one of --quick and --smoke.")
+    mode = "default"
+    if args["smoke"]:
+        mode = "smoke"
+    elif args["quick"]:
+        mode = "quick"
+    models = parse_models(args["models"], bool(args["all"]))
+    training = get_preset("scenes")["training"]
+    settings = dict(BUDGETS[mode])
+    settings.setdefault("batch_size", training["batch_size"])
+    seeds = args["seeds"]
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not (
+        1 <= seeds <= 16
+    ):
+        raise ValueError(
+            f"--seeds must be an integer from 1 to 16; received {seeds!r}."
+        )
+    settings.update(
+        mode=mode,
+        all_rows=bool(args["all"]),
+        models=list(models),
+        learning_rate=training["learning_rate"],
+        beta_1=training["beta_1"],
+        beta_2=training["beta_2"],
+        seed=args["seed"],
+        seeds=[args["seed"] + i for i in range(seeds)],
+        bootstrap_resamples=args["bootstrap_resamples"],
+    )
+    if settings["bootstrap_resamples"] < 100:
+        raise ValueError(
+            "--bootstrap-resamples must be >= 100; received "
+            f"{settings['bootstrap_resamples']}."
+        )
+    for key in (
+        "epochs",
+        "train_size",
+        "batch_size",
+        "learning_rate",
+        "eval_size",
+        "probe_size",
+        "probe_epochs",
+        "probe_batch_size",
+        "linear_epochs",
+    ):
+        if args[key] is not None:
+            settings[key] = args[key]
+    for key in ("epochs", "train_size", "batch_size", "eval_size"):
+        if settings[key] < 1:
+            raise ValueError(
+                f"--{key.replace('_', '-')} must be >= 1; received "
+                f"{settings[key]}."
+            )
+    if settings["train_size"] < settings["batch_size"]:
+        raise ValueError(
+            f"--train-size ({settings['train_size']}) must be at least "
+            f"--batch-size ({settings['batch_size']})."
+        )
+    steps = args["steps_per_epoch"] or (
+        settings["train_size"] // settings["batch_size"]
+    )
+    settings["steps_per_epoch"] = steps
+    settings["total_steps"] = steps * settings["epochs"]
+    # The earliest GAN start of the compared models' presets (the LQAE
+    # family has no GAN).
+    disc_start = min(
+        (
+            get_preset(MODELS[kind].preset)["model"]["disc_start"]
+            for kind in models
+            if MODELS[kind].family == "vqgan"
+        ),
+        default=None,
+    )
+    settings["disc_start"] = disc_start
+    settings["with_discriminator"] = bool(args["with_discriminator"])
+    # Before disc_start the GAN terms are multiplied by 0: the discriminator
+    # changes nothing but costs ~40% of a VQGAN step, so it is left out.
+    settings["discriminator"] = bool(
+        disc_start is not None
+        and (
+            args["with_discriminator"]
+            or settings["total_steps"] >= disc_start
+        )
+    )
+    settings["leak_free_mtp"] = bool(args["leak_free_mtp"])
+    if args["jit_compile"] not in ("auto", "on", "off"):
+        raise ValueError(
+            "--jit-compile must be 'auto', 'on' or 'off'; received "
+            f"{args['jit_compile']!r}."
+        )
+    settings["jit_compile"] = {"auto": "auto", "on": True, "off": False}[
+        args["jit_compile"]
+    ]
+    settings["smoke"] = mode == "smoke"
+    settings["downstream"] = dict(DOWNSTREAM_BUDGETS[mode])
+    settings.update(
+        out=str(args["out"]),
+        data_dir=args["data_dir"],
+        verbose=int(args["verbose"]),
+        save=not args["no_save"],
+        resume=not args["no_resume"],
+        backend=keras.backend.backend(),
+    )
+    return settings
+
+
+def result_fingerprint(settings):
+    """The settings a finished (system, seed) result depends on.
+
+    Args:
+        settings: dict from `resolve_settings`.
+
+    Returns:
+        dict with the `FINGERPRINT_KEYS` of `settings`, JSON-ready (tuples
+        as lists), so it compares equal to its own JSON round trip.
+
+    Examples:
+
+    ```python
+    result_fingerprint(resolve_settings({"smoke": True}))["train_size"]  # 32
+    ```
+    """
+
+    def plain(value):
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {key: plain(settings[key]) for key in FINGERPRINT_KEYS}

@@ -1,0 +1,213 @@
+"""Significance of each language-guided system against its baseline.
+
+For every pair of `MODELS` (guided row, its `baseline`) that ran:
+
+- per metric with per-test-item values (PSNR, SSIM, probe retrieval
+  R@1/5/10): a paired bootstrap over the test items of the first seed
+  (`keras_lgvq.evaluation.significance.paired_bootstrap`), 95% interval;
+- with several seeds, per metric: mean +- sd per system and the exact
+  sign-flip test across seeds (`across_seeds`).
+
+The verdict of a metric follows the per-item interval when there is one,
+else the across-seed test ('better' / 'worse' only when the test
+supports it).
+"""
+
+from keras_lgvq.comparison.systems import MODELS
+
+
+# Per-item score (paired_comparison) -> (table key, scale to the table).
+def _per_item_table_key(name):
+    if name in ("psnr", "ssim"):
+        return name, 1.0
+    source, rest = name.split("_", 1)
+    direction, k = rest.rsplit("_R@", 1)
+    tag = {"image_to_text": "i2t", "text_to_image": "t2i"}[direction]
+    # Hits are 0/1; the table's recalls are percentages.
+    return f"retrieval_{tag}_R@{k}_{source}", 100.0
+
+
+def per_item_table_scores(model, eval_split, artifacts):
+    """Per-test-item values of one evaluated model, keyed like the table.
+
+    Args:
+        model: the evaluated trainer.
+        eval_split: the evaluation split it was scored on.
+        artifacts: from `evaluate_model(..., return_artifacts=True)`.
+
+    Returns:
+        dict key (`psnr`, `ssim`, `retrieval_i2t_R@1_probe`, ...) -> list
+        of floats, on the table's scale (retrieval hits in %).
+
+    Examples:
+
+    ```python
+    items = per_item_table_scores(model, eval_split, artifacts)
+    len(items["psnr"]) == eval_split["num_images"]   # True
+    ```
+    """
+    from keras_lgvq.evaluation.paired_comparison import per_item_scores
+
+    scores = per_item_scores(
+        model, eval_split, artifacts, ks=(1, 5, 10), with_ssim=True
+    )
+    out = {}
+    for name, values in scores.items():
+        key, scale = _per_item_table_key(name)
+        out[key] = [float(v) * scale for v in values]
+    return out
+
+
+def verdict(result, higher_is_better):
+    """The verdict of one test for the first system of the pair.
+
+    Args:
+        result: dict with `significant` and `difference` (a test of
+            `keras_lgvq.evaluation.significance`).
+        higher_is_better: bool or None.
+
+    Returns:
+        "better" / "worse" when the test is significant, else "no clear
+        difference"; "not ranked" for a metric without a direction.
+
+    Examples:
+
+    ```python
+    verdict({"significant": True, "difference": -0.6}, True)   # "worse"
+    ```
+    """
+    if higher_is_better is None:
+        return "not ranked"
+    if not result["significant"]:
+        return "no clear difference"
+    up = result["difference"] > 0
+    return "better" if up == bool(higher_is_better) else "worse"
+
+
+def significance_tests(kinds, flats_by_seed, items_by_seed, settings,
+                       specs=None):
+    """Test every guided-vs-baseline pair among the systems that ran.
+
+    Args:
+        kinds: the systems run, in table order.
+        flats_by_seed: dict kind -> list (one per seed) of flat metrics.
+        items_by_seed: dict kind -> list (one per seed) of per-item scores.
+        settings: dict from `resolve_settings` (`seeds`,
+            `bootstrap_resamples`).
+        specs: dict key -> `MetricSpec` of the metrics tested (default:
+            `keras_lgvq.evaluation.METRIC_SPECS`), in report order.
+
+    Returns:
+        dict `"{a}_vs_{b}"` -> pair entry: `models`, `seeds`,
+        `per_item_method` and per metric (both systems have it for every
+        seed) `label`, `higher_is_better`, `a`, `b`, `difference`,
+        `per_item` (bootstrap test or None), `across_seeds` (or None),
+        `seed_statistics` (several seeds), `verdict` and `tested_by`.
+
+    Examples:
+
+    ```python
+    pairs = significance_tests(["lgvq", "vqgan"], flats, items, settings)
+    pairs["lgvq_vs_vqgan"]["metrics"]["psnr"]["verdict"]
+    ```
+    """
+    from keras_lgvq.evaluation import METRIC_SPECS
+    from keras_lgvq.evaluation.significance import across_seeds
+    from keras_lgvq.evaluation.significance import paired_bootstrap
+    from keras_lgvq.evaluation.significance import seed_statistics
+
+    specs = METRIC_SPECS if specs is None else specs
+    seeds = settings["seeds"]
+    pairs = {}
+    for kind in kinds:
+        base = MODELS[kind].baseline
+        if base is None or base not in kinds:
+            continue
+        entry = {
+            "models": [kind, base],
+            "seeds": list(seeds),
+            "per_item_method": (
+                f"paired bootstrap over test items (seed {seeds[0]}, "
+                f"{settings['bootstrap_resamples']} resamples, 95% "
+                "percentile interval)"
+            ),
+            "metrics": {},
+        }
+        for key, spec in specs.items():
+            a_vals = [f.get(key) for f in flats_by_seed[kind]]
+            b_vals = [f.get(key) for f in flats_by_seed[base]]
+            if any(v is None for v in a_vals + b_vals):
+                continue
+            metric = {
+                "label": spec.label,
+                "higher_is_better": spec.higher_is_better,
+                "a": a_vals[0],
+                "b": b_vals[0],
+                "difference": a_vals[0] - b_vals[0],
+                "per_item": None,
+                "across_seeds": None,
+            }
+            a_items = items_by_seed[kind][0].get(key)
+            b_items = items_by_seed[base][0].get(key)
+            if a_items is not None and b_items is not None:
+                test = paired_bootstrap(
+                    a_items,
+                    b_items,
+                    num_resamples=settings["bootstrap_resamples"],
+                    seed=seeds[0],
+                )
+                test["verdict"] = verdict(test, spec.higher_is_better)
+                metric["per_item"] = test
+            if len(seeds) > 1:
+                test = across_seeds(a_vals, b_vals)
+                test["verdict"] = verdict(test, spec.higher_is_better)
+                metric["across_seeds"] = test
+                metric["seed_statistics"] = {
+                    kind: seed_statistics(a_vals),
+                    base: seed_statistics(b_vals),
+                }
+            # The verdict of the row: the per-item interval when there is
+            # one, else the across-seed test, else none.
+            decisive = metric["per_item"] or metric["across_seeds"]
+            metric["verdict"] = (
+                decisive["verdict"] if decisive else
+                "untested (dataset-level metric: --seeds 6 or more can "
+                "test it)"
+            )
+            metric["tested_by"] = (
+                "per_item" if metric["per_item"] else
+                ("across_seeds" if metric["across_seeds"] else None)
+            )
+            entry["metrics"][key] = metric
+        pairs[f"{kind}_vs_{base}"] = entry
+    return pairs
+
+
+def seed_statistics_by_model(kinds, flats_by_seed, specs=None):
+    """kind -> metric -> mean / sd / n over the seeds.
+
+    Args:
+        kinds: the systems run.
+        flats_by_seed: dict kind -> list (one per seed) of flat metrics.
+        specs: the metrics considered (default `METRIC_SPECS`); a metric
+            is included when the system has it for every seed.
+
+    Examples:
+
+    ```python
+    stats = seed_statistics_by_model(["lgvq"], {"lgvq": [flat0, flat1]})
+    stats["lgvq"]["psnr"]["mean"]
+    ```
+    """
+    from keras_lgvq.evaluation import METRIC_SPECS
+    from keras_lgvq.evaluation.significance import seed_statistics
+
+    specs = METRIC_SPECS if specs is None else specs
+    out = {}
+    for kind in kinds:
+        out[kind] = {}
+        for key in specs:
+            values = [f.get(key) for f in flats_by_seed[kind]]
+            if values and all(v is not None for v in values):
+                out[kind][key] = seed_statistics(values)
+    return out
