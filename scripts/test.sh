@@ -3,12 +3,15 @@
 # fetches the offline assets and runs the test suite on TensorFlow, JAX and
 # torch. Usage: bash scripts/test.sh [extra pytest args]
 # Env: VENV (default .venv-test), BACKENDS (default "tensorflow jax torch"),
-#      PYTEST_MARKERS (default "not slow"; set to "" to run everything).
+#      PYTEST_MARKERS (default "not slow"; set to "" to run everything),
+#      PYTEST_WORKERS (default 2: pytest-xdist processes, one test file per
+#      worker at a time so module fixtures are built once; 0 = in-process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv-test}"
 BACKENDS="${BACKENDS:-tensorflow jax torch}"
 MARKERS="${PYTEST_MARKERS-not slow}"
+WORKERS="${PYTEST_WORKERS:-2}"
 
 python3 -m venv "$VENV"
 # shellcheck disable=SC1091
@@ -47,8 +50,8 @@ status=0
 for backend in $BACKENDS; do
   echo "=== KERAS_BACKEND=$backend ==="
   start=$(date +%s)
-  KERAS_BACKEND="$backend" python -m pytest -q -m "$MARKERS" tests "$@" \
-    || status=1
+  KERAS_BACKEND="$backend" python -m pytest -q -m "$MARKERS" \
+    -n "$WORKERS" --dist loadfile tests "$@" || status=1
   echo "=== $backend took $(( $(date +%s) - start )) s ==="
 done
 exit $status

@@ -21,3 +21,21 @@ def _seed_everything():
 
 def backend():
     return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_backend_state():
+    """Frees each test file's graphs and compiled functions when it ends.
+
+    A worker process runs hundreds of files; without this, Keras's global
+    state and JAX's compilation caches keep every file's models alive, and
+    a worker grew past 6 GB on JAX.
+    """
+    yield
+    import keras
+
+    keras.backend.clear_session()
+    if backend() == "jax":
+        import jax
+
+        jax.clear_caches()
