@@ -37,6 +37,7 @@ def comparison_splits(
     seed=0,
     data_dir=None,
     verbose=1,
+    eval_split_name="test",
 ):
     """The shared evaluation and probe-training splits of the scenes set.
 
@@ -51,6 +52,8 @@ def comparison_splits(
         seed: int. Caption sampling and mask seed.
         data_dir: str or None. TFDS folder.
         verbose: int. Progress bars.
+        eval_split_name: str. The split scored: "test" (the comparison) or
+            "validation".
 
     Returns:
         `(eval_split, probe_split)` dicts from
@@ -77,7 +80,7 @@ def comparison_splits(
         data_dir=data_dir,
         **scenes_sizes(train_size, eval_size),
     )
-    eval_ds = make_dataset("scenes", split="test", **common)
+    eval_ds = make_dataset("scenes", split=eval_split_name, **common)
     eval_split = prepare_split(
         eval_ds, text_prior, max_images=eval_size, seed=seed, verbose=verbose
     )

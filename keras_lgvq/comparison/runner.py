@@ -45,21 +45,9 @@ from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
 from keras_lgvq.comparison.training import image_size_of
 from keras_lgvq.comparison.training import train_system
+from keras_lgvq.utils.machine import quiet_tensorflow
 
 PHASES = ("train", "evaluate")
-
-
-def _quiet_tensorflow():
-    """Silence TensorFlow's retracing warnings (probes build many models)."""
-    import logging
-
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    try:
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:
-        pass
 
 
 def _build_splits(prior, kinds, settings):
@@ -259,7 +247,7 @@ def run_comparison(options=None):
     visualization.require_matplotlib()
     settings = resolve_settings(options)
     watch = Stopwatch()
-    _quiet_tensorflow()
+    quiet_tensorflow()
     out = settings["out"]
     resumed = check_settings(
         out, result_fingerprint(settings), settings["resume"]

@@ -88,3 +88,22 @@ def machine_info():
         if torch.cuda.is_available():
             info["gpu"] = [torch.cuda.get_device_name(0)]
     return info
+
+
+def quiet_tensorflow():
+    """Silences TensorFlow's retracing warnings (probes build many models).
+
+    Examples:
+
+    ```python
+    keras_lgvq.utils.machine.quiet_tensorflow()
+    ```
+    """
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        import absl.logging
+    except ImportError:  # absl comes with TensorFlow; nothing to quiet.
+        return
+    absl.logging.set_verbosity(absl.logging.ERROR)
