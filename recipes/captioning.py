@@ -57,16 +57,7 @@ def parse_args(argv=None):
                    help="Tokenizer: a .keras file or preset directory.")
     p.add_argument("--lm", default="smollm2",
                    help='LM source: "smollm2", a .gguf or a preset dir.')
-    p.add_argument("--mapper", default="mlp",
-                   choices=("mlp", "transformer", "pooled"),
-                   help="mlp: flatten the code grid (ClipCap's MLP); "
-                   "pooled: one MLP per code, averaged over prefix_length "
-                   "square regions; transformer: ClipCap's transformer.")
-    p.add_argument("--projection-dim", type=int, default=None,
-                   help="mlp mapper: project each code vector to this "
-                   "width (shared over positions) before flattening.")
-    p.add_argument("--prefix-length", type=int, default=10)
-    p.add_argument("--mapper-width", type=int, default=512)
+    common.add_prefix_mapper_arguments(p)
     p.add_argument("--train-images", type=int, default=400)
     p.add_argument("--validation-images", type=int, default=40,
                    help="Held-out scenes (validation split) scored at "

@@ -41,6 +41,20 @@ def write_json(path, data):
         json.dump(data, f, indent=2, default=default)
 
 
+def add_prefix_mapper_arguments(p):
+    """The prefix-mapper flags of the captioning and VQA recipes."""
+    p.add_argument("--mapper", default="mlp",
+                   choices=("mlp", "transformer", "pooled"),
+                   help="mlp: flatten the code grid (ClipCap's MLP); "
+                   "pooled: one MLP per code, averaged over prefix_length "
+                   "square regions; transformer: ClipCap's transformer.")
+    p.add_argument("--projection-dim", type=int, default=None,
+                   help="mlp mapper: project each code vector to this "
+                   "width (shared over positions) before flattening.")
+    p.add_argument("--prefix-length", type=int, default=10)
+    p.add_argument("--mapper-width", type=int, default=512)
+
+
 # === Training: one code path for every training recipe ===
 
 NAN_POLICIES = ("off", "stop", "skip")

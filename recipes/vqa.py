@@ -74,16 +74,7 @@ def parse_args(argv=None):
                    help="COCO-QA: use the first N training questions.")
     p.add_argument("--eval-questions", type=int, default=None,
                    help="COCO-QA: use the first N test questions.")
-    p.add_argument("--mapper", default="mlp",
-                   choices=("mlp", "transformer", "pooled"),
-                   help="mlp: flatten the code grid (ClipCap's MLP); "
-                   "pooled: one MLP per code, averaged over prefix_length "
-                   "square regions; transformer: ClipCap's transformer.")
-    p.add_argument("--projection-dim", type=int, default=None,
-                   help="mlp mapper: project each code vector to this "
-                   "width (shared over positions) before flattening.")
-    p.add_argument("--prefix-length", type=int, default=10)
-    p.add_argument("--mapper-width", type=int, default=512)
+    common.add_prefix_mapper_arguments(p)
     p.add_argument("--mapper-layers", type=int, default=2,
                    help="Blocks of a --mapper transformer.")
     p.add_argument("--train-images", type=int, default=600,
