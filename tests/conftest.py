@@ -1,13 +1,47 @@
+"""Shared pytest set-up.
+
+`host_only` marks a test file in which no Keras backend op runs (data
+builders, caption metrics, figures, statistics): its result cannot depend
+on `KERAS_BACKEND`. `scripts/test.sh` runs the suite once per backend and
+sets `LGVQ_HOST_ONLY_BACKEND` to the first one, so those files run once per
+CI run instead of three times; plain `pytest` runs them on any backend.
+
+To re-check the marker, run the marked files under torch with
+`LGVQ_CHECK_HOST_ONLY=1`: every torch call inside a `host_only` test then
+fails it (Keras's torch backend computes every op with torch functions).
+"""
+
 import os
 
 import numpy as np
 import pytest
 
 
+def backend():
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: long-running test, deselect with -m 'not slow'"
     )
+    config.addinivalue_line(
+        "markers",
+        "host_only: no Keras backend op runs here; scripts/test.sh runs it "
+        "under one backend only ($LGVQ_HOST_ONLY_BACKEND)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    only = os.environ.get("LGVQ_HOST_ONLY_BACKEND")
+    if not only or only == backend():
+        return
+    skip = pytest.mark.skip(
+        reason=f"host_only: no backend op runs here; it ran under {only}"
+    )
+    for item in items:
+        if item.get_closest_marker("host_only"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +53,32 @@ def _seed_everything():
     yield
 
 
-def backend():
-    return os.environ.get("KERAS_BACKEND", "tensorflow")
+@pytest.fixture(autouse=True)
+def _check_host_only(request):
+    """With LGVQ_CHECK_HOST_ONLY=1 on torch, a `host_only` test must make no
+    torch call."""
+    if not (
+        os.environ.get("LGVQ_CHECK_HOST_ONLY") == "1"
+        and backend() == "torch"
+        and request.node.get_closest_marker("host_only")
+    ):
+        yield
+        return
+    from torch.overrides import TorchFunctionMode
+
+    calls = []
+
+    class _Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            calls.append(getattr(func, "__name__", repr(func)))
+            return func(*args, **(kwargs or {}))
+
+    with _Record():
+        yield
+    assert not calls, (
+        f"{request.node.nodeid} is marked host_only but made "
+        f"{len(calls)} torch calls (first: {calls[:5]}); remove the marker."
+    )
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -29,12 +87,14 @@ def _release_backend_state():
 
     A worker process runs hundreds of files; without this, Keras's global
     state and JAX's compilation caches keep every file's models alive, and
-    a worker grew past 6 GB on JAX.
+    a worker grew past 6 GB on JAX. No forced `gc.collect()`
+    (`free_memory=False`): it took 1-2 s per file, and Python's own
+    collector still reclaims the cycles.
     """
     yield
     import keras
 
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
     if backend() == "jax":
         import jax
 

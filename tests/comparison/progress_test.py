@@ -6,6 +6,10 @@ from keras_lgvq.comparison.progress import ComparisonProgress
 from keras_lgvq.comparison.progress import Stopwatch
 from keras_lgvq.comparison.progress import format_duration
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 class Clock:
     """A hand-advanced clock: the durations below are exact."""

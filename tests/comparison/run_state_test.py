@@ -13,6 +13,10 @@ from keras_lgvq.comparison.run_state import save_unit
 from keras_lgvq.comparison.run_state import unit_dir
 from keras_lgvq.comparison.run_state import write_json_atomic
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 class Saver:
     """Writes a preset folder the way `save_to_preset` does (a directory

@@ -12,6 +12,10 @@ from PIL import Image
 from keras_lgvq.datasets import caption_iterator
 from keras_lgvq.datasets import load
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _jpeg(path, seed, size=(24, 32), mode="RGB"):
     rng = np.random.default_rng(seed)

@@ -8,11 +8,15 @@ import pytest
 from PIL import Image
 
 from keras_lgvq.datasets import coco_qa
-from keras_lgvq.datasets.coco_qa import LgvqCocoQa
 from keras_lgvq.datasets.coco_qa import QUESTION_TYPES
+from keras_lgvq.datasets.coco_qa import LgvqCocoQa
 from keras_lgvq.datasets.coco_qa import answer_vocabulary
 from keras_lgvq.datasets.coco_qa import load_coco_qa
 from keras_lgvq.datasets.coco_qa import question_records
+
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
 
 # (question, answer, COCO id, type code) per split, as the release lists
 # them: questions of one image need not be adjacent.

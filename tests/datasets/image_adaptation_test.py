@@ -10,6 +10,10 @@ from keras_lgvq.datasets.image_adaptation import adapt_image_array
 from keras_lgvq.datasets.image_adaptation import adapt_image_tensor
 from keras_lgvq.datasets.image_adaptation import check_value_range
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _rng_image(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)

@@ -14,6 +14,10 @@ from keras_lgvq.datasets import from_table
 from keras_lgvq.datasets import from_tfds
 from keras_lgvq.datasets import make_dataset
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _write_png(path, image):
     os.makedirs(os.path.dirname(path), exist_ok=True)

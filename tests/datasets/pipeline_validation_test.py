@@ -10,6 +10,10 @@ from keras_lgvq.datasets import make_dataset
 from keras_lgvq.datasets.pipeline import validate_text_batch
 from keras_lgvq.utils.validation import TEXT_CHECK_PREFIX
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 SMALL = dict(train_size=12, validation_size=6, test_size=3)
 
 

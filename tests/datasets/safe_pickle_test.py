@@ -8,6 +8,10 @@ import pytest
 from keras_lgvq.datasets.safe_pickle import read_filename_list
 from keras_lgvq.datasets.safe_pickle import safe_load_string_list
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 NAMES = ["0", "27869", "Black_Footed_Albatross_0046_18", "naïve é", "a" * 300]
 
 CALLED = []

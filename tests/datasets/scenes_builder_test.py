@@ -11,6 +11,10 @@ from keras_lgvq.datasets import scenes
 from keras_lgvq.datasets import scenes_builder
 from keras_lgvq.datasets import scenes_split_sizes
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 SMALL = dict(image_size=32, train_size=10, validation_size=4, test_size=3)
 
 

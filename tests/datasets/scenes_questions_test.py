@@ -9,6 +9,10 @@ import pytest
 from keras_lgvq.datasets import scenes
 from keras_lgvq.datasets import scenes_questions as sq
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 NUMBERS = {"zero": 0, "one": 1, "two": 2, "three": 3}
 
 

@@ -12,6 +12,10 @@ import pytest
 
 from keras_lgvq.datasets import scenes
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 # sha256 over the first 4 images (raw bytes) and their captions, seed 0,
 # 64 px, split "train", no holdout. Recorded once; any change to sampling,
 # rendering or captions changes it.

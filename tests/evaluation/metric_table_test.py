@@ -4,6 +4,10 @@ from keras_lgvq.evaluation import METRIC_SPECS
 from keras_lgvq.evaluation import REFERENCE_KEYS
 from keras_lgvq.evaluation import flatten_metrics
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _results(guidance=True):
     recall = {"R@1": 10.0, "R@5": 40.0, "R@10": 70.0}

@@ -5,6 +5,10 @@ from keras_lgvq.evaluation.significance import across_seeds
 from keras_lgvq.evaluation.significance import paired_bootstrap
 from keras_lgvq.evaluation.significance import seed_statistics
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def test_bootstrap_interval_matches_the_normal_approximation():
     rng = np.random.default_rng(1)

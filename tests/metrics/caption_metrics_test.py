@@ -9,6 +9,10 @@ from keras_lgvq.metrics import caption_metrics as module_under_test
 from keras_lgvq.metrics import evaluate_captions
 from keras_lgvq.metrics import ptb_tokenize_python
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 JAVA_OK, JAVA_REASON = module_under_test.java_status()
 requires_java = pytest.mark.skipif(
     not JAVA_OK, reason=f"Java runtime truly absent: {JAVA_REASON}"

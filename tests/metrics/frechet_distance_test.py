@@ -5,6 +5,10 @@ from scipy import linalg
 from keras_lgvq.metrics.frechet_distance import frechet_distance
 from keras_lgvq.metrics.frechet_distance import gaussian_statistics
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _random_cov(rng, d, rank=None):
     a = rng.standard_normal((d, rank or d))

@@ -4,6 +4,10 @@ import pytest
 from keras_lgvq.metrics.masked_word_recall import masked_word_recall_at_1
 from keras_lgvq.metrics.masked_word_recall import select_masked_positions
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 SOT, EOT, V = 49, 48, 50
 
 

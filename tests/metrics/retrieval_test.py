@@ -4,6 +4,10 @@ import pytest
 from keras_lgvq.metrics.retrieval import image_to_text_recall
 from keras_lgvq.metrics.retrieval import text_to_image_recall
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _construct(ranks_wanted, dim=64, seed=0):
     """Images e_i; one text per image whose true image ranks `ranks_wanted[i]`.

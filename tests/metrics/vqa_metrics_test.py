@@ -14,6 +14,10 @@ from keras_lgvq.metrics import evaluate_vqa
 from keras_lgvq.metrics import load_wordnet
 from keras_lgvq.metrics import vqa_metrics as module_under_test
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 @pytest.fixture(scope="module")
 def wordnet():

@@ -3,6 +3,10 @@ import pytest
 
 from keras_lgvq.utils.caption_vocabulary import caption_token_ids
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 class WordTokenizer:
     """Stand-in tokenizer: [start] words [end], padded with 0 to length 8."""

@@ -5,6 +5,10 @@ import pytest
 
 from keras_lgvq.utils import code_layout
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 LAYOUT = [("adjective", 6, 2), ("noun", 5, 1)]
 
 

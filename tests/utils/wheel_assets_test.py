@@ -11,6 +11,10 @@ from keras_lgvq.utils.wheel_assets import MARKER
 from keras_lgvq.utils.wheel_assets import WheelAsset
 from keras_lgvq.utils.wheel_assets import sha256_file
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 FILES = {
     "pkg/model/config.json": b'{"model_type": "bert"}',
     "pkg/model/model.safetensors": b"weights",

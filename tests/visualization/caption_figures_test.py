@@ -7,6 +7,10 @@ from keras_lgvq.visualization import read_png
 from keras_lgvq.visualization.caption_figures import answered_questions_figure
 from keras_lgvq.visualization.caption_figures import captioned_images_figure
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _texts(figure):
     return {t.get_text(): t.get_color() for ax in figure.axes

@@ -5,6 +5,10 @@ import pytest
 from keras_lgvq import visualization
 from keras_lgvq.visualization import codebook_usage
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def test_usage_panels_show_used_codes_and_mark_unused(tmp_path):
     counts = np.array([0, 5, 1, 0, 100, 7])

@@ -5,6 +5,10 @@ import pytest
 from keras_lgvq import visualization
 from keras_lgvq.visualization import image_grids
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _images(n, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (n, 8, 8, 3)).astype(

@@ -4,6 +4,10 @@ from matplotlib.container import BarContainer
 
 from keras_lgvq import visualization
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def _bars(axes):
     (bars,) = [c for c in axes.containers if isinstance(c, BarContainer)]

@@ -6,6 +6,10 @@ import pytest
 from keras_lgvq import visualization
 from keras_lgvq.visualization import plotting
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def test_png_round_trip_through_pillow(tmp_path):
     rng = np.random.default_rng(0)

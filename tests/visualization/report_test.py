@@ -1,8 +1,13 @@
 import numpy as np
+import pytest
 
 from keras_lgvq import visualization
 from keras_lgvq.evaluation import flatten_metrics
 from tests.evaluation.metric_table_test import _results
+
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
 
 
 def _artifacts(n=10, with_text=True):

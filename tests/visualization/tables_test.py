@@ -1,7 +1,13 @@
+import pytest
+
 from keras_lgvq import visualization
 from keras_lgvq.evaluation import METRIC_SPECS
 from keras_lgvq.evaluation import flatten_metrics
 from tests.evaluation.metric_table_test import _results
+
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
 
 
 def _rows(flat_by_model):

@@ -3,6 +3,10 @@ import pytest
 
 from keras_lgvq import visualization
 
+# No Keras backend op runs in this file: one backend of a CI run covers it
+# (tests/conftest.py, `host_only`).
+pytestmark = pytest.mark.host_only
+
 
 def test_one_panel_per_key_one_line_per_model(tmp_path):
     histories = {
