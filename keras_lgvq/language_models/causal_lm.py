@@ -126,6 +126,96 @@ def _scratch_backbone(scratch, tokenizer, dtype):
     return backbone, max_length
 
 
+def _asset_digest(source):
+    """sha256 of the single-file LM asset behind `source`, or None.
+
+    "smollm2" gives the pinned sha256 of its GGUF (`require_gguf` checks
+    the cached file against it when the LM is loaded); a `.gguf` path is
+    hashed; a preset directory has no single-file digest (None).
+    """
+    if source in BUILTIN_SOURCES:
+        return smollm2_assets.GGUF_SHA256
+    if isinstance(source, str) and source.endswith(".gguf"):
+        if not os.path.isfile(source):
+            return None
+        return smollm2_assets.sha256_file(source)
+    return None
+
+
+def _restore_hint(source):
+    if source in BUILTIN_SOURCES:
+        return (
+            f"Fetch the asset with `{smollm2_assets.fetch_command()}` "
+            "(`--force` replaces a damaged copy), or use the keras_lgvq "
+            "version the model was saved with (it pins the asset's sha256)"
+        )
+    return (
+        f"Put the GGUF file the model was trained with back at {source}"
+    )
+
+
+def check_asset(source, asset_sha256):
+    """Refuse an LM asset other than the one a saved model references.
+
+    A model saved with a frozen (or LoRA-adapted) LM holds only its own
+    trainable weights plus `source` and the asset's sha256; loading
+    re-attaches the LM from the asset, which must be the same file.
+
+    Args:
+        source: str. The LM source recorded in the saved model.
+        asset_sha256: str or None. The recorded sha256; None: no check.
+
+    Raises:
+        FileNotFoundError: a referenced `.gguf` file is missing; the message
+            says how to restore it.
+        ValueError: the asset's sha256 differs; the message names both
+            digests and the fetch command.
+
+    Examples:
+
+    ```python
+    check_asset("smollm2", smollm2_assets.GGUF_SHA256)   # passes
+    ```
+    """
+    if asset_sha256 is None:
+        return
+    if not isinstance(asset_sha256, str) or len(asset_sha256) != 64:
+        raise ValueError(
+            "`asset_sha256` must be a 64-character hex sha256 or None; "
+            f"received {asset_sha256!r}."
+        )
+    if (
+        isinstance(source, str)
+        and source.endswith(".gguf")
+        and not os.path.isfile(source)
+    ):
+        raise FileNotFoundError(
+            f"The saved model references the language model file {source} "
+            f"(sha256 {asset_sha256}), which is missing: the model file "
+            "holds only its trainable parts, not the frozen LM. "
+            f"{_restore_hint(source)}."
+        )
+    digest = _asset_digest(source)
+    if digest is None:
+        raise ValueError(
+            f"The saved model references a single-file LM asset (sha256 "
+            f"{asset_sha256}) but `source`={source!r} is not one "
+            '("smollm2" or a .gguf path).'
+        )
+    if digest != asset_sha256:
+        raise ValueError(
+            f"The language model asset {source!r} has sha256 {digest}, but "
+            f"the saved model was trained on the asset with sha256 "
+            f"{asset_sha256}; its weights would not match. "
+            f"{_restore_hint(source)}."
+        )
+
+
+def _is_lora_factor(variable):
+    # keras Dense / EinsumDense name their adapters lora_kernel_a / _b.
+    return variable.path.rsplit("/", 1)[-1].startswith("lora_kernel_")
+
+
 def _gguf_stop_ids(tokenizer):
     stops = [tokenizer.end_token_id]
     # Instruct models end a turn with their eos token (<|im_end|>) but a
@@ -231,12 +321,21 @@ class CausalLM(keras.layers.Layer):
             `intermediate_dim`, `max_sequence_length`,
             `rope_max_wavelength`, `layer_norm_epsilon`, `dropout`. Such a
             decoder must be trained (`trainable=True`).
+        asset_sha256: str or None. Set by a saved model's configuration: the
+            sha256 the asset of `source` must have (see `check_asset`).
         **kwargs: standard `keras.layers.Layer` arguments (e.g. `name`).
 
     The configuration stores `source` and `scratch`, so a saved model that
     contains this layer rebuilds it from the same source when loaded (the
-    source must still be present), then restores the saved weight values.
-    LoRA adapters added with `backbone.enable_lora` are not part of this
+    source must still be present). What the saved weights hold depends on
+    what trains (`references_asset`): with a frozen LM (or a LoRA-adapted
+    one) from a single-file asset ("smollm2" or a `.gguf` path), a `.keras`
+    file, `save_weights` file or training backup holds none of the LM's
+    weights (only the LoRA factors, if any), and the configuration records
+    the asset's sha256 (`asset_sha256`); loading rebuilds the LM from the
+    asset and refuses a different file (`check_asset`). A fully trained LM,
+    a scratch decoder or a preset-directory source is saved whole. LoRA
+    adapters added with `backbone.enable_lora` are not part of this
     configuration: the owning model must re-enable them before weights are
     loaded.
 
@@ -253,12 +352,18 @@ class CausalLM(keras.layers.Layer):
     """
 
     def __init__(self, source="smollm2", dtype=None, trainable=False,
-                 scratch=None, **kwargs):
+                 scratch=None, asset_sha256=None, **kwargs):
         if isinstance(dtype, dict):
             dtype = keras.dtype_policies.deserialize(dtype)
         super().__init__(dtype=dtype, trainable=trainable, **kwargs)
         self.source = source
         self.scratch = check_scratch_config(scratch)
+        # Before the (slow) load: a saved model that references another
+        # asset fails at once.
+        check_asset(source, asset_sha256)
+        self._asset_sha256 = (
+            None if self.scratch is not None else _asset_digest(source)
+        )
         backbone, tokenizer, max_length, stops = _load(
             source, self.dtype_policy, self.scratch
         )
@@ -281,6 +386,61 @@ class CausalLM(keras.layers.Layer):
         # an enclosing model's optimizer updated the "frozen" LM.
         keras.layers.Layer.trainable.fset(self, trainable)
         self.built = True
+
+    # ------------------------------------------------------------- saving
+    @property
+    def references_asset(self):
+        """Whether saving refers to the LM asset instead of copying the LM.
+
+        True for a pretrained LM from a single-file asset ("smollm2" or a
+        `.gguf` path) whose only trainable backbone weights are LoRA
+        factors (none when frozen): `.keras` files, `save_weights` files
+        and training backups then hold the LoRA factors only, and the
+        configuration records the asset's sha256. False for a fully
+        trained LM, a scratch decoder or a preset-directory source: the
+        whole LM is saved.
+        """
+        if self._asset_sha256 is None:
+            return False
+        return all(
+            _is_lora_factor(v) for v in self.backbone.trainable_weights
+        )
+
+    def _saved_lora_factors(self):
+        return [v for v in self.backbone.weights if _is_lora_factor(v)]
+
+    def __dir__(self):
+        # Keras' saver (`saving_lib`: `.keras`, `save_weights`, backups)
+        # visits the attributes `dir()` lists; leaving the backbone and the
+        # BPE tokenizer out keeps the asset's weights out of every file.
+        names = super().__dir__()
+        if self.__dict__.get("_asset_sha256") is None or not hasattr(
+            self, "backbone"
+        ):
+            return names
+        if not self.references_asset:
+            return names
+        return [n for n in names if n not in ("backbone", "tokenizer")]
+
+    def save_own_variables(self, store):
+        if not self.references_asset:
+            return super().save_own_variables(store)
+        for i, variable in enumerate(self._saved_lora_factors()):
+            store[f"{i}"] = variable
+
+    def load_own_variables(self, store):
+        if not self.references_asset:
+            return super().load_own_variables(store)
+        factors = self._saved_lora_factors()
+        if len(store.keys()) != len(factors):
+            raise ValueError(
+                f"The saved language model state holds {len(store.keys())} "
+                f"LoRA factors but this {self.source!r} LM has "
+                f"{len(factors)}: the model was saved with another "
+                "`language_model_training` / `lora_rank`."
+            )
+        for i, variable in enumerate(factors):
+            variable.assign(store[f"{i}"])
 
     # ------------------------------------------------------------------ API
     def embed_tokens(self, token_ids):
@@ -589,9 +749,23 @@ class CausalLM(keras.layers.Layer):
                              padding_mask_shape=None):
         return tuple(inputs_embeds_shape)
 
+    @classmethod
+    def from_config(cls, config):
+        # Checked here, outside `Layer.from_config`, which would turn the
+        # ValueError / FileNotFoundError into a generic TypeError.
+        check_asset(config.get("source", "smollm2"),
+                    config.get("asset_sha256"))
+        return super().from_config(config)
+
     def get_config(self):
         config = super().get_config()
-        config.update({"source": self.source, "scratch": self.scratch})
+        config.update({
+            "source": self.source,
+            "scratch": self.scratch,
+            # Recorded only when the saved weights leave the LM out.
+            "asset_sha256": self._asset_sha256
+            if self.references_asset else None,
+        })
         return config
 
 

@@ -455,10 +455,13 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
         presets._drop_keys(config, ("compile_config", "build_config"))
         with open(os.path.join(preset_dir, presets.TASK_CONFIG_FILE), "w") as f:
             json.dump(config, f, indent=2)
+        # The LM (LoRA merged into its kernels) is in the keras-hub files;
+        # `lm` itself is skipped too, since a LoRA LM saved by reference
+        # would add its factors (`CausalLM.save_own_variables`).
         keras.saving.save_weights(
             self,
             os.path.join(preset_dir, presets.TASK_WEIGHTS_FILE),
-            objects_to_skip=list(lm.backbone._flatten_layers()),
+            objects_to_skip=[lm] + list(lm.backbone._flatten_layers()),
         )
         path = os.path.join(preset_dir, presets.METADATA_FILE)
         with open(path) as f:
@@ -502,7 +505,9 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
         inner.update(kwargs)
         model = keras.saving.deserialize_keras_object(config)
         if load_weights:
-            skip = list(model.language_model.backbone._flatten_layers())
+            skip = [model.language_model] + list(
+                model.language_model.backbone._flatten_layers()
+            )
             if replace_tokenizer:
                 skip += list(model.tokenizer._flatten_layers())
             keras.saving.load_weights(
