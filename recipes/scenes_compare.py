@@ -46,6 +46,17 @@ killed midway resumes where it stopped, and `--models lgvq` followed by
 training and evaluation step prints `[i/N] ... elapsed, ETA` estimated
 from the steps measured so far.
 
+Downstream captioning (the default budget and `--all`; `--no-captioning`
+turns it off, `--quick` has none): for each LG-VQ / VQGAN-family row, a
+captioner trained over the frozen codes and the same captioner fed one
+constant code grid (blind), both scored on the same scenes test images
+with BLEU-4 / METEOR / ROUGE-L / CIDEr-D; the report puts the blind row
+beside each system, tests image vs blind and, between rows (LG-VQ vs
+VQGAN), every metric with a paired bootstrap over the per-image scores.
+Sizes: `CAPTIONING_DEFAULTS` of `keras_lgvq.evaluation.
+captioning_downstream` (about 220 CPU-s per row); the captioners are
+stored per (system, seed) and reused by a resumed run.
+
 LQAE rows (`--models lqae,vqae` or `--all`) add their own downstream
 numbers: linear probes of the scene attributes over encoder / LM layers and
 few-shot prompting of the local SmolLM2 (a missing SmolLM2 gives a warning
@@ -201,6 +212,25 @@ def parse_args(argv=None):
             "Start over: delete the per-system results stored in --out by "
             "an earlier run instead of reusing them (by default a rerun "
             "with the same settings skips every finished system and seed)."
+        ),
+    )
+    parser.add_argument(
+        "--no-captioning",
+        action="store_true",
+        help=(
+            "Leave out the captioning task (tokenizer metrics only). By "
+            "default every LG-VQ / VQGAN-family row gets an image and a "
+            "blind captioner trained over its codes and scored with "
+            "BLEU-4 / METEOR / ROUGE-L / CIDEr-D; --quick has none."
+        ),
+    )
+    parser.add_argument(
+        "--captioning-lm",
+        default="smollm2",
+        help=(
+            "LM source of the captioners (their decoder, or the tokenizer "
+            "of a scratch decoder): 'smollm2' (default), a .gguf path or a "
+            "keras-hub preset directory."
         ),
     )
     return parser.parse_args(argv)

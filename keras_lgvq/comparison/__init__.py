@@ -24,6 +24,7 @@ One module per job:
 """
 
 from keras_lgvq.comparison.budgets import BUDGETS
+from keras_lgvq.comparison.budgets import CAPTIONING_BUDGETS
 from keras_lgvq.comparison.budgets import DEFAULT_OPTIONS
 from keras_lgvq.comparison.budgets import DOWNSTREAM_BUDGETS
 from keras_lgvq.comparison.budgets import SMOKE_BACKBONE
@@ -32,6 +33,7 @@ from keras_lgvq.comparison.budgets import SMOKE_LQAE
 from keras_lgvq.comparison.budgets import SMOKE_VQCT
 from keras_lgvq.comparison.budgets import resolve_settings
 from keras_lgvq.comparison.budgets import result_fingerprint
+from keras_lgvq.comparison.captioning import CAPTIONING_SPECS
 from keras_lgvq.comparison.downstream import DOWNSTREAM_SPECS
 from keras_lgvq.comparison.pair_tests import significance_tests
 from keras_lgvq.comparison.progress import ComparisonProgress

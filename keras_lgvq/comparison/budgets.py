@@ -75,6 +75,46 @@ DOWNSTREAM_BUDGETS = {
     ),
 }
 
+# The captioning downstream task of the LG-VQ / VQGAN-family rows
+# (`keras_lgvq.comparison.captioning`) per budget: sizes of
+# `captioning_downstream_scenes` (None: its defaults) and `settings`
+# overrides of its `CAPTIONING_DEFAULTS` (None: none). The default budget
+# takes both as they are (about 220 CPU-s per tokenizer at the defaults
+# measured in `keras_lgvq.evaluation.captioning_downstream`, so LG-VQ and
+# VQGAN add about 7 CPU-minutes to the ~24 of their training and
+# evaluation: inside the 30 minutes). `--quick` has none: its 5 minutes
+# hold the tokenizers' headline metrics only (pass the default budget for
+# captions). `--smoke` runs the whole captioning path on a handful of
+# images with a one-block decoder of width 32, scored without Java (the
+# Python PTB tokenizer; METEOR left out with the reason): a Java start per
+# scorer would cost more than the captioners. `use_java` None: Java when it
+# works (METEOR scored).
+CAPTIONING_BUDGETS = {
+    "default": dict(sizes=None, settings=None, use_java=None),
+    "quick": None,
+    "smoke": dict(
+        sizes=dict(
+            train_images=16,
+            validation_images=4,
+            eval_images=8,
+            captions_per_image=1,
+        ),
+        settings=dict(
+            decoder="scratch",
+            decoder_width=32,
+            decoder_layers=1,
+            mapper="pooled",
+            mapper_width=32,
+            prefix_length=4,
+            max_caption_length=8,
+            batch_size=8,
+            epochs=1,
+            beam_size=1,
+        ),
+        use_java=False,
+    ),
+}
+
 # The options of a run and their defaults: the command line of
 # `recipes/scenes_compare.py` has one flag per key (`--train-size` for
 # `train_size`, ...); `None` takes the budget's value.
@@ -104,6 +144,8 @@ DEFAULT_OPTIONS = dict(
     verbose=1,
     no_save=False,
     no_resume=False,
+    no_captioning=False,
+    captioning_lm="smollm2",
 )
 
 SMOKE_BACKBONE = dict(
@@ -158,6 +200,7 @@ FINGERPRINT_KEYS = (
     "linear_epochs",
     "with_discriminator",
     "downstream",
+    "captioning",
 )
 
 
@@ -197,7 +240,8 @@ def resolve_settings(options=None):
         `seeds`, `steps_per_epoch`, `total_steps`, the optimiser settings
         of the `scenes` preset, `discriminator` (kept only when the run
         reaches the preset's `disc_start`, or on request), `downstream`
-        (the LQAE downstream budget), `out`, `data_dir`, `verbose`, `save`,
+        (the LQAE downstream budget), `captioning` (`captioning_budget`),
+        `out`, `data_dir`, `verbose`, `save`,
         `resume` and `backend`.
 
     Raises:
@@ -313,6 +357,10 @@ def resolve_settings(options=None):
     ]
     settings["smoke"] = mode == "smoke"
     settings["downstream"] = dict(DOWNSTREAM_BUDGETS[mode])
+    settings["captioning"] = captioning_budget(
+        mode, off=bool(args["no_captioning"]),
+        language_model=args["captioning_lm"],
+    )
     settings.update(
         out=str(args["out"]),
         data_dir=args["data_dir"],
@@ -322,6 +370,63 @@ def resolve_settings(options=None):
         backend=keras.backend.backend(),
     )
     return settings
+
+
+def captioning_budget(mode, off=False, language_model="smollm2"):
+    """The captioning settings of a budget, complete, or None (no
+    captioning).
+
+    Args:
+        mode: "default", "quick" or "smoke".
+        off: bool. `--no-captioning`: None whatever the budget.
+        language_model: str. The LM source of the captioners (the
+            pretrained decoder, or the tokenizer of a scratch decoder):
+            "smollm2", a `.gguf` path or a keras-hub preset directory.
+
+    Returns:
+        None, or a dict: `sizes` (train / validation / eval images and
+        captions per image of `captioning_downstream_scenes`), `settings`
+        (`CAPTIONING_DEFAULTS` with the budget's overrides) and
+        `language_model` and `use_java` (None: METEOR when Java works;
+        False: no Java, no METEOR); the whole dict is part of the result
+        fingerprint, so a change of `CAPTIONING_DEFAULTS` is a change of
+        settings for a resumed run.
+
+    Examples:
+
+    ```python
+    captioning_budget("default")["settings"]["epochs"]   # 4
+    captioning_budget("quick")                           # None
+    ```
+    """
+    import inspect
+
+    from keras_lgvq.evaluation.captioning_downstream import captioning_downstream_scenes
+    from keras_lgvq.evaluation.captioning_downstream import check_captioning_settings
+
+    budget = CAPTIONING_BUDGETS[mode]
+    if off or budget is None:
+        return None
+    if not isinstance(language_model, str) or not language_model:
+        raise ValueError(
+            "--captioning-lm must be an LM source (\"smollm2\", a .gguf "
+            "path or a keras-hub preset directory); received "
+            f"{language_model!r}."
+        )
+    # The function's own defaults, read from its signature (not copied).
+    parameters = inspect.signature(captioning_downstream_scenes).parameters
+    sizes = {
+        key: parameters[key].default
+        for key in ("train_images", "validation_images", "eval_images",
+                    "captions_per_image")
+    }
+    sizes.update(budget["sizes"] or {})
+    return {
+        "sizes": sizes,
+        "settings": check_captioning_settings(budget["settings"]),
+        "language_model": language_model,
+        "use_java": budget["use_java"],
+    }
 
 
 def result_fingerprint(settings):

@@ -4,9 +4,12 @@
 guided-vs-baseline pair, the verdict of every metric with its interval,
 the budget and each system's settings), then the full metric table and
 its figures, the LQAE downstream table (when an LQAE-family row ran), the
+captioning task (image and blind captioners per VQGAN-family row), the
 notes, the per-system figures and the timing.
 """
 
+from keras_lgvq.comparison.captioning import captioning_notes
+from keras_lgvq.comparison.captioning import captioning_section
 from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
 
@@ -86,8 +89,23 @@ def _budget_sentence(settings, summary, kinds):
         f"{', '.join(map(str, settings['seeds']))}; "
         f"{summary[kinds[0]]['num_eval_images']} test images scored; probes "
         f"trained on {settings['probe_size']} training images for "
-        f"{settings['probe_epochs']} epoch(s)."
+        f"{settings['probe_epochs']} epoch(s)." + _captioning_sentence(
+            summary, kinds)
     )
+
+
+def _captioning_sentence(summary, kinds):
+    captioned = summary.get("comparison", {}).get("captioned") or []
+    if captioned:
+        sizes = summary[captioned[0]]["captioning"]["sizes"]
+        return (
+            " Downstream: image and blind captioners over each of "
+            + ", ".join(MODEL_NAMES[k] for k in captioned)
+            + f"'s codes ({sizes['train_images']} training images, "
+            f"{sizes['eval_images']} test images captioned)."
+        )
+    reason = summary.get("comparison", {}).get("captioning_skipped")
+    return f" No captioning task: {reason}." if reason else ""
 
 
 def _setup_table(summary, kinds):
@@ -316,6 +334,7 @@ def report_notes(settings, summary, kinds):
             "--with-discriminator to keep it anyway)."
         )
     notes += downstream_notes(summary, kinds, settings)
+    notes += captioning_notes(summary, kinds, settings)
     reused = summary["comparison"].get("reused", [])
     if reused:
         notes.append(
@@ -385,6 +404,7 @@ def write_report(summary, rows, header, artifacts_by_model, settings):
             "",
         ]
     lines += downstream_section(summary, kinds, settings)
+    lines += captioning_section(summary, kinds)
     lines += ["## Notes", ""]
     lines += [f"- {n}" if not n.startswith("- ") else n for n in summary[
         "notes"

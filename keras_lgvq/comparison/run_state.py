@@ -14,6 +14,11 @@ Layout of `--out`:
   (uint8) for the report's figure.
 - `<system>/seed_<s>/preset/`: the trained model (unless `--no-save`),
   written to `preset.partial/` and renamed when complete.
+- `<system>/seed_<s>/captioning.json`: the captioning task of that
+  tokenizer (`keras_lgvq.comparison.captioning`), written atomically after
+  `result.json`: a run killed while captioning keeps the trained tokenizer
+  (its preset) and reruns only the captioners; finished captioners are
+  reused.
 
 A rerun with the same `--out` and settings skips every (system, seed) with
 a `result.json` (and its preset, when saving), trains the rest and writes
@@ -31,6 +36,7 @@ import numpy as np
 SETTINGS_FILE = "comparison_settings.json"
 RESULT_FILE = "result.json"
 RECONSTRUCTIONS_FILE = "reconstructions.npz"
+CAPTIONING_FILE = "captioning.json"
 
 
 def _default(value):
@@ -237,6 +243,10 @@ def save_unit(out, kind, seed, unit, reconstructions=None, model=None):
     result = os.path.join(folder, RESULT_FILE)
     if os.path.exists(result):
         os.remove(result)
+    # Nor are captions of the tokenizer that attempt trained.
+    captions = os.path.join(folder, CAPTIONING_FILE)
+    if os.path.exists(captions):
+        os.remove(captions)
     if reconstructions is not None:
         temporary = os.path.join(folder, "reconstructions.partial.npz")
         np.savez_compressed(
@@ -253,3 +263,44 @@ def save_unit(out, kind, seed, unit, reconstructions=None, model=None):
         os.replace(partial, final)
     write_json_atomic(result, unit)
     return folder
+
+
+def save_captioning(out, kind, seed, result):
+    """Store the captioning result of one (system, seed), atomically.
+
+    Args:
+        out: str. The run's output folder.
+        kind: str. `MODELS` key.
+        seed: int.
+        result: dict from `keras_lgvq.comparison.captioning.run_captioning`.
+
+    Examples:
+
+    ```python
+    save_captioning("runs/scenes", "lgvq", 0, result)
+    ```
+    """
+    write_json_atomic(
+        os.path.join(unit_dir(out, kind, seed), CAPTIONING_FILE), result
+    )
+
+
+def load_captioning(out, kind, seed):
+    """The stored captioning result of one (system, seed), or None.
+
+    Args:
+        out: str. The run's output folder.
+        kind: str. `MODELS` key.
+        seed: int.
+
+    Examples:
+
+    ```python
+    load_captioning("runs/scenes", "lgvq", 0)
+    ```
+    """
+    path = os.path.join(unit_dir(out, kind, seed), CAPTIONING_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

@@ -3,7 +3,8 @@
 Steps: resolve the settings, check `--out` against a stored run (resume),
 build the shared scenes splits, then for every seed and system either
 reuse its stored result or train, evaluate (and, for LQAE-family rows, run
-the downstream evaluations) and store it; finally test every
+the downstream evaluations) and store it, then (VQGAN-family rows, unless
+the budget has none) reuse or run and store its captioning task; finally test every
 guided-vs-baseline pair, draw the figures and write `summary.json` and
 `report.md`. Progress lines with an ETA mark every training and
 evaluation step.
@@ -16,6 +17,12 @@ import time
 from keras_lgvq.comparison.budgets import SMOKE_HEADS
 from keras_lgvq.comparison.budgets import resolve_settings
 from keras_lgvq.comparison.budgets import result_fingerprint
+from keras_lgvq.comparison.captioning import CAPTIONING_SPECS
+from keras_lgvq.comparison.captioning import captioning_items
+from keras_lgvq.comparison.captioning import captioning_metrics
+from keras_lgvq.comparison.captioning import captioning_unavailable
+from keras_lgvq.comparison.captioning import has_captioning
+from keras_lgvq.comparison.captioning import run_captioning
 from keras_lgvq.comparison.data import comparison_splits
 from keras_lgvq.comparison.downstream import DOWNSTREAM_SPECS
 from keras_lgvq.comparison.downstream import downstream_metrics
@@ -37,7 +44,9 @@ from keras_lgvq.comparison.report import report_notes
 from keras_lgvq.comparison.report import verdict_lines
 from keras_lgvq.comparison.report import write_report
 from keras_lgvq.comparison.run_state import check_settings
+from keras_lgvq.comparison.run_state import load_captioning
 from keras_lgvq.comparison.run_state import load_unit
+from keras_lgvq.comparison.run_state import save_captioning
 from keras_lgvq.comparison.run_state import save_unit
 from keras_lgvq.comparison.run_state import unit_dir
 from keras_lgvq.comparison.run_state import write_json_atomic
@@ -89,7 +98,8 @@ def run_unit(kind, seed, prior, splits, settings, watch, progress,
         dict: the stored result (`results` of `evaluate_model`,
         `training`, `table_metrics`, `per_item`, `report_artifacts`,
         `downstream` and `downstream_metrics` for LQAE-family rows,
-        `evaluation_wall_s`), with its `reconstructions` in memory.
+        `evaluation_wall_s`), with its `reconstructions` and the trained
+        `tokenizer` backbone (for the captioning task) in memory.
 
     Examples:
 
@@ -156,6 +166,48 @@ def run_unit(kind, seed, prior, splits, settings, watch, progress,
         model=model if settings["save"] else None,
     )
     unit["reconstructions"] = reconstructions
+    unit["tokenizer"] = model.backbone
+    return unit
+
+
+def caption_unit(kind, seed, unit, settings, watch, progress):
+    """Run (or reuse) the captioning task of one (system, seed) and merge
+    it into `unit` (`captioning`, `captioning_metrics`, and the per-image
+    scores into `per_item` for the pair tests).
+
+    The tokenizer is the one just trained (`unit["tokenizer"]`) or, for a
+    reused unit, its stored preset. The result is stored in the unit's
+    folder (`captioning.json`), so a rerun reuses it.
+
+    Args:
+        kind: str. `MODELS` key (a row with `has_captioning`).
+        seed: int.
+        unit: dict from `run_unit` or `load_unit`.
+        settings: dict from `resolve_settings` (`captioning` not None).
+        watch: `Stopwatch` of the run.
+        progress: `ComparisonProgress` of the run.
+
+    Examples:
+
+    ```python
+    caption_unit("lgvq", 0, unit, settings, watch, progress)
+    ```
+    """
+    out = settings["out"]
+    result = load_captioning(out, kind, seed) if unit.get("reused") else None
+    if result is None:
+        tokenizer = unit.get("tokenizer") or os.path.join(
+            unit_dir(out, kind, seed), "preset"
+        )
+        with progress.step("caption", kind, seed):
+            print(f"\n== Captioning over {MODEL_NAMES[kind]} codes (seed "
+                  f"{seed}): image and blind captioners")
+            with watch.phase(f"caption_{kind}"):
+                result = run_captioning(tokenizer, settings, seed)
+        save_captioning(out, kind, seed, result)
+    unit["captioning"] = result
+    unit["captioning_metrics"] = captioning_metrics(result)
+    unit["per_item"] = {**unit["per_item"], **captioning_items(result)}
     return unit
 
 
@@ -167,6 +219,9 @@ def _summary_entry(kind, unit, figures, seed_units):
     if "downstream" in unit:
         entry["downstream"] = unit["downstream"]
         entry["downstream_metrics"] = unit["downstream_metrics"]
+    if "captioning" in unit:
+        entry["captioning"] = unit["captioning"]
+        entry["captioning_metrics"] = unit["captioning_metrics"]
     entry["reused"] = bool(unit.get("reused"))
     entry["seed_runs"] = []
     for other in seed_units:
@@ -181,6 +236,8 @@ def _summary_entry(kind, unit, figures, seed_units):
         }
         if "downstream_metrics" in other:
             run["downstream_metrics"] = other["downstream_metrics"]
+        if "captioning_metrics" in other:
+            run["captioning_metrics"] = other["captioning_metrics"]
         entry["seed_runs"].append(run)
     return entry
 
@@ -272,17 +329,35 @@ def run_comparison(options=None):
             + "; ".join(f"{MODEL_NAMES[k]}: {r}" for k, r in skipped.items())
         )
     seeds = settings["seeds"]
+    captioning_skipped = None
+    captioned = ()
+    if any(has_captioning(k) for k in kinds):
+        captioning_skipped = captioning_unavailable(settings)
+        if captioning_skipped is None:
+            captioned = tuple(k for k in kinds if has_captioning(k))
+        else:
+            print(f"Captioning task: {captioning_skipped}.")
     stored = {}
     if settings["resume"]:
         for seed in seeds:
             for kind in kinds:
                 unit = load_unit(out, kind, seed, need_preset=settings["save"])
-                if unit is not None:
-                    unit["reused"] = True
-                    stored[(kind, seed)] = unit
+                if unit is None:
+                    continue
+                folder = unit_dir(out, kind, seed)
+                if kind in captioned and load_captioning(
+                    out, kind, seed
+                ) is None and not os.path.isdir(
+                    os.path.join(folder, "preset")
+                ):
+                    # Stored with --no-save and no captions: the tokenizer
+                    # to caption with is gone, so the unit is retrained.
+                    continue
+                unit["reused"] = True
+                stored[(kind, seed)] = unit
     progress = ComparisonProgress(
         [(phase, kind, seed) for seed in seeds for kind in kinds
-         for phase in PHASES],
+         for phase in PHASES + (("caption",) if kind in captioned else ())],
         names=MODEL_NAMES,
     )
     # Reused results first: their recorded durations inform the ETA.
@@ -295,6 +370,14 @@ def run_comparison(options=None):
             "evaluate", kind, seed, seconds=unit.get("evaluation_wall_s"),
             reason="reused",
         )
+        captions = (
+            load_captioning(out, kind, seed) if kind in captioned else None
+        )
+        if captions is not None:
+            progress.skip(
+                "caption", kind, seed,
+                seconds=captions["seconds"].get("total"), reason="reused",
+            )
     text = get_preset("scenes")["text"]
     with watch.phase("data"):
         print("\n== Text prior and the scenes set")
@@ -310,12 +393,17 @@ def run_comparison(options=None):
             if unit is None:
                 unit = run_unit(kind, seed, prior, splits, settings, watch,
                                 progress, causal_lm_state)
+            if kind in captioned:
+                caption_unit(kind, seed, unit, settings, watch, progress)
+            # The trained model is not needed any more.
+            unit.pop("tokenizer", None)
             units[(kind, seed)] = unit
-    specs = {**METRIC_SPECS, **DOWNSTREAM_SPECS}
+    specs = {**METRIC_SPECS, **DOWNSTREAM_SPECS, **CAPTIONING_SPECS}
     flats_by_seed = {
         k: [
             {**units[(k, s)]["table_metrics"],
-             **units[(k, s)].get("downstream_metrics", {})}
+             **units[(k, s)].get("downstream_metrics", {}),
+             **units[(k, s)].get("captioning_metrics", {})}
             for s in seeds
         ]
         for k in kinds
@@ -392,6 +480,8 @@ def run_comparison(options=None):
             "figures": comparison_figures,
             "reused": reused,
             "progress": list(progress.lines),
+            "captioned": list(captioned),
+            "captioning_skipped": captioning_skipped,
         },
         significance=significance,
         seed_statistics=seed_stats,

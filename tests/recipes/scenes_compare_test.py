@@ -6,6 +6,8 @@ import pytest
 
 from keras_lgvq import comparison
 from keras_lgvq import visualization
+from keras_lgvq.comparison.captioning import CAPTION_METRICS
+from keras_lgvq.comparison.captioning import CAPTIONING_SPECS
 from keras_lgvq.evaluation import METRIC_SPECS
 from keras_lgvq.evaluation import REFERENCE_KEYS
 from recipes import scenes_compare
@@ -62,6 +64,27 @@ def test_settings_per_mode_and_overrides():
             comparison.resolve_settings(
                 scenes_compare.parse_args(["--smoke", *bad])
             )
+    # Captioning: the default budget runs the captioning_downstream_scenes
+    # defaults (read from the function, not copied); --quick and
+    # --no-captioning have none; the settings are in the fingerprint.
+    import inspect
+
+    from keras_lgvq.evaluation import captioning_downstream
+
+    caption = default["captioning"]
+    parameters = inspect.signature(
+        captioning_downstream.captioning_downstream_scenes).parameters
+    assert caption["sizes"] == {k: parameters[k].default
+                                for k in caption["sizes"]}
+    assert caption["settings"] == captioning_downstream.CAPTIONING_DEFAULTS
+    assert caption["language_model"] == "smollm2"
+    assert quick["captioning"] is None
+    assert smoke["captioning"]["sizes"]["eval_images"] == 8
+    assert smoke["captioning"]["use_java"] is False
+    off = comparison.resolve_settings(
+        scenes_compare.parse_args(["--no-captioning"]))
+    assert off["captioning"] is None
+    assert comparison.result_fingerprint(default)["captioning"] == caption
     # --leak-free-mtp is documented as a no-op for the `scenes` rows.
     from keras_lgvq.models.presets import get_preset
 
@@ -124,11 +147,16 @@ needs_minilm = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """The main job's code path at `--smoke` size, run once per module."""
+    from tests.models.captioning.tiny_lm import write_tiny_lm_gguf
+
     root = tmp_path_factory.mktemp("scenes_smoke")
     out, data = root / "run", str(root / "tfds")
+    # The captioners' decoder reads a tiny GGUF's tokenizer: the captioning
+    # code path of the default run at a cost of seconds.
+    lm = write_tiny_lm_gguf(root / "tiny_lm.gguf")
     scenes_compare.main(
         ["--smoke", "--seeds", "2", "--out", str(out), "--data-dir", data,
-         "--verbose", "0"]
+         "--verbose", "0", "--captioning-lm", lm]
     )
     with open(out / "summary.json") as f:
         summary = json.load(f)
@@ -221,39 +249,63 @@ def test_smoke_significance_fields_against_numpy(smoke_run):
     metrics = pair["metrics"]
     # Every metric both models have is in the pair; the ones with per-item
     # values (PSNR, SSIM, probe retrieval) carry a bootstrap interval.
-    flat_a = summary["lgvq"]["table_metrics"]
-    flat_b = summary["vqgan"]["table_metrics"]
-    both = [k for k in METRIC_SPECS
-            if flat_a[k] is not None and flat_b[k] is not None]
-    assert list(metrics) == both
+    flat_a = {**summary["lgvq"]["table_metrics"],
+              **summary["lgvq"]["captioning_metrics"]}
+    flat_b = {**summary["vqgan"]["table_metrics"],
+              **summary["vqgan"]["captioning_metrics"]}
+    specs = {**METRIC_SPECS, **CAPTIONING_SPECS}
+    # Smoke captions are scored without Java: no METEOR.
+    captioned = ["caption_bleu4", "caption_rouge_l", "caption_cider_d"]
+    both = [k for k in specs
+            if flat_a.get(k) is not None and flat_b.get(k) is not None]
+    assert list(metrics) == both and set(captioned) <= set(both)
     per_item = {k for k, m in metrics.items() if m["per_item"]}
     assert per_item == {"psnr", "ssim"} | {
         f"retrieval_{t}_R@{k}_probe" for t in ("i2t", "t2i")
         for k in (1, 5, 10)
-    }
+    } | set(captioned)
     runs = {
-        kind: [summary[kind]["table_metrics"]]
-        + [r["table_metrics"] for r in summary[kind]["seed_runs"]]
+        kind: [{**summary[kind]["table_metrics"],
+                **summary[kind]["captioning_metrics"]}]
+        + [{**r["table_metrics"], **r["captioning_metrics"]}
+           for r in summary[kind]["seed_runs"]]
         for kind in ("lgvq", "vqgan")
     }
     assert [r["seed"] for r in summary["lgvq"]["seed_runs"]] == [1]
     for key, metric in metrics.items():
-        spec = METRIC_SPECS[key]
+        spec = specs[key]
         assert metric["difference"] == pytest.approx(
             flat_a[key] - flat_b[key]
         )
         test = metric["per_item"]
-        if test is not None:
+        if test is not None and key.startswith("caption_"):
+            # Paired over the same 8 captioned test images: the mean
+            # difference of the stored per-image scores.
+            name = CAPTION_METRICS[key]
+            a_items = np.array(
+                summary["lgvq"]["captioning"]["per_image"]["image"][name])
+            b_items = np.array(
+                summary["vqgan"]["captioning"]["per_image"]["image"][name])
+            assert test["difference"] == pytest.approx(
+                (a_items - b_items).mean(), abs=1e-12)
+            if key != "caption_bleu4":
+                # ROUGE-L and CIDEr-D average to the corpus score (BLEU-4's
+                # per-image values are sentence-level).
+                assert a_items.mean() == pytest.approx(flat_a[key], abs=1e-9)
+            assert test["n"] == 8
+        elif test is not None:
             # The per-item means are the table's numbers (recall hits in %).
             rel = 1e-3 if key in ("psnr", "ssim") else 1e-9
             assert test["difference"] == pytest.approx(
                 metric["difference"], rel=rel, abs=1e-4
             ), key
+            assert test["n"] == 16
+        if test is not None:
             assert test["ci_low"] <= test["difference"] <= test["ci_high"]
             assert test["significant"] == (
                 test["ci_low"] > 0 or test["ci_high"] < 0
             )
-            assert test["n"] == 16 and test["num_resamples"] == 2000
+            assert test["num_resamples"] == 2000
         # Across seeds: numpy mean / sd and the exact sign-flip p.
         a = np.array([r[key] for r in runs["lgvq"]])
         b = np.array([r[key] for r in runs["vqgan"]])
@@ -301,6 +353,57 @@ def test_smoke_significance_fields_against_numpy(smoke_run):
         assert summary["comparison"]["figures"][name] == name
         assert f"]({name})" in report
         assert visualization.read_png(str(out / name)).ndim == 3
+
+
+@needs_minilm
+def test_smoke_captioning_task_per_system_with_its_blind_baseline(smoke_run):
+    import numpy as np
+
+    out, _, summary = smoke_run
+    assert summary["comparison"]["captioned"] == ["lgvq", "vqgan"]
+    ids = None
+    for kind in ("lgvq", "vqgan"):
+        result = summary[kind]["captioning"]
+        # The same 8 test images for both rows (they pair up).
+        ids = ids or result["image_ids"]
+        assert result["image_ids"] == ids and len(ids) == 8
+        assert result["sizes"]["train_images"] == 16
+        flat = summary[kind]["captioning_metrics"]
+        for key in ("caption_bleu4", "caption_rouge_l", "caption_cider_d"):
+            name = CAPTION_METRICS[key]
+            for model, suffix in (("image", ""), ("blind", "_blind")):
+                assert flat[key + suffix] == result["scores"][model][name]
+                assert len(result["per_image"][model][name]) == 8
+            # Image minus blind: the paired per-image difference.
+            test = result["image_vs_blind"][name]
+            diff = (np.array(result["per_image"]["image"][name])
+                    - np.array(result["per_image"]["blind"][name]))
+            assert test["difference"] == pytest.approx(diff.mean(),
+                                                       abs=1e-12)
+            assert test["ci_low"] <= test["difference"] <= test["ci_high"]
+        # No Java at smoke size: METEOR left out, with the reason.
+        assert "caption_meteor" not in flat
+        assert any("METEOR" in n for n in result["notes"])
+        assert len(result["examples"]) == 8
+        assert all(isinstance(e["image"], str) and e["references"]
+                   for e in result["examples"])
+        # Every seed has its own captioners (stored beside its result).
+        assert summary[kind]["seed_runs"][0]["captioning_metrics"]
+        for seed in (0, 1):
+            assert (out / kind / f"seed_{seed}" / "captioning.json").is_file()
+    report = (out / "report.md").read_text()
+    section = report.split("## Downstream: captioning")[1].split("## ")[0]
+    assert "| System | Captioner | BLEU-4 | METEOR | ROUGE-L | CIDEr-D |" in (
+        section
+    )
+    for name in ("LG-VQ", "VQGAN"):
+        assert f"| {name} | image |" in section
+        assert f"| {name} | blind |" in section
+    assert "Downstream: image and blind captioners over each of LG-VQ, " \
+        "VQGAN's codes" in report
+    assert "Captioning (LG-VQ): METEOR not scored" in report
+    timing = summary["timing"]
+    assert {"caption_lgvq", "caption_vqgan"} <= set(timing)
 
 
 @needs_minilm
@@ -367,6 +470,11 @@ def _copy_run(source, target):
     shutil.copytree(source, target, copy_function=copy)
 
 
+def _captioning_lm(out):
+    with open(out / "comparison_settings.json") as f:
+        return json.load(f)["captioning"]["language_model"]
+
+
 def _weights_mtimes(out):
     return {
         path: os.stat(path).st_mtime_ns
@@ -385,7 +493,8 @@ def test_rerun_with_other_settings_names_them(smoke_run, tmp_path):
     with pytest.raises(ValueError) as error:
         scenes_compare.main([
             "--smoke", "--epochs", "2", "--out", str(copy),
-            "--data-dir", data, "--verbose", "0",
+            "--data-dir", data, "--verbose", "0", "--captioning-lm",
+            _captioning_lm(copy),
         ])
     message = str(error.value)
     assert "epochs: 1 there, 2 now" in message and "--no-resume" in message
@@ -430,34 +539,46 @@ def test_smoke_all_rows_resume_and_lqae_downstream(
     out = tmp_path / "all"
     _copy_run(first, out)
     before = _weights_mtimes(out)
+    captions = {
+        kind: (out / kind / "seed_0" / "captioning.json").stat().st_mtime_ns
+        for kind in ("lgvq", "vqgan")
+    }
     summary = scenes_compare.run(
         scenes_compare.parse_args([
             "--smoke", "--all", "--out", str(out), "--data-dir", data,
-            "--verbose", "0",
+            "--verbose", "0", "--captioning-lm", _captioning_lm(out),
         ])
     )
-    # Reused: same weights files, same metrics, said so in the progress
-    # lines, the summary and the report.
+    # Reused: same weights files, same metrics, same captioners, said so
+    # in the progress lines, the summary and the report.
     assert _weights_mtimes(out) == before
     for kind in ("lgvq", "vqgan"):
         assert summary[kind]["reused"] is True
         assert summary[kind]["table_metrics"] == (
             first_summary[kind]["table_metrics"]
         )
+        assert summary[kind]["captioning"] == first_summary[kind][
+            "captioning"]
+        assert (out / kind / "seed_0" / "captioning.json").stat(
+        ).st_mtime_ns == captions[kind]
     progress = summary["comparison"]["progress"]
     assert progress[0] == (
-        f"[1/10] train LG-VQ seed 0: reused from "
+        f"[1/12] train LG-VQ seed 0: reused from "
         f"{out / 'lgvq' / 'seed_0'}"
     )
+    assert progress[2].startswith("[3/12] caption LG-VQ seed 0: reused")
+    # VQCT+LG's positions hold several codes: no captioner, a note says so.
     trained = [line for line in progress if "reused" not in line]
     assert [line.split(" ... ")[0] for line in trained] == [
-        f"[{i}/10] {phase} {name} seed 0"
+        f"[{i}/12] {phase} {name} seed 0"
         for i, (phase, name) in enumerate(
             [(p, n) for n in ("VQCT+LG", "LQAE", "VQAE")
              for p in ("train", "evaluate")],
-            start=5,
+            start=7,
         )
     ]
+    assert summary["comparison"]["captioned"] == ["lgvq", "vqgan"]
+    assert "captioning" not in summary["vqct_lg"]
     # The reused steps' recorded times give an ETA from the first step on.
     assert "ETA" in trained[0] and "unknown" not in trained[0]
     assert summary["comparison"]["reused"] == ["LG-VQ seed 0", "VQGAN seed 0"]
@@ -490,6 +611,9 @@ def test_smoke_all_rows_resume_and_lqae_downstream(
             "untested"
         )
     assert "### LQAE vs VQAE" in report and "### VQCT+LG vs" not in report
+    assert "VQCT+LG not captioned: each grid position holds several codes" in (
+        report
+    )
     # Each system's setup is recorded: the VQCT and LQAE trainers.
     setup = {k: summary[k]["training"]["setup"] for k in ran}
     assert not setup["vqct_lg"]["cvq_reinit"]
