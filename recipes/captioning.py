@@ -17,7 +17,9 @@ copy per model), `--decoder scratch` trains a small decoder from scratch
 instead of using the pretrained LM's weights (its tokenizer is kept),
 `--mapper pooled` maps every code with one shared MLP and averages them
 over `--prefix-length` square regions, `--projection-dim N` projects each
-code to N values before the MLP mapper's flatten. The models, data and
+code to N values before the MLP mapper's flatten. `--tokenizer` also takes the
+name of a tokenizer preset that ships trained weights
+(`scenes_lgvq_trained`, `scenes_vqgan_trained`). The models, data and
 metrics are those of `keras_lgvq.evaluation.captioning_downstream` (the
 one-call form for other programs), and `results.json` holds per-image
 BLEU-4 / METEOR / ROUGE-L / CIDEr-D for paired tests.
@@ -44,6 +46,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from keras_lgvq.evaluation.captioning_downstream import CAPTIONING_DEFAULTS as DEFAULTS
+from keras_lgvq.evaluation.captioning_downstream import CAPTIONING_SIZES as SIZES
 from recipes import common
 from recipes.common import Stopwatch
 from recipes.common import load_average
@@ -54,20 +58,33 @@ from recipes.common import write_json
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tokenizer", required=True,
-                   help="Tokenizer: a .keras file or preset directory.")
+                   help="Tokenizer: a .keras file, a preset directory or a "
+                   "shipped preset name (scenes_lgvq_trained, "
+                   "scenes_vqgan_trained).")
     p.add_argument("--lm", default="smollm2",
                    help='LM source: "smollm2", a .gguf or a preset dir.')
     common.add_prefix_mapper_arguments(p)
-    p.add_argument("--train-images", type=int, default=400)
-    p.add_argument("--validation-images", type=int, default=40,
+    # The measured CPU defaults of `captioning_downstream`: a pooled mapper
+    # (k = 16 regions) into a scratch decoder, 2,000 scenes x 2 captions,
+    # 3 epochs (benchmarks/results/stage2_measurements.md).
+    p.set_defaults(mapper=DEFAULTS["mapper"],
+                   prefix_length=DEFAULTS["prefix_length"],
+                   mapper_width=DEFAULTS["mapper_width"])
+    p.add_argument("--train-images", type=int,
+                   default=SIZES["train_images"])
+    p.add_argument("--validation-images", type=int,
+                   default=SIZES["validation_images"],
                    help="Held-out scenes (validation split) scored at "
                    "every epoch end.")
-    p.add_argument("--eval-images", type=int, default=60)
-    p.add_argument("--captions-per-image", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--max-caption-length", type=int, default=24,
+    p.add_argument("--eval-images", type=int, default=SIZES["eval_images"])
+    p.add_argument("--captions-per-image", type=int,
+                   default=SIZES["captions_per_image"])
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--learning-rate", type=float,
+                   default=DEFAULTS["learning_rate"])
+    p.add_argument("--max-caption-length", type=int,
+                   default=DEFAULTS["max_caption_length"],
                    help="Caption tokens incl. the stop token; longer "
                    "captions keep their first tokens.")
     p.add_argument("--beam-size", type=int, default=1)
@@ -76,11 +93,17 @@ def parse_args(argv=None):
     p.add_argument("--lora-rank", type=int, default=None,
                    help="LoRA rank (with --language-model-training lora; "
                    "default 8).")
-    p.add_argument("--decoder", default="pretrained",
-                   choices=("pretrained", "scratch"))
-    p.add_argument("--decoder-width", type=int, default=256,
+    p.add_argument("--decoder", default=DEFAULTS["decoder"],
+                   choices=("pretrained", "scratch"),
+                   help="scratch (default): a small decoder trained from "
+                   "scratch over the --lm's tokenizer; pretrained: the "
+                   "--lm as loaded (the paper's design; ~10x the CPU per "
+                   "step).")
+    p.add_argument("--decoder-width", type=int,
+                   default=DEFAULTS["decoder_width"],
                    help="Hidden size of a --decoder scratch model.")
-    p.add_argument("--decoder-layers", type=int, default=2)
+    p.add_argument("--decoder-layers", type=int,
+                   default=DEFAULTS["decoder_layers"])
     p.add_argument("--figure-images", type=int, default=8)
     p.add_argument("--no-blind", action="store_true",
                    help="Skip the zero-prefix baseline.")
@@ -130,9 +153,10 @@ def run(args):
     from keras_lgvq.evaluation.captioning_downstream import encode_scenes
     from keras_lgvq.evaluation.captioning_downstream import generate_captions
     from keras_lgvq.evaluation.captioning_downstream import load_language_model
+    from keras_lgvq.evaluation.captioning_downstream import paired_caption_tests
     from keras_lgvq.evaluation.captioning_downstream import per_image_caption_scores
+    from keras_lgvq.evaluation.captioning_downstream import resolve_tokenizer
     from keras_lgvq.metrics import evaluate_captions
-    from keras_lgvq.models.text_to_image import load_tokenizer
 
     settings = settings_of(args)
     keras.utils.set_random_seed(args.seed)
@@ -140,7 +164,7 @@ def run(args):
     watch = Stopwatch()
     load_start = load_average()
     with watch.phase("load"):
-        tokenizer = load_tokenizer(args.tokenizer)
+        tokenizer = resolve_tokenizer(args.tokenizer)
         shared_lm = None
         if args.decoder == "pretrained" and (
             args.language_model_training == "frozen"
@@ -207,6 +231,10 @@ def run(args):
                 float(x) for x in history.history.get("val_loss", [])],
         }
         predictions_of[name] = predictions
+    if set(results["models"]) == {"image", "blind"}:
+        results["paired"] = paired_caption_tests(
+            results["models"]["image"]["per_image"],
+            results["models"]["blind"]["per_image"])
     results["samples"] = {
         "references": [e["captions"][0] for e in test[:5]],
         **{k: v[:5] for k, v in predictions_of.items()},
@@ -258,6 +286,14 @@ def write_report(path, results):
         "unavailable") or {}
     for metric, reason in unavailable.items():
         lines.append(f"\n{metric} unavailable: {reason}")
+    if results.get("paired"):
+        lines += ["", "Paired bootstrap over test images, image minus "
+                  "blind (x100, 95 % interval, p):", ""]
+        for metric, test in results["paired"].items():
+            lines.append(
+                f"- {metric}: {100 * test['difference']:+.2f} "
+                f"[{100 * test['ci_low']:+.2f}, {100 * test['ci_high']:+.2f}]"
+                f", p = {test['p_value']:.3f}")
     lines += ["", "Scores x100 (CIDEr-D too). `blind`: the same model "
               "without image information (one constant code grid, the "
               "training images' mean, for every image).", "",

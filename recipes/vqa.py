@@ -23,6 +23,14 @@ the blind model's and the true answer).
     python recipes/vqa.py --tokenizer coco_lgvq/ --dataset coco_qa \\
         --manual-dir ~/data/coco_qa --train-questions 20000
 
+`--decoder scratch` (an addition to the paper's frozen-LM design) replaces
+the pretrained LM by a small decoder trained from scratch with the mapper
+and classifier (`--decoder-width`, `--decoder-layers`; only the `--lm`'s
+tokenizer is used): no 30-block SmolLM2 forward and backward per step, so
+many more steps fit a CPU budget. `--tokenizer` also takes the name of a
+tokenizer preset that ships trained weights (`scenes_lgvq_trained`,
+`scenes_vqgan_trained`).
+
 Questions longer than `--max-question-length` tokens keep their first
 tokens; the padded length is the longest (kept) question, so short
 question sets cost less. The CPU defaults are sized to finish in 15 minutes
@@ -49,6 +57,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from keras_lgvq.evaluation.captioning_downstream import blind_code_vectors
+from keras_lgvq.evaluation.captioning_downstream import resolve_tokenizer
 from recipes import common
 from recipes.common import Stopwatch
 from recipes.common import load_average
@@ -59,7 +68,9 @@ from recipes.common import write_json
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tokenizer", required=True,
-                   help="Tokenizer: a .keras file or preset directory.")
+                   help="Tokenizer: a .keras file, a preset directory or a "
+                   "shipped preset name (scenes_lgvq_trained, "
+                   "scenes_vqgan_trained).")
     p.add_argument("--lm", default="smollm2",
                    help='LM source: "smollm2", a .gguf or a preset dir.')
     p.add_argument("--dataset", default="scenes",
@@ -75,11 +86,14 @@ def parse_args(argv=None):
     p.add_argument("--eval-questions", type=int, default=None,
                    help="COCO-QA: use the first N test questions.")
     common.add_prefix_mapper_arguments(p)
+    # The measured CPU default: a pooled mapper (k = 16 regions) into a
+    # scratch decoder (benchmarks/results/stage2_measurements.md).
+    p.set_defaults(mapper="pooled", prefix_length=16, mapper_width=256)
     p.add_argument("--mapper-layers", type=int, default=2,
                    help="Blocks of a --mapper transformer.")
-    p.add_argument("--train-images", type=int, default=600,
+    p.add_argument("--train-images", type=int, default=2000,
                    help="Scenes: training images.")
-    p.add_argument("--eval-images", type=int, default=150,
+    p.add_argument("--eval-images", type=int, default=300,
                    help="Scenes: test (and held-out) images.")
     p.add_argument("--validation-images", type=int, default=40,
                    help="Scenes: validation-split images whose questions "
@@ -88,13 +102,24 @@ def parse_args(argv=None):
                    help="COCO-QA: share of the training images whose "
                    "questions are held out for validation.")
     p.add_argument("--questions-per-image", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--max-question-length", type=int, default=16)
-    p.add_argument("--language-model-training", default="frozen",
-                   choices=("frozen", "full", "lora"))
+    p.add_argument("--language-model-training", default=None,
+                   choices=("frozen", "full", "lora"),
+                   help="What of the LM trains (default: frozen for the "
+                   "pretrained LM; a scratch decoder always trains fully).")
     p.add_argument("--lora-rank", type=int, default=None)
+    p.add_argument("--decoder", default="scratch",
+                   choices=("pretrained", "scratch"),
+                   help="scratch (default, an addition to the paper): a "
+                   "small decoder trained from scratch over the --lm's "
+                   "tokenizer; pretrained: the --lm as loaded (the paper's "
+                   "frozen-LM design, tens of times the CPU per step).")
+    p.add_argument("--decoder-width", type=int, default=256,
+                   help="Hidden size of a --decoder scratch model.")
+    p.add_argument("--decoder-layers", type=int, default=2)
     p.add_argument("--figure-images", type=int, default=8)
     p.add_argument("--no-blind", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -105,6 +130,19 @@ def parse_args(argv=None):
     if args.validation_images < 1:
         raise ValueError("--validation-images must be >= 1. Received: "
                          f"{args.validation_images}")
+    if args.decoder == "scratch":
+        if args.language_model_training not in (None, "full"):
+            raise ValueError(
+                "--decoder scratch starts from random weights and trains "
+                "fully: drop --language-model-training or pass 'full'; "
+                f"received {args.language_model_training!r}.")
+        args.language_model_training = "full"
+    elif args.language_model_training is None:
+        args.language_model_training = "frozen"
+    for flag in ("decoder_width", "decoder_layers"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1. "
+                             f"Received: {getattr(args, flag)}")
     if not 0.0 < args.validation_fraction < 1.0:
         raise ValueError("--validation-fraction must be in (0, 1). "
                          f"Received: {args.validation_fraction}")
@@ -238,13 +276,58 @@ def type_prior_answers(train, questions):
     return [best.get(q["type"], overall) for q in questions]
 
 
+def paired_tests(sets, splits, answers_of):
+    """Paired bootstraps of the image model's per-question accuracy against
+    the blind model and the type prior, per split.
+
+    Args:
+        sets: split -> question records (with `answer`).
+        splits: the evaluated splits.
+        answers_of: model name -> split -> predicted answers (aligned
+            with `sets[split]`); needs `"image"`.
+
+    Returns:
+        split -> `"image vs <other>"` -> `paired_bootstrap`'s dict
+        (`difference` of accuracies, its 95 % interval, `p_value`).
+    """
+    from keras_lgvq.evaluation.significance import paired_bootstrap
+
+    if "image" not in answers_of:
+        return {}
+    out = {}
+    for split in splits:
+        truth = [q["answer"] for q in sets[split]]
+
+        def correct(name, split=split, truth=truth):
+            return np.asarray([a == t for a, t in
+                               zip(answers_of[name][split], truth)], float)
+
+        out[split] = {
+            f"image vs {other}": paired_bootstrap(correct("image"),
+                                                  correct(other))
+            for other in ("blind", "type prior") if other in answers_of
+        }
+    return out
+
+
+def language_model_of(args):
+    """The LM of one VQA model: the pretrained `--lm`, or a new scratch
+    decoder over its tokenizer (`--decoder scratch`)."""
+    from keras_lgvq.language_models import load_causal_lm
+
+    if args.decoder == "pretrained":
+        return load_causal_lm(args.lm)
+    width = args.decoder_width
+    return load_causal_lm(args.lm, trainable=True, scratch={
+        "hidden_dim": width, "num_layers": args.decoder_layers,
+        "intermediate_dim": 2 * width})
+
+
 def run(args):
     import keras
 
-    from keras_lgvq.language_models import load_causal_lm
     from keras_lgvq.metrics import evaluate_vqa
     from keras_lgvq.models.captioning import build_prefix_mapper
-    from keras_lgvq.models.text_to_image import load_tokenizer
     from keras_lgvq.models.vqa import VQAModel
     from keras_lgvq.models.vqa.vqa_presets import SCENES_ANSWERS
 
@@ -253,8 +336,8 @@ def run(args):
     watch = Stopwatch()
     load_start = load_average()
     with watch.phase("load"):
-        tokenizer = load_tokenizer(args.tokenizer)
-        lm = load_causal_lm(args.lm)
+        tokenizer = resolve_tokenizer(args.tokenizer)
+        lm = language_model_of(args)
     with watch.phase("encode"):
         if args.dataset == "scenes":
             sets, codes = scenes_sets(args, tokenizer)
@@ -276,9 +359,13 @@ def run(args):
     results = {"settings": vars(args), "answer_vocabulary": vocabulary,
                "sizes": {k: len(v) for k, v in sets.items()},
                "question_tokens": max_length, "models": {}}
+    # Per split, every model's answers (the paired tests below).
+    answers_of = {"type prior": {
+        split: type_prior_answers(sets["train"], sets[split])
+        for split in eval_splits}}
     results["type_prior"] = {
         split: evaluate_vqa(
-            type_prior_answers(sets["train"], sets[split]),
+            answers_of["type prior"][split],
             [q["answer"] for q in sets[split]],
             question_types=[q["type"] for q in sets[split]])
         for split in eval_splits
@@ -289,10 +376,10 @@ def run(args):
             continue
         keras.utils.set_random_seed(args.seed)
         if args.language_model_training != "frozen":
-            # A fresh LM per model: the image and blind models must not
-            # share fine-tuned weights.
+            # A fresh LM per model (a new scratch decoder, seeded above):
+            # the image and blind models must not share trained weights.
             with watch.phase("load"):
-                lm = load_causal_lm(args.lm)
+                lm = language_model_of(args)
         extra = {"hidden_dim": args.mapper_width}
         if args.mapper == "transformer":
             extra.update(num_layers=args.mapper_layers, num_heads=4)
@@ -353,9 +440,11 @@ def run(args):
                 entry[split] = evaluate_vqa(
                     predictions, [q["answer"] for q in questions],
                     question_types=[q["type"] for q in questions])
+                answers_of.setdefault(name, {})[split] = predictions
                 if split == "test":
                     predictions_of[name] = predictions
         results["models"][name] = entry
+    results["paired"] = paired_tests(sets, eval_splits, answers_of)
     shown = min(args.figure_images, len(sets["test"]))
     if shown and "image" in predictions_of:
         from keras_lgvq.visualization.caption_figures import answered_questions_figure
@@ -392,9 +481,16 @@ def run(args):
 
 def write_report(path, results):
     settings = results["settings"]
+    if settings.get("decoder", "pretrained") == "scratch":
+        lm_text = (f"scratch decoder (width {settings['decoder_width']}, "
+                   f"{settings['decoder_layers']} blocks) over "
+                   f"`{settings['lm']}`'s tokenizer")
+    else:
+        lm_text = (f"`{settings['lm']}` "
+                   f"({settings['language_model_training']})")
     lines = [f"# VQA on {settings['dataset']}", "",
-             f"Tokenizer: `{settings['tokenizer']}`; LM: `{settings['lm']}` "
-             f"({settings['language_model_training']}); questions: "
+             f"Tokenizer: `{settings['tokenizer']}`; LM: {lm_text}; "
+             "questions: "
              f"{results['sizes']}; {len(results['answer_vocabulary'])} "
              f"answers; {results['question_tokens']} question tokens.", "",
              "| model | split | accuracy | WUPS@0.9 | WUPS@0.0 |",
@@ -408,6 +504,17 @@ def write_report(path, results):
                 lines.append(
                     f"| {model} | {split} | {100 * s['accuracy']:.2f} | "
                     f"{100 * s['WUPS@0.9']:.2f} | {100 * s['WUPS@0.0']:.2f} |")
+    paired = results.get("paired") or {}
+    if paired:
+        lines += ["", "Paired bootstrap over questions (accuracy "
+                  "difference x100, 95 % interval, p):", ""]
+        for split, tests in paired.items():
+            for name, test in tests.items():
+                lines.append(
+                    f"- {split}, {name}: {100 * test['difference']:+.2f} "
+                    f"[{100 * test['ci_low']:+.2f}, "
+                    f"{100 * test['ci_high']:+.2f}], p = "
+                    f"{test['p_value']:.3f}")
     lines += ["", "Per type accuracy (test):", ""]
     for model, entry in rows.items():
         if "test" not in entry:

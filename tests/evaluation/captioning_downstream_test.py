@@ -8,7 +8,9 @@ import pytest
 from keras_lgvq.evaluation.captioning_downstream import CAPTIONING_DEFAULTS
 from keras_lgvq.evaluation.captioning_downstream import captioning_downstream_scenes
 from keras_lgvq.evaluation.captioning_downstream import check_captioning_settings
+from keras_lgvq.evaluation.captioning_downstream import paired_caption_tests
 from keras_lgvq.evaluation.captioning_downstream import per_image_caption_scores
+from keras_lgvq.evaluation.captioning_downstream import resolve_tokenizer
 from keras_lgvq.metrics import evaluate_captions
 from tests.models.captioning.tiny_lm import write_tiny_lm_gguf
 from tests.models.tiny_configs import tiny_backbone
@@ -41,6 +43,16 @@ def test_per_image_scores_match_the_corpus_scores_and_hand_values():
     # so ROUGE-L (beta 1.2) is 2/3 against that reference, and less
     # against the other ("blue" only).
     np.testing.assert_allclose(per["ROUGE-L"][1], 2 / 3, rtol=1e-9)
+
+
+def test_sentence_bleu_without_a_matching_four_gram_is_exactly_zero():
+    # Unrounded, pycocoevalcap's smoothing gives these two wrong captions
+    # different tiny positive scores, and a paired test over many such
+    # images would call the difference significant.
+    refs = [["a red box on the left", "a red square at the left"]] * 2
+    preds = ["a blue circle on the right side", "green"]
+    per = per_image_caption_scores(refs, preds, use_java=False)
+    assert per["BLEU-4"] == [0.0, 0.0]
 
 
 def test_settings_are_checked():
@@ -83,6 +95,63 @@ def test_image_and_blind_captioners_train_and_score(tmp_path):
     # model's training differs.
     assert len(set(result["blind"]["predictions"])) == 1
     assert result["image"]["loss"] != result["blind"]["loss"]
+    # Paired tests of the per-image scores; METEOR needs Java.
+    assert set(result["paired"]) == {"BLEU-4", "ROUGE-L", "CIDEr-D"}
+    for metric, test in result["paired"].items():
+        want = np.mean(result["image"]["per_image"][metric]) - np.mean(
+            result["blind"]["per_image"][metric])
+        np.testing.assert_allclose(test["difference"], want, atol=1e-12)
+        assert test["n"] == 4
     with pytest.raises(ValueError, match="captions_per_image"):
         captioning_downstream_scenes(tokenizer, captions_per_image=11,
                                      language_model=lm, settings=TINY)
+
+
+def test_tokenizer_from_a_shipped_preset_name_or_a_path(tmp_path):
+    from keras import ops
+
+    from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+
+    tokenizer = resolve_tokenizer("scenes_lgvq_trained")
+    assert not tokenizer.trainable
+    assert (int(tokenizer.grid_size), int(tokenizer.resolution)) == (16, 64)
+    # The shipped weights, not the untrained architecture.
+    want = VQGANBackbone.from_preset("scenes_lgvq_trained")
+    untrained = VQGANBackbone.from_preset("scenes_lgvq_trained",
+                                          load_weights=False)
+    table = ops.convert_to_numpy(tokenizer.quantizer.indices_to_codes(
+        np.arange(8)))
+    np.testing.assert_array_equal(table, ops.convert_to_numpy(
+        want.quantizer.indices_to_codes(np.arange(8))))
+    assert not np.array_equal(table, ops.convert_to_numpy(
+        untrained.quantizer.indices_to_codes(np.arange(8))))
+    # A built-in name without shipped weights would be untrained.
+    with pytest.raises(ValueError, match="scenes_vqgan_trained"):
+        resolve_tokenizer("scenes")
+    # Paths go to `load_tokenizer` as before.
+    path = str(tmp_path / "tokenizer.keras")
+    tiny_backbone(resolution=32, attn_resolutions=()).save(path)
+    assert int(resolve_tokenizer(path).resolution) == 32
+    with pytest.raises(FileNotFoundError):
+        resolve_tokenizer(str(tmp_path / "missing.keras"))
+
+
+def test_paired_caption_tests_difference_and_interval():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 80)
+    better = {"CIDEr-D": (base + 0.5).tolist(), "BLEU-4": base.tolist(),
+              "ROUGE-L": base.tolist(), "METEOR": None}
+    blind = {"CIDEr-D": base.tolist(), "BLEU-4": base.tolist(),
+             "ROUGE-L": (base + rng.normal(0, 0.1, 80)).tolist(),
+             "METEOR": base.tolist()}
+    tests = paired_caption_tests(better, blind)
+    # METEOR is left out when one side has none.
+    assert set(tests) == {"BLEU-4", "ROUGE-L", "CIDEr-D"}
+    np.testing.assert_allclose(tests["CIDEr-D"]["difference"], 0.5)
+    assert tests["CIDEr-D"]["significant"]
+    np.testing.assert_allclose(tests["CIDEr-D"]["ci_low"], 0.5)
+    assert tests["BLEU-4"]["difference"] == 0.0
+    assert not tests["BLEU-4"]["significant"]
+    np.testing.assert_allclose(
+        tests["ROUGE-L"]["difference"],
+        np.mean(better["ROUGE-L"]) - np.mean(blind["ROUGE-L"]))

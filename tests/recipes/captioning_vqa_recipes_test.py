@@ -55,6 +55,9 @@ def test_captioning_recipe_smoke(tmp_path):
         "--tokenizer", tokenizer, "--lm", lm, "--train-images", "6",
         "--eval-images", "3", "--epochs", "1", "--prefix-length", "2",
         "--mapper-width", "8", "--max-caption-length", "6", "--out", out,
+        # The paper's design (not the CPU default): the frozen LM behind
+        # ClipCap's flattening MLP.
+        "--decoder", "pretrained", "--mapper", "mlp",
         # The stage-2 models can leave a NaN step out (the guard arms it).
         "--nan-policy", "skip",
     ]))
@@ -68,6 +71,9 @@ def test_captioning_recipe_smoke(tmp_path):
     with open(os.path.join(out, "report.md")) as f:
         report = f.read()
     assert "| image |" in report and "![captions](captions.png)" in report
+    assert "Paired bootstrap over test images" in report
+    assert {"BLEU-4", "ROUGE-L", "CIDEr-D"} <= set(results["paired"])
+    assert results["paired"]["CIDEr-D"]["n"] == 3
     assert read_png(os.path.join(out, "captions.png")).shape[-1] == 3
     assert results["timings"]["total"]["wall_s"] > 0
     _assert_checkpoints_and_logs(out, ("image", "blind"), epochs=1)
@@ -92,6 +98,16 @@ def test_captioning_recipe_scratch_decoder_smoke(tmp_path):
         assert "scratch decoder (width 16, 1 blocks)" in f.read()
 
 
+def test_captioning_recipe_defaults_are_the_measured_ones():
+    from keras_lgvq.evaluation.captioning_downstream import CAPTIONING_DEFAULTS
+    from keras_lgvq.evaluation.captioning_downstream import CAPTIONING_SIZES
+
+    args = captioning.parse_args(["--tokenizer", "scenes_lgvq_trained"])
+    # The recipe and `captioning_downstream_scenes` run the same setting.
+    assert captioning.settings_of(args) == CAPTIONING_DEFAULTS
+    assert {k: getattr(args, k) for k in CAPTIONING_SIZES} == CAPTIONING_SIZES
+
+
 def test_vqa_recipe_smoke(tmp_path):
     tokenizer, lm = _assets(tmp_path)
     out = str(tmp_path / "vqa")
@@ -99,6 +115,8 @@ def test_vqa_recipe_smoke(tmp_path):
         "--tokenizer", tokenizer, "--lm", lm, "--train-images", "12",
         "--eval-images", "8", "--epochs", "1", "--prefix-length", "2",
         "--mapper-width", "8", "--projection-dim", "2", "--out", out,
+        # The paper's design (not the CPU default): the frozen LM.
+        "--decoder", "pretrained", "--mapper", "mlp",
     ]))
     assert set(results["models"]) == {"image", "blind"}
     test = results["models"]["image"]["test"]
@@ -112,6 +130,76 @@ def test_vqa_recipe_smoke(tmp_path):
     _assert_checkpoints_and_logs(out, ("image", "blind"), epochs=1)
     assert results["sizes"]["validation"] > 0
     assert 0.0 <= results["type_prior"]["test"]["accuracy"] <= 1.0
+    paired = results["paired"]["test"]
+    assert set(paired) == {"image vs blind", "image vs type prior"}
+    assert paired["image vs blind"]["n"] == test["count"]
+
+
+def test_vqa_recipe_with_a_scratch_decoder(tmp_path):
+    import keras
+
+    tokenizer, lm = _assets(tmp_path)
+    out = str(tmp_path / "vqa_scratch")
+    results = vqa.run(vqa.parse_args([
+        "--tokenizer", tokenizer, "--lm", lm, "--train-images", "8",
+        "--eval-images", "4", "--validation-images", "2", "--epochs", "1",
+        "--prefix-length", "4", "--mapper", "pooled", "--mapper-width",
+        "8", "--decoder", "scratch", "--decoder-width", "16",
+        "--decoder-layers", "1", "--figure-images", "0", "--out", out,
+    ]))
+    assert set(results["models"]) == {"image", "blind"}
+    assert results["settings"]["language_model_training"] == "full"
+    with open(os.path.join(out, "report.md")) as f:
+        assert "scratch decoder (width 16, 1 blocks)" in f.read()
+    model = keras.saving.load_model(
+        os.path.join(out, "image", "last.keras"), safe_mode=True)
+    backbone = model.language_model.backbone
+    # A new decoder of the asked size over the tiny LM's tokenizer, and it
+    # trained: its weights are in the model's trainable weights.
+    assert backbone.hidden_dim == 16 and backbone.num_layers == 1
+    trainable = {id(v) for v in model.trainable_weights}
+    assert all(id(v) in trainable for v in backbone.weights)
+
+
+def test_vqa_scratch_decoder_flags_are_checked():
+    args = vqa.parse_args(["--tokenizer", "t.keras"])
+    # The measured CPU default is the scratch decoder, which trains fully.
+    assert (args.decoder, args.language_model_training, args.mapper) == (
+        "scratch", "full", "pooled")
+    args = vqa.parse_args(["--tokenizer", "t.keras", "--decoder",
+                           "pretrained"])
+    assert args.language_model_training == "frozen"
+    for mode in ("frozen", "lora"):
+        with pytest.raises(ValueError, match="--decoder scratch"):
+            vqa.parse_args(["--tokenizer", "t.keras", "--decoder",
+                            "scratch", "--language-model-training", mode])
+    with pytest.raises(ValueError, match="--decoder-width"):
+        vqa.parse_args(["--tokenizer", "t.keras", "--decoder", "scratch",
+                        "--decoder-width", "0"])
+
+
+def test_paired_tests_compare_per_question_accuracy():
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["red", "blue", "yes"], 200).tolist()
+    sets = {"test": [{"answer": t} for t in truth]}
+    image = [t if i % 4 else "no" for i, t in enumerate(truth)]  # 75 %
+    blind = [t if i % 2 else "no" for i, t in enumerate(truth)]  # 50 %
+    prior = ["no"] * 200                                         # 0 %
+    out = vqa.paired_tests(sets, ["test"], {
+        "image": {"test": image}, "blind": {"test": blind},
+        "type prior": {"test": prior}})["test"]
+    versus_blind = out["image vs blind"]
+    assert versus_blind["n"] == 200
+    np.testing.assert_allclose(versus_blind["difference"], 0.25)
+    np.testing.assert_allclose(out["image vs type prior"]["difference"],
+                               0.75)
+    assert versus_blind["significant"] and versus_blind["ci_low"] > 0
+    # Equal answers: no difference, not significant.
+    same = vqa.paired_tests(sets, ["test"], {
+        "image": {"test": blind}, "blind": {"test": blind}})["test"]
+    assert same["image vs blind"]["difference"] == 0.0
+    assert not same["image vs blind"]["significant"]
+    assert vqa.paired_tests(sets, ["test"], {"blind": {"test": blind}}) == {}
 
 
 def test_projection_dim_needs_the_mlp_mapper():
@@ -139,6 +227,7 @@ def test_vqa_recipe_on_a_fake_coco_qa_tree(tmp_path):
         "--tokenizer", tokenizer, "--lm", lm, "--dataset", "coco_qa",
         "--manual-dir", manual, "--data-dir", str(tmp_path / "tfds"),
         "--epochs", "1", "--prefix-length", "2", "--mapper-width", "8",
+        "--decoder", "pretrained", "--mapper", "mlp",
         "--language-model-training", "lora", "--lora-rank", "2",
         "--out", out,
     ]))
@@ -187,6 +276,7 @@ def test_vqa_recipe_resumes_a_crashed_run_to_the_uninterrupted_weights(
             "--eval-images", "2", "--validation-images", "2",
             "--questions-per-image", "2", "--epochs", "2",
             "--batch-size", "4", "--prefix-length", "2",
+            "--decoder", "pretrained", "--mapper", "mlp",
             "--mapper-width", "8", "--no-blind", "--figure-images", "0",
             "--checkpoint-every", "1", "--verbose", "0"]
     straight = str(tmp_path / "straight")
