@@ -820,6 +820,92 @@ def scenes_attribute_data(
     return images / 127.5 - 1.0, examples
 
 
+def _gaussian_blur(images, sigma):
+    """Separable Gaussian blur of `(S, S, 3)` with edge padding."""
+    radius = max(1, int(np.ceil(2.5 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(images, ((radius, radius), (radius, radius), (0, 0)),
+                    mode="edge")
+    size = images.shape[0]
+    rows = sum(
+        w * padded[k : k + size] for k, w in enumerate(taps)
+    )
+    return sum(w * rows[:, k : k + size] for k, w in enumerate(taps))
+
+
+def degrade_images(images, seed=0, fraction=0.5, max_blur=2.0,
+                   min_saturation=0.4, min_contrast=0.6, max_noise=0.04):
+    """Generic photometric degradations of a random part of the images.
+
+    What any image tokenizer's reconstruction tends to lose, drawn
+    independently of any tokenizer: a chosen `fraction` of the images gets
+    a Gaussian blur (sigma uniform in `[0.5, max_blur]` pixels), half of
+    those first a down-up sampling by 2 or 4 (box mean, nearest
+    up-sampling, then the blur smooths it), a saturation scale toward the
+    grey value (uniform in `[min_saturation, 1]`), a contrast scale toward
+    the image mean (uniform in `[min_contrast, 1]`) and Gaussian noise
+    (sigma uniform in `[0, max_noise]`). Hue and object positions are kept,
+    so every label stays true. Training the judge on a mix of clean and
+    degraded scenes makes it read what is there in a blurred or washed-out
+    generated image instead of failing on the blur itself.
+
+    Args:
+        images: float `(N, S, S, 3)` in [-1, 1].
+        seed: int. Which images and which degradations (deterministic).
+        fraction: float in [0, 1]. Share of the images degraded; 0 returns
+            the images unchanged.
+        max_blur: float >= 0.5. Largest blur sigma in pixels.
+        min_saturation: float in [0, 1]. Lowest saturation scale.
+        min_contrast: float in (0, 1]. Lowest contrast scale.
+        max_noise: float >= 0. Largest noise sigma (images in [-1, 1]).
+
+    Returns:
+        `(degraded, mask)`: float32 `(N, S, S, 3)` in [-1, 1] and the bool
+        `(N,)` mask of the degraded images.
+
+    Examples:
+
+    ```python
+    images, _ = scenes_attribute_data(16)
+    degraded, mask = degrade_images(images, seed=0, fraction=0.5)
+    ```
+    """
+    images = np.asarray(images, "float32")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            "`images` must be (N, S, S, 3) floats in [-1, 1]; received "
+            f"shape {images.shape}."
+        )
+    fraction = check_number("fraction", fraction, 0.0, 1.0)
+    max_blur = check_number("max_blur", max_blur, 0.5)
+    min_saturation = check_number("min_saturation", min_saturation, 0.0, 1.0)
+    min_contrast = check_number(
+        "min_contrast", min_contrast, 0.0, 1.0, low_open=True
+    )
+    max_noise = check_number("max_noise", max_noise, 0.0)
+    rng = np.random.default_rng(seed)
+    mask = rng.random(len(images)) < fraction
+    out = images.copy()
+    size = images.shape[1]
+    for i in np.flatnonzero(mask):
+        x = images[i].astype("float64")
+        factor = int(rng.choice((1, 1, 2, 4)))
+        if factor > 1 and size % factor == 0:
+            small = x.reshape(
+                size // factor, factor, size // factor, factor, 3
+            ).mean(axis=(1, 3))
+            x = small.repeat(factor, axis=0).repeat(factor, axis=1)
+        x = _gaussian_blur(x, rng.uniform(0.5, max_blur))
+        grey = x.mean(axis=-1, keepdims=True)
+        x = grey + rng.uniform(min_saturation, 1.0) * (x - grey)
+        mean = x.mean(axis=(0, 1), keepdims=True)
+        x = mean + rng.uniform(min_contrast, 1.0) * (x - mean)
+        x = x + rng.normal(0.0, rng.uniform(0.0, max_noise), x.shape)
+        out[i] = np.clip(x, -1.0, 1.0)
+    return out, mask
+
+
 def _recognizer_data(images, examples, jitter, copies, rng):
     """Crops at the objects' centres (jittered) and their attributes."""
     size = images.shape[1]
@@ -835,6 +921,75 @@ def _recognizer_data(images, examples, jitter, copies, rng):
     return crops, {k: np.asarray(v, "int32") for k, v in labels.items()}
 
 
+def judge_training_data(
+    num_images,
+    image_size,
+    grid_size,
+    seed=0,
+    degradation_fraction=0.5,
+    object_weight=4.0,
+):
+    """The judge's training sets: detector scenes and recognizer crops.
+
+    Args:
+        num_images: int. Scenes (drawn from the judge's own split).
+        image_size: int. Pixels.
+        grid_size: int. The detector's label grid.
+        seed: int. Scenes, degradations (`seed + 1`) and crop jitter.
+        degradation_fraction: float in [0, 1]. Share of the scenes seen
+            through `degrade_images`; 0: clean scenes only.
+        object_weight: float. Loss weight of object cells.
+
+    Returns:
+        dict: `images` (the detector's scenes, degraded where drawn),
+        `labels` and `weights` (per head), `crops` and `crop_labels` (two
+        jittered crops per object: with degradation one from the clean
+        scene and one from the degraded one, else two from the clean
+        scene), `degraded` (bool mask of the degraded scenes).
+    """
+    clean, examples = scenes_attribute_data(num_images, image_size, seed=seed)
+    images, degraded = clean, np.zeros(len(clean), bool)
+    if degradation_fraction > 0:
+        images, degraded = degrade_images(
+            clean, seed=seed + 1, fraction=degradation_fraction
+        )
+    targets = [scene_targets(e, grid_size) for e in examples]
+    labels = {
+        key: np.stack([np.asarray(t[key]) for t in targets]).astype("int32")
+        for key in ("object", "background", "tone")
+    }
+    weights = {
+        "object": np.where(labels["object"] > 0, object_weight, 1.0).astype(
+            "float32"
+        ),
+        "background": np.ones(len(images), "float32"),
+        "tone": np.ones(len(images), "float32"),
+    }
+    rng = np.random.default_rng(seed)
+    if degradation_fraction > 0:
+        parts = [
+            _recognizer_data(source, examples, jitter=1.5, copies=1, rng=rng)
+            for source in (clean, images)
+        ]
+        crops = np.concatenate([p[0] for p in parts])
+        crop_labels = {
+            key: np.concatenate([p[1][key] for p in parts])
+            for key in _OBJECT_HEADS
+        }
+    else:
+        crops, crop_labels = _recognizer_data(
+            images, examples, jitter=1.5, copies=2, rng=rng
+        )
+    return {
+        "images": images,
+        "labels": labels,
+        "weights": weights,
+        "crops": crops,
+        "crop_labels": crop_labels,
+        "degraded": degraded,
+    }
+
+
 def train_scene_attribute_classifier(
     num_images=3000,
     image_size=64,
@@ -847,6 +1002,7 @@ def train_scene_attribute_classifier(
     seed=0,
     validation_images=256,
     verbose=1,
+    degradation_fraction=0.5,
 ):
     """Trains the conditioning judge on real scenes images.
 
@@ -864,6 +1020,14 @@ def train_scene_attribute_classifier(
         seed: int. Data, jitter and initialisation seed.
         validation_images: int. Fresh real scenes for the report (0: none).
         verbose: int. Keras progress output.
+        degradation_fraction: float in [0, 1]. Share of the training
+            scenes the detector sees through `degrade_images` (blur, down-up
+            sampling, desaturation, lower contrast, noise: generic, drawn
+            without any tokenizer); the recognizer's second crop of every
+            object is cut from the same degraded scenes. A generated image
+            is decoded by a tokenizer, and a judge trained on clean scenes
+            only misses blurred or washed-out objects that are there.
+            0 trains on clean scenes only (the judge before this option).
 
     Returns:
         `(classifier, report)`: the trained `SceneAttributeClassifier` and a
@@ -889,10 +1053,20 @@ def train_scene_attribute_classifier(
     object_weight = check_number(
         "object_weight", object_weight, 0.0, low_open=True
     )
+    degradation_fraction = check_number(
+        "degradation_fraction", degradation_fraction, 0.0, 1.0
+    )
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
-    images, examples = scenes_attribute_data(num_images, image_size, seed=seed)
     classifier = SceneAttributeClassifier(image_size=image_size, width=width)
+    data = judge_training_data(
+        num_images,
+        image_size,
+        classifier.grid_size,
+        seed=seed,
+        degradation_fraction=degradation_fraction,
+        object_weight=object_weight,
+    )
     loss = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, ignore_class=-1
     )
@@ -903,18 +1077,7 @@ def train_scene_attribute_classifier(
             keras.optimizers.schedules.CosineDecay(learning_rate, steps)
         )
 
-    targets = [scene_targets(e, classifier.grid_size) for e in examples]
-    labels = {
-        key: np.stack([np.asarray(t[key]) for t in targets]).astype("int32")
-        for key in ("object", "background", "tone")
-    }
-    weights = {
-        "object": np.where(labels["object"] > 0, object_weight, 1.0).astype(
-            "float32"
-        ),
-        "background": np.ones(len(images), "float32"),
-        "tone": np.ones(len(images), "float32"),
-    }
+    images, labels = data["images"], data["labels"]
     detector = classifier.detector
     detector.compile(
         optimizer=adam(detector_epochs, len(images)),
@@ -923,16 +1086,13 @@ def train_scene_attribute_classifier(
     detector_history = detector.fit(
         images,
         labels,
-        sample_weight=weights,
+        sample_weight=data["weights"],
         batch_size=batch_size,
         epochs=detector_epochs,
         shuffle=True,
         verbose=verbose,
     )
-    rng = np.random.default_rng(seed)
-    crops, crop_labels = _recognizer_data(
-        images, examples, jitter=1.5, copies=2, rng=rng
-    )
+    crops, crop_labels = data["crops"], data["crop_labels"]
     recognizer = classifier.recognizer
     recognizer.compile(
         optimizer=adam(recognizer_epochs, len(crops)),
@@ -952,6 +1112,7 @@ def train_scene_attribute_classifier(
         "image_size": image_size,
         "detector_epochs": detector_epochs,
         "recognizer_epochs": recognizer_epochs,
+        "degradation_fraction": degradation_fraction,
         "detector_loss": float(detector_history.history["loss"][-1]),
         "recognizer_loss": float(recognizer_history.history["loss"][-1]),
         "train_seconds": round(time.perf_counter() - start, 1),

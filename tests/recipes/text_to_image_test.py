@@ -30,6 +30,22 @@ def test_settings_per_mode_and_overrides():
     assert default["mode"] == "default" and quick["mode"] == "quick"
     assert default["names"] == ["a"]
     assert default["sampling_guidance_scale"] == 3.0
+    # The judge sees half its training scenes degraded unless told.
+    assert default["judge_degradation"] == 0.5
+    assert default["train_steps"] == 1000
+    clean = text_to_image.resolve_settings(
+        text_to_image.parse_args(
+            ["--tokenizer", "scenes_lgvq_trained", "--judge-degradation", "0"]
+        )
+    )
+    assert clean["judge_degradation"] == 0.0
+    assert clean["names"] == ["scenes_lgvq_trained"]
+    with pytest.raises(ValueError, match="judge-degradation"):
+        text_to_image.resolve_settings(
+            text_to_image.parse_args(
+                ["--tokenizer", "a.keras", "--judge-degradation", "1.5"]
+            )
+        )
     custom = text_to_image.resolve_settings(
         text_to_image.parse_args(
             ["--tokenizer", "runs/x/lgvq/model.keras", "--tokenizer",

@@ -115,11 +115,13 @@ def load_tokenizer(tokenizer):
     Accepts a tokenizer backbone (`VQGANBackbone` or any layer with
     `encode`, `decode`, `grid_size`, `num_embeddings`), a trainer model that
     holds one as `.backbone` (`VQGAN`, `LGVQ`, ...), a `.keras` file saved by
-    keras_lgvq (loaded with `safe_mode=True`), or a preset directory written
-    by `save_to_preset`.
+    keras_lgvq (loaded with `safe_mode=True`), a preset directory written
+    by `save_to_preset`, or the name of a built-in preset that ships trained
+    tokenizer weights in the package (`scenes_lgvq_trained`,
+    `scenes_vqgan_trained`). An existing path wins over a preset name.
 
     Args:
-        tokenizer: a model, a layer, or a path.
+        tokenizer: a model, a layer, a path, or a shipped preset name.
 
     Returns:
         The tokenizer backbone, with `trainable = False`.
@@ -133,6 +135,7 @@ def load_tokenizer(tokenizer):
     ```python
     tokenizer = load_tokenizer("runs/scenes/lgvq/model.keras")
     tokenizer.grid_size, tokenizer.num_embeddings  # (16, 256)
+    tokenizer = load_tokenizer("scenes_lgvq_trained")  # shipped weights
     ```
     """
     if isinstance(tokenizer, os.PathLike):
@@ -140,9 +143,7 @@ def load_tokenizer(tokenizer):
     if isinstance(tokenizer, str):
         path = os.path.expanduser(tokenizer)
         if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"`tokenizer`: no such file or directory: {path!r}."
-            )
+            return _load_shipped_tokenizer(tokenizer)
         if os.path.isdir(path):
             from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
 
@@ -182,6 +183,43 @@ def load_tokenizer(tokenizer):
             f"path to one); received a {type(tokenizer).__name__}, which "
             f"lacks {missing}."
         )
+    tokenizer.trainable = False
+    return tokenizer
+
+
+def _shipped_tokenizer_presets():
+    from keras_lgvq.models import presets
+
+    return sorted(
+        name
+        for name, spec in presets.PRESETS.items()
+        if spec.get("shipped_weights")
+    )
+
+
+def _load_shipped_tokenizer(name):
+    """The tokenizer of a built-in preset with trained weights in the
+    package; a clear error for anything else that is not a path."""
+    from keras_lgvq.models import presets
+
+    shipped = _shipped_tokenizer_presets()
+    if name not in presets.PRESETS:
+        raise FileNotFoundError(
+            f"`tokenizer`={name!r} is neither an existing file or directory "
+            f"nor a preset with shipped weights ({shipped}). Pass a "
+            "tokenizer's `.keras` file, its `save_to_preset` directory or "
+            "one of those names."
+        )
+    if name not in shipped:
+        raise ValueError(
+            f"`tokenizer`={name!r} is a built-in preset without trained "
+            "weights in the package: its codes would be random. Train it "
+            "(e.g. recipes/scenes.py) and pass the saved model, or use a "
+            f"preset with shipped weights: {shipped}."
+        )
+    from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+
+    tokenizer = VQGANBackbone.from_preset(name)
     tokenizer.trainable = False
     return tokenizer
 

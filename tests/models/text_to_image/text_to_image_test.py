@@ -10,9 +10,7 @@ from keras_lgvq.models.text_to_image.text_to_image import TextToImage
 from keras_lgvq.models.text_to_image.text_to_image import load_tokenizer
 from keras_lgvq.models.text_to_image.text_to_image import mask_ratio
 from keras_lgvq.models.text_to_image.text_to_image import masked_code_loss
-from keras_lgvq.models.text_to_image.text_to_image_backbone import (
-    TextToImageBackbone,
-)
+from keras_lgvq.models.text_to_image.text_to_image_backbone import TextToImageBackbone
 from tests.models.tiny_configs import tiny_backbone
 
 BACKEND = keras.backend.backend()
@@ -438,6 +436,26 @@ def test_tokenizer_checks(tmp_path):
     tokenizer.save(path)
     loaded = load_tokenizer(path)
     assert loaded.grid_size == tokenizer.grid_size and not loaded.trainable
+
+
+def test_load_tokenizer_takes_a_shipped_preset_name():
+    from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+
+    tokenizer = load_tokenizer("scenes_vqgan_trained")
+    assert tokenizer.grid_size == 16 and tokenizer.num_embeddings == 256
+    assert not tokenizer.trainable
+    # The shipped weights, not a fresh initialisation.
+    untrained = VQGANBackbone.from_preset(
+        "scenes_vqgan_trained", load_weights=False
+    )
+    trained = [np.asarray(w) for w in tokenizer.get_weights()]
+    fresh = [np.asarray(w) for w in untrained.get_weights()]
+    assert any(not np.allclose(a, b) for a, b in zip(trained, fresh))
+    # A built-in preset without shipped weights would give random codes.
+    with pytest.raises(ValueError, match="without trained weights"):
+        load_tokenizer("scenes")
+    with pytest.raises(FileNotFoundError, match="scenes_lgvq_trained"):
+        load_tokenizer("no_such_tokenizer")
 
 
 def test_training_batches_must_carry_codes():
