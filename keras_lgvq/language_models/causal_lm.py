@@ -9,6 +9,7 @@ own layers (`token_embedding`, `transformer_layers`, `layer_norm`); nothing
 of the attention maths is re-implemented.
 """
 
+import hashlib
 import os
 
 import keras
@@ -323,6 +324,9 @@ class CausalLM(keras.layers.Layer):
             decoder must be trained (`trainable=True`).
         asset_sha256: str or None. Set by a saved model's configuration: the
             sha256 the asset of `source` must have (see `check_asset`).
+        saves_weights: None or True. Set by a saved model's configuration:
+            True when the file holds the whole LM, which loading then reads
+            back; None (default) decides at each save (`references_asset`).
         **kwargs: standard `keras.layers.Layer` arguments (e.g. `name`).
 
     The configuration stores `source` and `scratch`, so a saved model that
@@ -352,7 +356,8 @@ class CausalLM(keras.layers.Layer):
     """
 
     def __init__(self, source="smollm2", dtype=None, trainable=False,
-                 scratch=None, asset_sha256=None, **kwargs):
+                 scratch=None, asset_sha256=None, saves_weights=None,
+                 **kwargs):
         if isinstance(dtype, dict):
             dtype = keras.dtype_policies.deserialize(dtype)
         super().__init__(dtype=dtype, trainable=trainable, **kwargs)
@@ -364,11 +369,25 @@ class CausalLM(keras.layers.Layer):
         self._asset_sha256 = (
             None if self.scratch is not None else _asset_digest(source)
         )
+        if saves_weights not in (None, True):
+            raise ValueError(
+                "`saves_weights` must be None (decided when saving) or True "
+                f"(the file holds the whole LM); received {saves_weights!r}."
+            )
+        self._saves_weights = saves_weights
         backbone, tokenizer, max_length, stops = _load(
             source, self.dtype_policy, self.scratch
         )
         self.backbone = backbone
         self.tokenizer = tokenizer
+        # The asset's weights as loaded: a file may leave the LM out only
+        # while they are unchanged (an `assign` to a frozen weight must not
+        # be lost on save).
+        self._asset_fingerprint = (
+            self._backbone_fingerprint()
+            if self._asset_sha256 is not None and saves_weights is None
+            else None
+        )
         self.max_sequence_length = max_length
         self.stop_token_ids = stops
         self.hidden_dim = backbone.hidden_dim
@@ -394,17 +413,33 @@ class CausalLM(keras.layers.Layer):
 
         True for a pretrained LM from a single-file asset ("smollm2" or a
         `.gguf` path) whose only trainable backbone weights are LoRA
-        factors (none when frozen): `.keras` files, `save_weights` files
+        factors (none when frozen) and whose other weights are still the
+        asset's (checked by hash): `.keras` files, `save_weights` files
         and training backups then hold the LoRA factors only, and the
         configuration records the asset's sha256. False for a fully
         trained LM, a scratch decoder or a preset-directory source: the
         whole LM is saved.
         """
-        if self._asset_sha256 is None:
+        if self._asset_sha256 is None or self._saves_weights:
             return False
-        return all(
+        if not all(
             _is_lora_factor(v) for v in self.backbone.trainable_weights
-        )
+        ):
+            return False
+        return self._backbone_fingerprint() == self._asset_fingerprint
+
+    def _backbone_fingerprint(self):
+        """blake2b of the backbone's non-LoRA weights (about 1 s for
+        SmolLM2-135M)."""
+        digest = hashlib.blake2b(digest_size=16)
+        for variable in self.backbone.weights:
+            if not _is_lora_factor(variable):
+                digest.update(
+                    np.ascontiguousarray(
+                        keras.ops.convert_to_numpy(variable)
+                    ).tobytes()
+                )
+        return digest.hexdigest()
 
     def _saved_lora_factors(self):
         return [v for v in self.backbone.weights if _is_lora_factor(v)]
@@ -415,7 +450,7 @@ class CausalLM(keras.layers.Layer):
         # BPE tokenizer out keeps the asset's weights out of every file.
         names = super().__dir__()
         if self.__dict__.get("_asset_sha256") is None or not hasattr(
-            self, "backbone"
+            self, "_asset_fingerprint"
         ):
             return names
         if not self.references_asset:
@@ -759,12 +794,15 @@ class CausalLM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        referenced = self.references_asset
         config.update({
             "source": self.source,
             "scratch": self.scratch,
             # Recorded only when the saved weights leave the LM out.
-            "asset_sha256": self._asset_sha256
-            if self.references_asset else None,
+            "asset_sha256": self._asset_sha256 if referenced else None,
+            # True: the file holds the whole LM (trained, changed, or not
+            # from a single-file asset), and loading reads it back.
+            "saves_weights": None if referenced else True,
         })
         return config
 

@@ -197,6 +197,10 @@ def test_causal_lm_in_saved_model_round_trip(tmp_path):
     )
     layer = next(la for la in loaded.layers if isinstance(la, CausalLM))
     assert layer.get_config()["source"] == path and not layer.trainable
+    # The assigned weight is no longer the asset's, so the file holds the
+    # whole LM (instead of a reference to the asset) and says so.
+    assert layer.get_config()["saves_weights"] is True
+    assert layer.get_config()["asset_sha256"] is None
 
 
 def test_bad_files_are_refused(tmp_path):
