@@ -79,50 +79,22 @@ GENERATION_BATCH = 64
 
 
 def resolve_tokenizer(tokenizer):
-    """A frozen tokenizer backbone from a model, a path or a shipped preset.
-
-    Everything `keras_lgvq.models.text_to_image.load_tokenizer` accepts (a
-    model, a `.keras` file, a preset directory), plus the name of a
-    built-in preset that ships trained weights in the package
-    (`scenes_lgvq_trained`, `scenes_vqgan_trained`). An existing path wins
-    over a preset name. A built-in name without shipped weights is an
-    error: its tokenizer would be untrained, and captions or answers over
-    random codes measure nothing.
+    """A frozen tokenizer backbone from a model, a path or a shipped preset
+    name: `keras_lgvq.models.text_to_image.load_tokenizer` (imported here
+    lazily; a built-in name without shipped weights is a ValueError).
 
     Args:
         tokenizer: a tokenizer model or backbone, a path, or a shipped
             preset name.
 
-    Returns:
-        The tokenizer backbone, with `trainable = False`.
-
     Examples:
 
     ```python
     tokenizer = resolve_tokenizer("scenes_lgvq_trained")
-    tokenizer = resolve_tokenizer("runs/compare4/lgvq/preset")
     ```
     """
-    import os
-
-    from keras_lgvq.models import presets
     from keras_lgvq.models.text_to_image import load_tokenizer
 
-    if isinstance(tokenizer, str) and not os.path.exists(
-        os.path.expanduser(tokenizer)
-    ) and tokenizer in presets.PRESETS:
-        shipped = sorted(name for name, spec in presets.PRESETS.items()
-                         if spec.get("shipped_weights"))
-        if not presets.PRESETS[tokenizer].get("shipped_weights"):
-            raise ValueError(
-                f"`tokenizer`={tokenizer!r} is a built-in preset without "
-                "trained weights (its tokenizer would be untrained). Pass a "
-                f"preset that ships weights ({shipped}), a .keras file or a "
-                "preset directory of a trained tokenizer."
-            )
-        from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
-
-        return load_tokenizer(VQGANBackbone.from_preset(tokenizer))
     return load_tokenizer(tokenizer)
 
 
