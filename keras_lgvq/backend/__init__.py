@@ -8,6 +8,11 @@ module implements the same small interface for the backend Keras runs on:
   backend-agnostic hooks of `keras_lgvq.models.VQGAN`.
 - `gradient(fn, x)`: the gradient of a scalar function at a tensor, used for
   the adaptive GAN weight.
+- `value_and_input_gradient(fn, x)`: `fn(x)` (a tuple, first item a
+  scalar) and the constant gradient of its first item at `x` from the same
+  forward pass; only where `INPUT_GRADIENT_SHARES_FORWARD` (TensorFlow,
+  torch): the adaptive weight then needs no second LPIPS / discriminator
+  forward. JAX has no such function (see `jax_trainer`).
 - `replica_mean(x)`, `replica_sum(x)`: the mean / sum of a tensor over
   data-parallel replicas (only `tf.distribute` needs them; identity
   elsewhere, where one program already sees the global batch).
@@ -31,6 +36,7 @@ import keras
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
+    from keras_lgvq.backend.tensorflow_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.tensorflow_trainer import GANTrainer
     from keras_lgvq.backend.tensorflow_trainer import concrete_numpy
     from keras_lgvq.backend.tensorflow_trainer import gradient
@@ -41,7 +47,9 @@ if _BACKEND == "tensorflow":
     from keras_lgvq.backend.tensorflow_trainer import replica_mean
     from keras_lgvq.backend.tensorflow_trainer import replica_sum
     from keras_lgvq.backend.tensorflow_trainer import runtime_assert
+    from keras_lgvq.backend.tensorflow_trainer import value_and_input_gradient
 elif _BACKEND == "jax":
+    from keras_lgvq.backend.jax_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.jax_trainer import GANTrainer
     from keras_lgvq.backend.jax_trainer import concrete_numpy
     from keras_lgvq.backend.jax_trainer import gradient
@@ -53,6 +61,7 @@ elif _BACKEND == "jax":
     from keras_lgvq.backend.jax_trainer import replica_sum
     from keras_lgvq.backend.jax_trainer import runtime_assert
 elif _BACKEND == "torch":
+    from keras_lgvq.backend.torch_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.torch_trainer import GANTrainer
     from keras_lgvq.backend.torch_trainer import concrete_numpy
     from keras_lgvq.backend.torch_trainer import gradient
@@ -63,6 +72,7 @@ elif _BACKEND == "torch":
     from keras_lgvq.backend.torch_trainer import replica_mean
     from keras_lgvq.backend.torch_trainer import replica_sum
     from keras_lgvq.backend.torch_trainer import runtime_assert
+    from keras_lgvq.backend.torch_trainer import value_and_input_gradient
 else:
     raise ImportError(
         f"keras_lgvq supports the tensorflow, jax and torch backends; "

@@ -29,6 +29,13 @@ def gradient(fn, x):
     return jax.grad(fn)(x)
 
 
+# A `jax.vjp` inside the traced step would capture the layers' state
+# updates (batch-norm statistics, dropout seeds) in its own trace, so the
+# adaptive weight's gradients are taken by re-applying the last layer
+# (`VQGAN.adaptive_weight_gradients`); XLA shares what it can.
+INPUT_GRADIENT_SHARES_FORWARD = False
+
+
 def _current_values(scope, variables, fallback):
     values = []
     for variable, old in zip(variables, fallback):

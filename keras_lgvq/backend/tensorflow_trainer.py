@@ -91,6 +91,23 @@ def gradient(fn, x):
     return tape.gradient(y, x)
 
 
+# `value_and_input_gradient` reuses the forward pass it differentiates.
+INPUT_GRADIENT_SHARES_FORWARD = True
+
+
+def value_and_input_gradient(fn, x):
+    """`fn(x)` and the gradient of its first output at `x`, one forward.
+
+    `fn` returns a tuple whose first item is a scalar. The outputs stay in
+    any enclosing tape (the train step's), the gradient is a constant:
+    taming's `autograd.grad(loss, last_layer, retain_graph=True)`.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = fn(x)
+    return outputs, tf.stop_gradient(tape.gradient(outputs[0], x))
+
+
 class GANTrainer:
     """Generator step then discriminator step, each with its own tape."""
 

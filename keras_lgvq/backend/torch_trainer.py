@@ -32,6 +32,23 @@ def gradient(fn, x):
     return grad
 
 
+# `value_and_input_gradient` reuses the forward pass it differentiates.
+INPUT_GRADIENT_SHARES_FORWARD = True
+
+
+def value_and_input_gradient(fn, x):
+    """`fn(x)` and the gradient of its first output at `x`, one forward.
+
+    `fn` returns a tuple whose first item is a scalar; `x` is part of the
+    train step's graph. The graph is kept for the step's own backward;
+    the gradient is detached (taming's `autograd.grad(..., retain_graph=
+    True)`).
+    """
+    outputs = fn(x)
+    (grad,) = torch.autograd.grad(outputs[0], x, retain_graph=True)
+    return outputs, grad.detach()
+
+
 class GANTrainer:
     """Generator step then discriminator step with `loss.backward()`."""
 

@@ -360,6 +360,8 @@ class VQGAN(SkipNonfiniteStepsFlag, lgvq_backend.GANTrainer, keras.Model):
     ):
         """Gradients of the nll and GAN losses at the decoder's last kernel.
 
+        The train step uses this on JAX; TensorFlow and torch take the same
+        gradients from the step's own forward pass (`_kernel_gradient`).
         The decoder's last layer is linear in its kernel, so both gradients
         come from re-applying `decoder.conv_out` to the (constant) decoder
         features; nothing else of the graph is differentiated again. With
@@ -395,11 +397,14 @@ class VQGAN(SkipNonfiniteStepsFlag, lgvq_backend.GANTrainer, keras.Model):
         """Hook for subclasses: returns (weighted loss, logs)."""
         return 0.0, {}
 
-    def _tokenizer_losses(self, images, outputs, training=False):
-        """Reconstruction + perceptual + quantizer terms and their logs."""
-        nll, rec_loss, perceptual = self._nll(
-            images, outputs["reconstruction"], training
-        )
+    def _tokenizer_losses(self, images, outputs, training=False, nll=None):
+        """Reconstruction + perceptual + quantizer terms and their logs.
+
+        `nll`: the `_nll` triple when the caller already computed it.
+        """
+        if nll is None:
+            nll = self._nll(images, outputs["reconstruction"], training)
+        nll, rec_loss, perceptual = nll
         logs = {
             "rec_loss": rec_loss,
             "nll_loss": nll,
@@ -422,11 +427,54 @@ class VQGAN(SkipNonfiniteStepsFlag, lgvq_backend.GANTrainer, keras.Model):
             self.disc_factor == 0.0 or self._gan_skipped_phase
         )
 
+    def _adversarial_terms(self, reconstruction, training=True):
+        """`(generator GAN loss,)` on reconstructions, as a tuple for
+        `value_and_input_gradient`."""
+        logits_fake = self.discriminator(reconstruction, training=training)
+        return (generator_adversarial_loss(logits_fake),)
+
+    def _shares_adaptive_forward(self):
+        """Whether this step takes the adaptive weight's gradients from the
+        step's own LPIPS / discriminator forward (TensorFlow, torch)."""
+        return (
+            lgvq_backend.INPUT_GRADIENT_SHARES_FORWARD
+            and self.discriminator is not None
+            and self.adaptive_disc_weight
+            and not self._gan_terms_skipped()
+        )
+
+    def _kernel_gradient(self, decoder_features, upstream):
+        """Gradient at `decoder.conv_out.kernel` of a loss whose gradient at
+        the reconstruction is `upstream`: the last layer is linear in its
+        kernel, so this is one small conv's backward, not the loss's."""
+        conv = self.backbone.decoder.conv_out
+        dtype = conv.compute_dtype
+        features = ops.cast(ops.stop_gradient(decoder_features), dtype)
+        upstream = ops.cast(ops.stop_gradient(upstream), "float32")
+
+        def linear(kernel):
+            out = ops.conv(features, ops.cast(kernel, dtype), padding="same")
+            return ops.sum(ops.cast(out, "float32") * upstream)
+
+        kernel = ops.stop_gradient(ops.convert_to_tensor(conv.kernel))
+        return lgvq_backend.replica_mean(lgvq_backend.gradient(linear, kernel))
+
     def _generator_step(self, batch, training=True):
         images = batch["images"]
         outputs = self.backbone.encode_decode(images, training=training)
         reconstruction = outputs["reconstruction"]
-        total, logs = self._tokenizer_losses(images, outputs, training)
+        shared = self._shares_adaptive_forward()
+        nll = nll_upstream = None
+        if shared:
+            # The nll's gradient at the reconstruction from the forward the
+            # loss itself uses (one LPIPS pass; its dropout mask is the
+            # step's own, as in taming).
+            nll, nll_upstream = lgvq_backend.value_and_input_gradient(
+                lambda x: self._nll(images, x, training), reconstruction
+            )
+        total, logs = self._tokenizer_losses(
+            images, outputs, training, nll=nll
+        )
         factor = ops.zeros((), "float32")
         if self._gan_terms_skipped():
             # `total + d_weight * 0 * g_loss` is `total`: nothing to compute.
@@ -439,17 +487,27 @@ class VQGAN(SkipNonfiniteStepsFlag, lgvq_backend.GANTrainer, keras.Model):
             factor = discriminator_factor(
                 self.optimizer.iterations, self.disc_start, self.disc_factor
             )
-            logits_fake = self.discriminator(reconstruction, training=training)
-            g_loss = generator_adversarial_loss(logits_fake)
-            if self.adaptive_disc_weight:
-                nll_grad, g_grad = self.adaptive_weight_gradients(
-                    images, outputs["decoder_features"], training
+            if shared:
+                (g_loss,), g_upstream = lgvq_backend.value_and_input_gradient(
+                    lambda x: self._adversarial_terms(x, training),
+                    reconstruction,
                 )
+                features = outputs["decoder_features"]
                 d_weight = adaptive_generator_weight(
-                    nll_grad, g_grad, self.disc_weight
+                    self._kernel_gradient(features, nll_upstream),
+                    self._kernel_gradient(features, g_upstream),
+                    self.disc_weight,
                 )
             else:
+                (g_loss,) = self._adversarial_terms(reconstruction, training)
                 d_weight = ops.convert_to_tensor(self.disc_weight, "float32")
+                if self.adaptive_disc_weight:
+                    nll_grad, g_grad = self.adaptive_weight_gradients(
+                        images, outputs["decoder_features"], training
+                    )
+                    d_weight = adaptive_generator_weight(
+                        nll_grad, g_grad, self.disc_weight
+                    )
             total = total + d_weight * factor * g_loss
             logs.update(g_loss=g_loss, d_weight=d_weight, disc_factor=factor)
         extra, extra_logs = self._extra_generator_losses(

@@ -148,6 +148,31 @@ def test_adaptive_weight_gradients_match_references():
     np.testing.assert_allclose(fd, norm, rtol=5e-2)
 
 
+def test_train_step_adaptive_weight_equals_the_recomputed_one():
+    """TensorFlow and torch take the adaptive weight's gradients from the
+    step's own forward pass (no second LPIPS / discriminator forward); the
+    weight must equal the one from re-applying the last layer
+    (`adaptive_weight_gradients`, JAX's path) on the pre-step state."""
+    from keras_lgvq.losses.gan_losses import adaptive_generator_weight
+
+    model = tiny_vqgan(disc_start=0)
+    model.compile(learning_rate=1e-3)
+    images = tiny_images(4)
+    model.build()
+    outputs = model.backbone.encode_decode(images, training=False)
+    nll_grad, g_grad = model.adaptive_weight_gradients(
+        images, outputs["decoder_features"]
+    )
+    expected = float(
+        ops.convert_to_numpy(
+            adaptive_generator_weight(nll_grad, g_grad, model.disc_weight)
+        )
+    )
+    logs = model.train_on_batch(images, return_dict=True)
+    assert expected > 0.0
+    np.testing.assert_allclose(float(logs["d_weight"]), expected, rtol=1e-4)
+
+
 @pytest.mark.skipif(BACKEND == "torch", reason="jit_compile is TF/JAX only")
 def test_jit_compiled_training_step_runs():
     model = tiny_vqgan()
