@@ -27,7 +27,11 @@ the blind model's and the true answer).
 the pretrained LM by a small decoder trained from scratch with the mapper
 and classifier (`--decoder-width`, `--decoder-layers`; only the `--lm`'s
 tokenizer is used): no 30-block SmolLM2 forward and backward per step, so
-many more steps fit a CPU budget. `--tokenizer` also takes the name of a
+many more steps fit a CPU budget. By default (`--decoder-vocabulary
+compact`) that decoder's embedding covers only the tokenizer ids of the
+training and validation questions (43 on scenes, against SmolLM2's 49,152):
+exact for questions inside it, a few MB saved instead of ~50.
+`--tokenizer` also takes the name of a
 tokenizer preset that ships trained weights (`scenes_lgvq_trained`,
 `scenes_vqgan_trained`).
 
@@ -120,6 +124,13 @@ def parse_args(argv=None):
     p.add_argument("--decoder-width", type=int, default=256,
                    help="Hidden size of a --decoder scratch model.")
     p.add_argument("--decoder-layers", type=int, default=2)
+    p.add_argument("--decoder-vocabulary", default="compact",
+                   choices=("compact", "full"),
+                   help="compact (default): the scratch decoder's embedding "
+                   "covers only the tokenizer ids of the training and "
+                   "validation questions (43 ids on scenes; exact for "
+                   "questions inside it, a question with another token is "
+                   "an error); full: all the --lm tokenizer's ids.")
     p.add_argument("--figure-images", type=int, default=8)
     p.add_argument("--no-blind", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -310,9 +321,39 @@ def paired_tests(sets, splits, answers_of):
     return out
 
 
-def language_model_of(args):
+# Scenes whose question text (no images) joins the training questions in a
+# compact decoder vocabulary: the scenes question language has 43 ids,
+# which a few training images may not all use.
+VOCABULARY_POOL_IMAGES = 1000
+
+
+def question_vocabulary(args, sets):
+    """The compact vocabulary of a scratch decoder: the tokenizer ids of the
+    training and validation questions plus the special ids (None for a
+    pretrained LM or `--decoder-vocabulary full`). On scenes, the questions
+    of `VOCABULARY_POOL_IMAGES` more training-split scenes are added (text
+    only), so a short run's model still reads every scenes question.
+    Answers go through the classifier, not the LM, so they need no ids."""
+    if args.decoder != "scratch" or args.decoder_vocabulary != "compact":
+        return None
+    from keras_lgvq.language_models import compact_vocabulary
+
+    texts = [q["question"] for split in ("train", "validation")
+             for q in sets.get(split, [])]
+    if args.dataset == "scenes":
+        from keras_lgvq.datasets import scenes_questions as sq
+
+        texts += [q["question"] for q in sq.generate_questions(
+            VOCABULARY_POOL_IMAGES, seed=args.seed, split="train",
+            image_size=32, questions_per_image=args.questions_per_image,
+            include_images=False)]
+    return compact_vocabulary(args.lm, texts)
+
+
+def language_model_of(args, vocabulary_ids=None):
     """The LM of one VQA model: the pretrained `--lm`, or a new scratch
-    decoder over its tokenizer (`--decoder scratch`)."""
+    decoder over its tokenizer (`--decoder scratch`), over
+    `vocabulary_ids` when given (`question_vocabulary`)."""
     from keras_lgvq.language_models import load_causal_lm
 
     if args.decoder == "pretrained":
@@ -320,7 +361,7 @@ def language_model_of(args):
     width = args.decoder_width
     return load_causal_lm(args.lm, trainable=True, scratch={
         "hidden_dim": width, "num_layers": args.decoder_layers,
-        "intermediate_dim": 2 * width})
+        "intermediate_dim": 2 * width, "vocabulary_ids": vocabulary_ids})
 
 
 def run(args):
@@ -337,7 +378,10 @@ def run(args):
     load_start = load_average()
     with watch.phase("load"):
         tokenizer = resolve_tokenizer(args.tokenizer)
-        lm = language_model_of(args)
+        compact = (args.decoder == "scratch"
+                   and args.decoder_vocabulary == "compact")
+        if not compact:
+            lm = language_model_of(args)
     with watch.phase("encode"):
         if args.dataset == "scenes":
             sets, codes = scenes_sets(args, tokenizer)
@@ -352,11 +396,17 @@ def run(args):
             (sets["train"], codes["train"]), held = hold_out_images(
                 sets["train"], codes["train"], args.validation_fraction)
             sets["validation"], codes["validation"] = held
+    vocabulary_ids = question_vocabulary(args, sets)
+    if compact:
+        with watch.phase("load"):
+            lm = language_model_of(args, vocabulary_ids)
     eval_splits = [s for s in ("test", "holdout") if s in sets]
     max_length = question_length(
         lm, [q["question"] for v in sets.values() for q in v],
         args.max_question_length)
     results = {"settings": vars(args), "answer_vocabulary": vocabulary,
+               "decoder_vocabulary_size": None if vocabulary_ids is None
+               else len(vocabulary_ids),
                "sizes": {k: len(v) for k, v in sets.items()},
                "question_tokens": max_length, "models": {}}
     # Per split, every model's answers (the paired tests below).
@@ -379,7 +429,7 @@ def run(args):
             # A fresh LM per model (a new scratch decoder, seeded above):
             # the image and blind models must not share trained weights.
             with watch.phase("load"):
-                lm = language_model_of(args)
+                lm = language_model_of(args, vocabulary_ids)
         extra = {"hidden_dim": args.mapper_width}
         if args.mapper == "transformer":
             extra.update(num_layers=args.mapper_layers, num_heads=4)

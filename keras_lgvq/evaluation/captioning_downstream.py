@@ -15,7 +15,11 @@ The building blocks are shared with `recipes/captioning.py`:
 
 `CAPTIONING_DEFAULTS` and `CAPTIONING_SIZES` are the measured CPU default:
 a pooled mapper (k = 16 regions) into a scratch decoder (width 256, 2
-blocks, over SmolLM2's tokenizer), 2,000 training scenes x 2 captions, 3
+blocks, over SmolLM2's tokenizer; its embedding and tied
+output layer cover only the ~144 tokenizer ids of the training captions,
+`decoder_vocabulary="compact"`: a modelling choice, exact for captions
+inside that vocabulary, that shrinks the saved model from ~55 MB to a few
+MB; `"full"` keeps all 49,152 ids), 2,000 training scenes x 2 captions, 3
 epochs of batch 16 (750 steps per model), 100 test scenes. On the shipped
 `scenes_lgvq_trained` tokenizer (seed 0) the image model reached CIDEr-D
 31.6 vs the blind model's 16.6 (paired bootstrap over the 100 test images:
@@ -46,6 +50,9 @@ CAPTIONING_DEFAULTS = {
     "decoder": "scratch",
     "decoder_width": 256,
     "decoder_layers": 2,
+    # "compact": the scratch decoder's embedding / tied head cover only the
+    # tokenizer ids of the training text (+ specials); "full": all 49,152.
+    "decoder_vocabulary": "compact",
     "language_model_training": "frozen",
     "lora_rank": None,
     "mapper": "pooled",
@@ -66,6 +73,9 @@ CAPTIONING_SIZES = {
     "eval_images": 100,
     "captions_per_image": 2,
 }
+# A scratch decoder's vocabulary: the training text's ids, or the whole
+# tokenizer's.
+DECODER_VOCABULARIES = ("compact", "full")
 # Per-image scores returned by `per_image_caption_scores`.
 PER_IMAGE_METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
 # Decimals kept of a per-image (sentence) BLEU-4: 0.1 BLEU points, so the
@@ -197,6 +207,12 @@ def check_captioning_settings(settings):
         check_int(key, out[key], low=1)
     if out["projection_dim"] is not None:
         check_int("projection_dim", out["projection_dim"], low=1)
+    if out["decoder_vocabulary"] not in DECODER_VOCABULARIES:
+        raise ValueError(
+            "`decoder_vocabulary` must be one of "
+            f"{list(DECODER_VOCABULARIES)}; received "
+            f"{out['decoder_vocabulary']!r}."
+        )
     if out["decoder"] not in ("pretrained", "scratch"):
         raise ValueError(
             "`decoder` must be 'pretrained' or 'scratch'; received "
@@ -210,7 +226,40 @@ def check_captioning_settings(settings):
     return out
 
 
-def load_language_model(settings, source="smollm2", shared=None):
+def decoder_vocabulary(settings, source, texts):
+    """The `vocabulary_ids` of a scratch decoder under `settings`.
+
+    With `decoder_vocabulary="compact"` (the default) and a scratch
+    decoder: `keras_lgvq.language_models.compact_vocabulary(source, texts)`,
+    the sorted tokenizer ids of `texts` plus the special ids (144 ids for
+    the scenes captions of 300 or 2,000 training images, against SmolLM2's
+    49,152). A modelling choice, exact for text inside it: the decoder
+    cannot read or write any other token, and text holding one is a
+    ValueError. None otherwise (whole vocabulary, or a pretrained LM).
+
+    Args:
+        settings: dict from `check_captioning_settings`.
+        source: LM source whose tokenizer is used.
+        texts: list of str. The text the decoder reads and writes: the
+            training (and validation) captions.
+
+    Examples:
+
+    ```python
+    ids = decoder_vocabulary(settings, "smollm2", train_captions)
+    ```
+    """
+    if settings["decoder"] != "scratch" or (
+        settings["decoder_vocabulary"] != "compact"
+    ):
+        return None
+    from keras_lgvq.language_models import compact_vocabulary
+
+    return compact_vocabulary(source, texts)
+
+
+def load_language_model(settings, source="smollm2", shared=None,
+                        vocabulary_ids=None):
     """The causal LM of one captioner under `settings`.
 
     A scratch decoder is new for every call (random weights of the
@@ -223,21 +272,41 @@ def load_language_model(settings, source="smollm2", shared=None):
         settings: dict from `check_captioning_settings`.
         source: LM source (`"smollm2"`, a .gguf or a keras-hub preset dir).
         shared: a frozen `CausalLM` to reuse, or None.
+        vocabulary_ids: list of int or None. A scratch decoder's compact
+            vocabulary (`decoder_vocabulary`); required when `settings`
+            ask for a compact scratch decoder, else must be None.
 
     Examples:
 
     ```python
-    lm = load_language_model(check_captioning_settings(None))
+    lm = load_language_model(check_captioning_settings(
+        {"decoder_vocabulary": "full"}))
     ```
     """
     from keras_lgvq.language_models import load_causal_lm
 
+    compact = (settings["decoder"] == "scratch"
+               and settings["decoder_vocabulary"] == "compact")
+    if compact and vocabulary_ids is None:
+        raise ValueError(
+            "A compact scratch decoder (`decoder_vocabulary='compact'`) "
+            "needs `vocabulary_ids`: pass `decoder_vocabulary(settings, "
+            "source, training_texts)`, or set decoder_vocabulary='full'."
+        )
+    if not compact and vocabulary_ids is not None:
+        raise ValueError(
+            "`vocabulary_ids` is for a scratch decoder with "
+            "decoder_vocabulary='compact'; received settings decoder="
+            f"{settings['decoder']!r}, decoder_vocabulary="
+            f"{settings['decoder_vocabulary']!r}."
+        )
     if settings["decoder"] == "scratch":
         width = settings["decoder_width"]
         return load_causal_lm(source, trainable=True, scratch={
             "hidden_dim": width,
             "num_layers": settings["decoder_layers"],
             "intermediate_dim": 2 * width,
+            "vocabulary_ids": vocabulary_ids,
         })
     if settings["language_model_training"] == "frozen" and shared is not None:
         return shared
@@ -551,14 +620,23 @@ def captioning_downstream_scenes(
     elif (settings["decoder"] == "pretrained"
           and settings["language_model_training"] == "frozen"):
         shared = load_language_model(settings, language_model)
+    # All captions of the training images and the validation captions:
+    # the text a compact scratch decoder reads and writes.
+    vocabulary_ids = decoder_vocabulary(
+        settings, lm_source,
+        [c for e in train for c in e["captions"]] + val_captions,
+    )
     result = {"image_ids": [e["image_id"] for e in test],
-              "settings": settings, "sizes": sizes, "seed": seed}
+              "settings": settings, "sizes": sizes, "seed": seed,
+              "decoder_vocabulary_size": None if vocabulary_ids is None
+              else len(vocabulary_ids)}
     for name in ("image", "blind") if blind else ("image",):
         # Seeded before the decoder and the mapper are made: both models
         # (and the models of another tokenizer) start from the same weights
         # and see the batches in the same order.
         keras.utils.set_random_seed(seed)
-        lm = load_language_model(settings, lm_source, shared)
+        lm = load_language_model(settings, lm_source, shared,
+                                 vocabulary_ids)
         if name == "image":
             kwargs = {"codes": np.repeat(train_codes, reps, axis=0)}
             val_kwargs = {"codes": np.repeat(val_codes, reps, axis=0)}

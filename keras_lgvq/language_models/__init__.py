@@ -17,6 +17,7 @@ from keras_lgvq.language_models import smollm2_assets
 from keras_lgvq.language_models import splade_assets
 from keras_lgvq.language_models.bpe_tokenizer import ByteLevelBPETokenizer
 from keras_lgvq.language_models.causal_lm import CausalLM
+from keras_lgvq.language_models.causal_lm import compact_vocabulary
 from keras_lgvq.language_models.causal_lm import describe_sources
 from keras_lgvq.language_models.causal_lm import load_causal_lm
 from keras_lgvq.language_models.masked_lm import MaskedLanguageModel

@@ -51,6 +51,9 @@ SCRATCH_DEFAULTS = {
     "rope_max_wavelength": 10000,
     "layer_norm_epsilon": 1e-5,
     "dropout": 0.0,
+    # None: the whole tokenizer vocabulary; else a sorted list of tokenizer
+    # ids the embedding / tied head covers (`compact_vocabulary`).
+    "vocabulary_ids": None,
 }
 
 
@@ -81,7 +84,10 @@ def check_scratch_config(scratch):
             f"{sorted(SCRATCH_DEFAULTS)}."
         )
     config = dict(SCRATCH_DEFAULTS, **scratch)
+    config["vocabulary_ids"] = check_vocabulary_ids(config["vocabulary_ids"])
     for key, value in config.items():
+        if key == "vocabulary_ids":
+            continue
         if key in ("layer_norm_epsilon", "dropout"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(
@@ -112,14 +118,170 @@ def check_scratch_config(scratch):
     return config
 
 
+def check_vocabulary_ids(vocabulary_ids):
+    """Validate a compact vocabulary; return it as a list of int (or None).
+
+    Args:
+        vocabulary_ids: None (the whole tokenizer vocabulary) or a strictly
+            increasing sequence of at least 2 non-negative tokenizer ids
+            (`compact_vocabulary` builds one).
+
+    Examples:
+
+    ```python
+    check_vocabulary_ids([0, 2, 7])   # [0, 2, 7]
+    ```
+    """
+    if vocabulary_ids is None:
+        return None
+    if isinstance(vocabulary_ids, np.ndarray):
+        vocabulary_ids = vocabulary_ids.tolist()
+    fix = (
+        "Build it with `keras_lgvq.language_models.compact_vocabulary("
+        "tokenizer, texts)`, or pass None for the whole vocabulary."
+    )
+    if not isinstance(vocabulary_ids, (list, tuple)) or len(
+        vocabulary_ids
+    ) < 2:
+        raise ValueError(
+            "`scratch['vocabulary_ids']` must be None or a sorted list of "
+            f"at least 2 tokenizer ids; received {vocabulary_ids!r:.80}. "
+            + fix
+        )
+    out = []
+    for value in vocabulary_ids:
+        if isinstance(value, np.integer):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or (
+            value < 0
+        ):
+            raise ValueError(
+                "`scratch['vocabulary_ids']` must hold non-negative "
+                f"integer token ids; received {value!r}. " + fix
+            )
+        if out and value <= out[-1]:
+            raise ValueError(
+                "`scratch['vocabulary_ids']` must be strictly increasing "
+                f"(sorted, no repeats); {value} follows {out[-1]}. "
+                "Use `sorted(set(ids))`, or " + fix
+            )
+        out.append(value)
+    return out
+
+
+def special_token_ids(tokenizer):
+    """The special ids a prefix LM reads or emits with `tokenizer`.
+
+    The stop ids (`end_token_id`, and `<|endoftext|>` when the vocabulary
+    has it), `pad_token_id` and `start_token_id` where the tokenizer has
+    them: the captioner ends every caption with the first stop id, pads
+    with the pad id, and decoding stops at any stop id. Captions and
+    questions carry no other special token (no BOS is added, newlines are
+    ordinary text tokens).
+
+    Args:
+        tokenizer: a keras-hub tokenizer (e.g. `CausalLM.tokenizer`).
+
+    Examples:
+
+    ```python
+    special_token_ids(lm.tokenizer)   # e.g. [0, 2] for SmolLM2
+    ```
+    """
+    ids = set(_gguf_stop_ids(tokenizer))
+    for name in ("pad_token_id", "start_token_id"):
+        value = getattr(tokenizer, name, None)
+        if value is not None:
+            ids.add(int(value))
+    return sorted(ids)
+
+
+def compact_vocabulary(tokenizer, texts, extra_ids=None):
+    """The sorted tokenizer ids of `texts` plus the special ids.
+
+    A scratch decoder built with `scratch={"vocabulary_ids": ids}` has an
+    embedding and tied output head over exactly these ids. This is a
+    modelling choice, not an approximation: for text inside the vocabulary
+    the model is an ordinary causal LM whose softmax runs over these ids
+    (a full-vocabulary model assigns the other ids some probability; this
+    one cannot emit them). Text with a token outside it is refused
+    (`CausalLM.check_token_ids`).
+
+    Args:
+        tokenizer: a `CausalLM`, a keras-hub tokenizer, or an LM source
+            string (`"smollm2"`, a `.gguf` path, a preset directory) whose
+            tokenizer is read.
+        texts: str or list of str: all the text the model will read or
+            write (e.g. every training caption, question).
+        extra_ids: list of int or None. More ids to include. The special
+            ids (`special_token_ids`) are always included.
+
+    Returns:
+        A sorted list of int tokenizer ids.
+
+    Examples:
+
+    ```python
+    ids = compact_vocabulary("smollm2", ["a red cube", "a blue ball"])
+    lm = CausalLM("smollm2", trainable=True,
+                  scratch={"hidden_dim": 64, "vocabulary_ids": ids})
+    ```
+    """
+    if isinstance(tokenizer, CausalLM):
+        tokenizer = tokenizer.tokenizer
+    elif isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = _load_tokenizer(os.fspath(tokenizer))[0]
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, (list, tuple)) or not texts:
+        raise ValueError(
+            "`texts` must be a str or a non-empty list of str (the text the "
+            f"model reads and writes); received {texts!r:.60}."
+        )
+    ids = set(special_token_ids(tokenizer))
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(
+                f"`texts`[{i}] must be a str; received "
+                f"{type(text).__name__}: {text!r:.60}."
+            )
+        ids.update(int(t) for t in np.asarray(tokenizer(text)).reshape(-1))
+    if extra_ids is not None:
+        if not isinstance(extra_ids, (list, tuple, np.ndarray)):
+            raise ValueError(
+                "`extra_ids` must be a list of token ids or None; received "
+                f"{extra_ids!r:.60}."
+            )
+        size = int(tokenizer.vocabulary_size())
+        for value in np.asarray(extra_ids).reshape(-1).tolist():
+            if not isinstance(value, int) or not 0 <= value < size:
+                raise ValueError(
+                    f"`extra_ids` must be token ids in [0, {size}); "
+                    f"received {value!r}."
+                )
+            ids.add(value)
+    return sorted(ids)
+
+
 def _scratch_backbone(scratch, tokenizer, dtype):
-    """A freshly initialised keras-hub Llama decoder stack (tied head)."""
+    """A freshly initialised keras-hub Llama decoder stack (tied head),
+    over `scratch["vocabulary_ids"]` when given, else the whole vocabulary.
+    """
     import keras_hub
 
     fields = dict(scratch)
     max_length = fields.pop("max_sequence_length")
+    vocabulary_ids = fields.pop("vocabulary_ids", None)
+    size = int(tokenizer.vocabulary_size())
+    if vocabulary_ids is not None and vocabulary_ids[-1] >= size:
+        raise ValueError(
+            f"`scratch['vocabulary_ids']` holds id {vocabulary_ids[-1]}, but "
+            f"the tokenizer has {size} ids; build the list with "
+            "`compact_vocabulary` from this source's tokenizer."
+        )
     backbone = keras_hub.models.LlamaBackbone(
-        vocabulary_size=int(tokenizer.vocabulary_size()),
+        vocabulary_size=size if vocabulary_ids is None
+        else len(vocabulary_ids),
         tie_word_embeddings=True,
         dtype=dtype,
         **fields,
@@ -226,6 +388,30 @@ def _gguf_stop_ids(tokenizer):
     return tuple(sorted({int(s) for s in stops if s is not None}))
 
 
+def _load_tokenizer(source):
+    """(tokenizer, stop_token_ids) of an LM source, without its weights."""
+    from keras_lgvq.language_models import gguf_llama
+
+    if isinstance(source, str) and os.path.isdir(source):
+        import keras_hub
+
+        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(source)
+        end = getattr(tokenizer, "end_token_id", None)
+        return tokenizer, (() if end is None else (int(end),))
+    if source in BUILTIN_SOURCES:
+        path = smollm2_assets.require_gguf()
+    elif isinstance(source, str) and source.endswith(".gguf"):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"`source` GGUF file not found: {source}")
+        path = source
+    else:
+        raise ValueError(
+            f"`source` must be {describe_sources()}. Received: {source!r}."
+        )
+    tokenizer = gguf_llama.tokenizer_from_gguf(path)
+    return tokenizer, _gguf_stop_ids(tokenizer)
+
+
 def _load(source, dtype, scratch=None):
     """Return (backbone, tokenizer, max_sequence_length, stop_token_ids).
 
@@ -320,8 +506,22 @@ class CausalLM(keras.layers.Layer):
             Fields (defaults in `SCRATCH_DEFAULTS`): `hidden_dim`,
             `num_layers`, `num_query_heads`, `num_key_value_heads`,
             `intermediate_dim`, `max_sequence_length`,
-            `rope_max_wavelength`, `layer_norm_epsilon`, `dropout`. Such a
-            decoder must be trained (`trainable=True`).
+            `rope_max_wavelength`, `layer_norm_epsilon`, `dropout`,
+            `vocabulary_ids`. Such a decoder must be trained
+            (`trainable=True`). `vocabulary_ids` (a sorted list of tokenizer
+            ids, `compact_vocabulary`; None = the whole vocabulary) makes
+            the embedding and tied head cover only those ids: a modelling
+            choice that is exact for text inside it, not an approximation
+            of a full-vocabulary model. Inputs and outputs stay tokenizer
+            ids (`embed_tokens`, `encode`, `greedy_decode`); `logits` has
+            one column per listed id; text with another token is a
+            ValueError (`check_token_ids`). The list is saved in the
+            configuration. For the scenes captions (a few hundred ids) the
+            embedding shrinks from 49,152 rows to a few hundred.
+        vocabulary_ids: list of int or None. Only for a preset-directory
+            `source` holding a compact decoder (`save_to_preset` of a model
+            whose scratch decoder had `vocabulary_ids`): the tokenizer ids
+            of its embedding rows.
         asset_sha256: str or None. Set by a saved model's configuration: the
             sha256 the asset of `source` must have (see `check_asset`).
         saves_weights: None or True. Set by a saved model's configuration:
@@ -357,7 +557,7 @@ class CausalLM(keras.layers.Layer):
 
     def __init__(self, source="smollm2", dtype=None, trainable=False,
                  scratch=None, asset_sha256=None, saves_weights=None,
-                 **kwargs):
+                 vocabulary_ids=None, **kwargs):
         if isinstance(dtype, dict):
             dtype = keras.dtype_policies.deserialize(dtype)
         super().__init__(dtype=dtype, trainable=trainable, **kwargs)
@@ -398,6 +598,26 @@ class CausalLM(keras.layers.Layer):
         self.pad_token_id = getattr(tokenizer, "pad_token_id", None)
         if self.pad_token_id is None:
             self.pad_token_id = stops[0] if stops else 0
+        self.tokenizer_vocabulary_size = int(tokenizer.vocabulary_size())
+        vocabulary_ids = check_vocabulary_ids(vocabulary_ids)
+        if vocabulary_ids is not None:
+            # A compact decoder restored from a preset directory (its
+            # backbone there has one row per listed id).
+            if self.scratch is not None or not os.path.isdir(source):
+                raise ValueError(
+                    "`vocabulary_ids` is for a preset-directory source "
+                    "holding a compact decoder; a new decoder takes it as "
+                    "`scratch={'vocabulary_ids': ...}`."
+                )
+            if len(vocabulary_ids) != backbone.vocabulary_size:
+                raise ValueError(
+                    f"`vocabulary_ids` lists {len(vocabulary_ids)} ids but "
+                    f"the backbone in {source} has {backbone.vocabulary_size}"
+                    " embedding rows."
+                )
+        elif self.scratch is not None:
+            vocabulary_ids = self.scratch["vocabulary_ids"]
+        self._set_vocabulary_ids(vocabulary_ids)
         # Propagate the frozen default to the freshly built backbone. Not
         # `self.trainable = trainable`: on TensorFlow, Keras's tracking
         # `__setattr__` skips an assignment whose value `is` the current one
@@ -405,6 +625,118 @@ class CausalLM(keras.layers.Layer):
         # an enclosing model's optimizer updated the "frozen" LM.
         keras.layers.Layer.trainable.fset(self, trainable)
         self.built = True
+
+    # ----------------------------------------------------- compact vocabulary
+    def _set_vocabulary_ids(self, vocabulary_ids):
+        if vocabulary_ids is None:
+            self.vocabulary_ids = None
+            self._compact_table = None
+            return
+        ids = np.asarray(vocabulary_ids, dtype="int32")
+        # Tokenizer id -> compact id; -1 marks ids outside the vocabulary.
+        table = np.full((self.tokenizer_vocabulary_size,), -1, "int32")
+        table[ids] = np.arange(len(ids), dtype="int32")
+        self.vocabulary_ids = ids
+        self._compact_table = table
+        needed = sorted(
+            set(int(i) for i in self.stop_token_ids) | {int(self.pad_token_id)}
+        )
+        missing = [i for i in needed if table[i] < 0]
+        if missing:
+            raise ValueError(
+                f"`scratch['vocabulary_ids']` lacks the special ids {missing}"
+                f" (stop / pad ids {needed}) the model reads and emits; "
+                "build the list with `compact_vocabulary`, which adds them."
+            )
+
+    def check_token_ids(self, token_ids, name="token_ids"):
+        """Refuse tokenizer ids outside a compact vocabulary (host side).
+
+        Args:
+            token_ids: int array-like of tokenizer ids.
+            name: string. The argument's name for the error message.
+
+        Raises:
+            ValueError: an id outside `[0, tokenizer vocabulary)`, or, for a
+                decoder over `vocabulary_ids`, an id outside that list; the
+                message names the token's text, its id, the vocabulary size
+                and the fix. Never mapped to another id.
+
+        Examples:
+
+        ```python
+        lm.check_token_ids(lm.tokenizer("a red cube"))
+        ```
+        """
+        ids = np.asarray(ops.convert_to_numpy(token_ids)).reshape(-1)
+        if ids.size == 0:
+            return
+        if ids.dtype.kind not in "iu":
+            raise ValueError(
+                f"`{name}` must hold integer token ids; received dtype "
+                f"{ids.dtype}."
+            )
+        bad = ids[(ids < 0) | (ids >= self.tokenizer_vocabulary_size)]
+        if bad.size:
+            raise ValueError(
+                f"`{name}` holds id {int(bad[0])}, outside the tokenizer's "
+                f"[0, {self.tokenizer_vocabulary_size})."
+            )
+        if self._compact_table is None:
+            return
+        outside = ids[self._compact_table[ids] < 0]
+        if outside.size:
+            token = int(outside[0])
+            raise ValueError(
+                f"`{name}` holds the token {self.decode([token])!r} (id "
+                f"{token}), which is not in this decoder's compact vocabulary"
+                f" of {len(self.vocabulary_ids)} ids "
+                "(`scratch['vocabulary_ids']`): it cannot read or write it. "
+                "Build the vocabulary with `compact_vocabulary(tokenizer, "
+                "texts)` from text that includes it, or use the whole "
+                "vocabulary (`vocabulary_ids=None`)."
+            )
+
+    def to_compact_ids(self, token_ids):
+        """Tokenizer ids -> row ids of the embedding / columns of `logits`.
+
+        The identity (the input, unchanged) without a compact vocabulary.
+        Works inside traced functions; ids outside the vocabulary give -1
+        there, so check host-side inputs with `check_token_ids` (`encode`
+        and the models' `prepare_inputs` / `fit` do).
+
+        Args:
+            token_ids: int array of tokenizer ids.
+
+        Examples:
+
+        ```python
+        lm.to_compact_ids(lm.encode("a red cube"))
+        ```
+        """
+        if self._compact_table is None:
+            return token_ids
+        table = ops.convert_to_tensor(self._compact_table)
+        return ops.take(table, ops.cast(token_ids, "int32"), axis=0)
+
+    def to_tokenizer_ids(self, compact_ids):
+        """Compact ids (columns of `logits`) -> tokenizer ids (numpy int32).
+
+        The identity without a compact vocabulary.
+
+        Args:
+            compact_ids: int array-like.
+
+        Examples:
+
+        ```python
+        ids = lm.to_tokenizer_ids(np.argmax(logits, -1))
+        ```
+        """
+        ids = np.asarray(ops.convert_to_numpy(compact_ids)).astype("int32")
+        if self.vocabulary_ids is None:
+            return ids
+        return self.vocabulary_ids[ids]
 
     # ------------------------------------------------------------- saving
     @property
@@ -482,7 +814,8 @@ class CausalLM(keras.layers.Layer):
         """Return the token embeddings `(..., hidden_dim)` of integer ids.
 
         Args:
-            token_ids: int array `(B, T)`. Ids below `vocabulary_size`.
+            token_ids: int array `(B, T)` of tokenizer ids (mapped to the
+                compact vocabulary's rows when the decoder has one).
 
         Examples:
 
@@ -490,7 +823,7 @@ class CausalLM(keras.layers.Layer):
         e = lm.embed_tokens(lm.tokenizer("a bird")[None])  # (1, 2, 576)
         ```
         """
-        return self.backbone.token_embedding(token_ids)
+        return self.backbone.token_embedding(self.to_compact_ids(token_ids))
 
     def _check_embeds(self, inputs_embeds, name="inputs_embeds"):
         # Static shapes only, so the check also works while tracing.
@@ -552,6 +885,9 @@ class CausalLM(keras.layers.Layer):
 
         The head is the transposed token-embedding matrix when embeddings
         are tied (SmolLM2), else the backbone's separate output matrix.
+        With a compact vocabulary (`vocabulary_ids`), column `j` is the
+        tokenizer id `vocabulary_ids[j]` (`to_tokenizer_ids`); the width is
+        `vocabulary_size` either way.
 
         Args:
             hidden_states: float array `(..., hidden_dim)`.
@@ -683,7 +1019,9 @@ class CausalLM(keras.layers.Layer):
         lengths = np.zeros((batch,), "int32")
         done = np.zeros((batch,), bool)
         for step in range(max_new_tokens):
-            next_ids = np.argmax(ops.convert_to_numpy(logits[:, -1]), axis=-1)
+            next_ids = self.to_tokenizer_ids(
+                np.argmax(ops.convert_to_numpy(logits[:, -1]), axis=-1)
+            )
             stopped = np.isin(next_ids, stop)
             live = ~done & ~stopped
             out[live, step] = next_ids[live]
@@ -733,7 +1071,7 @@ class CausalLM(keras.layers.Layer):
                     "`prompts` must hold non-empty strings; received "
                     f"{prompt!r}."
                 )
-            ids = np.asarray(self.tokenizer(prompt), dtype="int32")[None]
+            ids = self.encode(prompt)[None]
             # One row at a time: prompts differ in length and RoPE positions
             # must start at 0 for each.
             new, count = self.greedy_decode(
@@ -744,6 +1082,9 @@ class CausalLM(keras.layers.Layer):
 
     def encode(self, text):
         """Token ids (int32 numpy) of one string, without special tokens.
+
+        With a compact vocabulary, text holding a token outside it is a
+        ValueError (`check_token_ids`), never mapped to another id.
 
         Args:
             text: str.
@@ -756,7 +1097,10 @@ class CausalLM(keras.layers.Layer):
         """
         if not isinstance(text, str):
             raise ValueError(f"`text` must be a string; received {text!r}.")
-        return np.asarray(self.tokenizer(text), dtype="int32")
+        ids = np.asarray(self.tokenizer(text), dtype="int32")
+        if self._compact_table is not None:
+            self.check_token_ids(ids, name=f"text {text!r:.60}")
+        return ids
 
     def decode(self, token_ids):
         """Text of a 1-D sequence of token ids.
@@ -803,6 +1147,11 @@ class CausalLM(keras.layers.Layer):
             # True: the file holds the whole LM (trained, changed, or not
             # from a single-file asset), and loading reads it back.
             "saves_weights": None if referenced else True,
+            # A restored compact decoder (a scratch one keeps it in
+            # `scratch`).
+            "vocabulary_ids": None
+            if self.scratch is not None or self.vocabulary_ids is None
+            else [int(i) for i in self.vocabulary_ids],
         })
         return config
 

@@ -8,6 +8,8 @@ import pytest
 from keras_lgvq.evaluation.captioning_downstream import CAPTIONING_DEFAULTS
 from keras_lgvq.evaluation.captioning_downstream import captioning_downstream_scenes
 from keras_lgvq.evaluation.captioning_downstream import check_captioning_settings
+from keras_lgvq.evaluation.captioning_downstream import decoder_vocabulary
+from keras_lgvq.evaluation.captioning_downstream import load_language_model
 from keras_lgvq.evaluation.captioning_downstream import paired_caption_tests
 from keras_lgvq.evaluation.captioning_downstream import per_image_caption_scores
 from keras_lgvq.evaluation.captioning_downstream import resolve_tokenizer
@@ -65,6 +67,26 @@ def test_settings_are_checked():
         check_captioning_settings({"mapper": "pooled", "projection_dim": 4})
     with pytest.raises(ValueError, match="decoder"):
         check_captioning_settings({"decoder": "gpt"})
+    # The scenes default is a compact scratch decoder vocabulary.
+    assert CAPTIONING_DEFAULTS["decoder_vocabulary"] == "compact"
+    with pytest.raises(ValueError, match="decoder_vocabulary"):
+        check_captioning_settings({"decoder_vocabulary": "small"})
+
+
+def test_a_compact_scratch_decoder_needs_its_vocabulary(tmp_path):
+    lm = write_tiny_lm_gguf(tmp_path / "tiny.gguf")
+    settings = check_captioning_settings(dict(TINY))
+    with pytest.raises(ValueError, match="vocabulary_ids"):
+        load_language_model(settings, lm)
+    ids = decoder_vocabulary(settings, lm, ["red cube", "blue ball"])
+    model_lm = load_language_model(settings, lm, vocabulary_ids=ids)
+    assert model_lm.vocabulary_ids.tolist() == ids
+    assert model_lm.vocabulary_size == len(ids)
+    full = check_captioning_settings(dict(TINY, decoder_vocabulary="full"))
+    assert decoder_vocabulary(full, lm, ["red cube"]) is None
+    with pytest.raises(ValueError, match="vocabulary_ids"):
+        load_language_model(full, lm, vocabulary_ids=ids)
+    assert load_language_model(full, lm).vocabulary_ids is None
 
 
 def test_image_and_blind_captioners_train_and_score(tmp_path):
@@ -76,6 +98,9 @@ def test_image_and_blind_captioners_train_and_score(tmp_path):
         use_java=False,
     )
     assert result["settings"]["decoder"] == "scratch"
+    # The default compact decoder vocabulary: the captions' ids (the tiny
+    # LM spells captions letter by letter) plus the stop id.
+    assert 3 <= result["decoder_vocabulary_size"] < 30
     assert len(result["image_ids"]) == 4
     for name in ("image", "blind"):
         entry = result[name]

@@ -389,6 +389,12 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
             keys = [k for k in self.input_keys if k in x.element_spec]
             return x.map(lambda batch: {k: batch[k] for k in keys})
         if isinstance(x, dict):
+            if "token_ids" in x and not hasattr(
+                x["token_ids"], "element_spec"
+            ):
+                # Host side: a token outside a compact decoder vocabulary
+                # is an error, never another id.
+                self.language_model.check_token_ids(x["token_ids"])
             return {k: v for k, v in x.items() if k in self.input_keys}
         return x
 
@@ -498,7 +504,13 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
         # The LM (with any fine-tuned weights; LoRA adapters merged into
         # their kernels by Keras' saver) comes from the directory; the
         # constructor then applies `language_model_training`.
-        inner["language_model"] = CausalLM(source=preset)
+        saved_lm = inner.get("language_model") or {}
+        saved_lm = saved_lm.get("config", {}) if isinstance(
+            saved_lm, dict) else {}
+        vocabulary_ids = (saved_lm.get("scratch") or {}).get(
+            "vocabulary_ids", saved_lm.get("vocabulary_ids"))
+        inner["language_model"] = CausalLM(source=preset,
+                                           vocabulary_ids=vocabulary_ids)
         replace_tokenizer = tokenizer is not None
         if replace_tokenizer:
             inner["tokenizer"] = load_tokenizer(tokenizer)
@@ -561,8 +573,12 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
         (`keras_lgvq.models.presets.resolve_preset`). A built-in name builds
         an untrained mapper for `tokenizer` (else the preset's tokenizer
         architecture, untrained) and `language_model` (else the preset's,
-        `"smollm2"`); a directory written by `save_to_preset` restores the
-        trained model, its LM and tokenizer.
+        `"smollm2"`); a built-in name that ships a trained model (e.g.
+        `scenes_lgvq_captioner`, `keras_lgvq.models.captioning.shipped`)
+        loads it with its shipped tokenizer preset attached, no training
+        (`load_weights=False`: the same architecture, untrained); a
+        directory written by `save_to_preset` restores the trained model,
+        its LM and tokenizer.
 
         Args:
             preset: string. A built-in name or a local directory.
@@ -593,6 +609,18 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
                 )
             return cls._from_directory(value, tokenizer, load_weights,
                                        **kwargs)
+        if value.get("shipped_model"):
+            # A trained model in the package (`shipped.py`); its LM is part
+            # of it.
+            if language_model is not None:
+                raise ValueError(
+                    f"Preset {preset!r} ships a trained model with its own "
+                    "decoder; `language_model` cannot replace it."
+                )
+            from keras_lgvq.models.captioning.shipped import load_shipped_model
+
+            return load_shipped_model(cls, value, tokenizer, load_weights,
+                                      **kwargs)
         return cls._from_spec(value, tokenizer, language_model, **kwargs)
 
 
@@ -614,7 +642,14 @@ class Captioner(PrefixLanguageModel):
     trained from scratch with the mapper (for users who want no pretrained
     LM): a keras-hub Llama decoder stack with a tied `ReversibleEmbedding`
     over the LM source's tokenizer vocabulary (`CausalLM(scratch=...)`);
-    only the source's tokenizer is used.
+    only the source's tokenizer is used. `decoder_config={"vocabulary_ids":
+    ids}` (`keras_lgvq.language_models.compact_vocabulary(source,
+    captions)`) restricts its embedding and output layer to the ids of the
+    training captions plus the special ids: a modelling choice, exact for
+    captions inside that vocabulary (a caption with another token is a
+    ValueError), that makes the model a few MB instead of ~50 MB and its
+    output layer a few hundred columns wide instead of 49,152. Generation
+    returns tokenizer ids either way.
 
     Train with plain `compile` / `fit`: the loss is built in (`compute_loss`)
     and batches are dicts with `codes` (or `code_vectors`), `token_ids` and
@@ -737,8 +772,9 @@ class Captioner(PrefixLanguageModel):
         """Teacher-forced next-token logits of the caption tokens.
 
         Returns:
-            float32 `(B, L, vocabulary_size)`: row `i` predicts
-            `token_ids[:, i]`.
+            float32 `(B, L, language_model.vocabulary_size)`: row `i`
+            predicts `token_ids[:, i]`; with a compact decoder vocabulary
+            column `j` is tokenizer id `language_model.vocabulary_ids[j]`.
         """
         for key in ("token_ids", "padding_mask"):
             if key not in inputs:
@@ -762,14 +798,18 @@ class Captioner(PrefixLanguageModel):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
-        loss = masked_code_loss(y_pred, x["token_ids"], x["padding_mask"])
+        # Logits have one column per (compact) vocabulary id.
+        targets = self.language_model.to_compact_ids(x["token_ids"])
+        loss = masked_code_loss(y_pred, targets, x["padding_mask"])
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-        targets = ops.cast(x["token_ids"], "int32")
+        targets = ops.cast(
+            self.language_model.to_compact_ids(x["token_ids"]), "int32"
+        )
         self.token_accuracy.update_state(
             ops.cast(ops.equal(predicted, targets), "float32"),
             sample_weight=ops.cast(x["padding_mask"], "float32"),
@@ -818,6 +858,10 @@ class Captioner(PrefixLanguageModel):
             return [ids[i, : lengths[i]] for i in range(len(ids))]
         batch = int(ops.shape(prefix)[0])
         k = self.prefix_length
+        # The beam works on logit columns (compact ids when the decoder has
+        # a compact vocabulary); tokens are mapped back to tokenizer ids to
+        # embed them and in the result.
+        stops = [int(i) for i in lm.to_compact_ids(np.asarray(stops, "int32"))]
         cache = lm.init_cache(batch, k + max_new_tokens)
         hidden, cache = lm.call_with_cache(prefix, cache, 0)
         first = _log_softmax(ops.convert_to_numpy(lm.logits(hidden[:, -1])))
@@ -825,7 +869,7 @@ class Captioner(PrefixLanguageModel):
 
         def step(tokens, parents, count):
             cache = ops.take(state["cache"], parents, axis=0)
-            embeds = lm.embed_tokens(tokens[:, None])
+            embeds = lm.embed_tokens(lm.to_tokenizer_ids(tokens)[:, None])
             hidden, state["cache"] = lm.call_with_cache(
                 embeds, cache, k + count - 1
             )
@@ -837,7 +881,7 @@ class Captioner(PrefixLanguageModel):
             first, step, beam_size, max_new_tokens, stop_token_ids=stops,
             length_penalty=length_penalty,
         )
-        return sequences
+        return [lm.to_tokenizer_ids(seq) for seq in sequences]
 
     def generate(self, codes=None, code_vectors=None, max_new_tokens=None,
                  beam_size=1, length_penalty=0.0):

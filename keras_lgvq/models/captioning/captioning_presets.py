@@ -2,9 +2,13 @@
 the offline SmolLM2 LM, for the CPU `scenes` tokenizer and the paper's CUB
 tokenizer.
 
-No weights are published: a built-in name builds an untrained mapper for
-the tokenizer passed to `Captioner.from_preset(name, tokenizer=...)`
-(else the named tokenizer preset's architecture, untrained).
+No paper weights are published: those built-in names build an untrained
+mapper for the tokenizer passed to `Captioner.from_preset(name,
+tokenizer=...)` (else the named tokenizer preset's architecture,
+untrained). `scenes_lgvq_captioner` / `scenes_vqgan_captioner` are
+trained scenes captioners that ship in the package once
+`recipes/ship_scenes_stage2.py --install` has made them
+(`keras_lgvq.models.captioning.shipped`).
 """
 
 # The classes that can build these presets.
@@ -67,3 +71,35 @@ PRESETS = {
         _CUB_TRAINING,
     ),
 }
+
+
+def _shipped(name, tokenizer_preset, what):
+    """A captioner trained by `recipes/ship_scenes_stage2.py` whose weights
+    ship in the package (`keras_lgvq.models.captioning.shipped`)."""
+    return {
+        "description": (
+            f"A trained scenes captioner over the codes of the shipped "
+            f"`{tokenizer_preset}` tokenizer ({what}), loaded with no "
+            "training: the measured CPU default of `captioning_downstream` "
+            "(pooled mapper k = 16 into a 2-block width-256 decoder trained "
+            "from scratch over a compact vocabulary of the training "
+            "captions' SmolLM2 token ids; SmolLM2's tokenizer comes from "
+            "the offline LM asset). Command, seed, budget and the scores "
+            "on fixed test scenes: training.json next to the weights "
+            "(`shipped.read_shipped_model_record`)."
+        ),
+        "tokenizer_preset": tokenizer_preset,
+        "language_model": "smollm2",
+        "shipped_model": {
+            "name": name,
+            "directory": f"models/captioning/trained/{name}",
+            "trained_by": "recipes/ship_scenes_stage2.py",
+        },
+        "paper_weights": False,
+    }
+
+
+PRESETS["scenes_lgvq_captioner"] = _shipped(
+    "scenes_lgvq_captioner", "scenes_lgvq_trained", "LG-VQ codes")
+PRESETS["scenes_vqgan_captioner"] = _shipped(
+    "scenes_vqgan_captioner", "scenes_vqgan_trained", "VQGAN codes")

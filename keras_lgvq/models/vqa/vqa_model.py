@@ -266,6 +266,14 @@ class VQAModel(PrefixLanguageModel):
         from keras_lgvq.models import presets
 
         kind, spec = presets.resolve_preset(preset, cls.__name__)
+        if kind == "builtin" and spec.get("shipped_model"):
+            # A trained model in the package: its answer vocabulary is in
+            # its config.
+            model = super().from_preset(preset, tokenizer, language_model,
+                                        load_weights, **kwargs)
+            if answer_vocabulary is not None:
+                check_answer_vocabulary(model, answer_vocabulary)
+            return model
         if kind == "builtin":
             if "answer_vocabulary" in kwargs:
                 raise ValueError("Pass `answer_vocabulary` once.")

@@ -2,9 +2,12 @@
 last hidden state into an answer classifier (the LG-VQ paper's design,
 downstream-spec §3), for the CPU `scenes` tokenizer and for COCO-QA.
 
-No weights are published: a built-in name builds an untrained mapper and
-classifier for the tokenizer passed to `VQAModel.from_preset(name,
-tokenizer=...)` (else the named tokenizer preset's architecture, untrained).
+No paper weights are published: those built-in names build an untrained
+mapper and classifier for the tokenizer passed to `VQAModel.from_preset(
+name, tokenizer=...)` (else the named tokenizer preset's architecture,
+untrained). `scenes_lgvq_vqa` / `scenes_vqgan_vqa` are trained scenes VQA
+models that ship in the package once `recipes/ship_scenes_stage2.py
+--install` has made them (`keras_lgvq.models.captioning.shipped`).
 """
 
 from keras_lgvq.datasets import scenes
@@ -72,3 +75,35 @@ PRESETS = {
         "paper_weights": False,
     },
 }
+
+
+def _shipped(name, tokenizer_preset, what):
+    """A VQA model trained by `recipes/ship_scenes_stage2.py` whose weights
+    ship in the package (`keras_lgvq.models.captioning.shipped`)."""
+    return {
+        "description": (
+            f"A trained scenes VQA model over the codes of the shipped "
+            f"`{tokenizer_preset}` tokenizer ({what}), loaded with no "
+            "training: recipes/vqa.py's defaults (pooled mapper k = 16 "
+            "into a 2-block width-256 decoder trained from scratch over a "
+            "compact vocabulary of the training questions' SmolLM2 token "
+            f"ids; classifier over the {len(SCENES_ANSWERS)} scenes "
+            "answers). Command, seed, budget and the accuracy on fixed "
+            "test scenes: training.json next to the weights."
+        ),
+        "tokenizer_preset": tokenizer_preset,
+        "language_model": "smollm2",
+        "answer_vocabulary": SCENES_ANSWERS,
+        "shipped_model": {
+            "name": name,
+            "directory": f"models/vqa/trained/{name}",
+            "trained_by": "recipes/ship_scenes_stage2.py",
+        },
+        "paper_weights": False,
+    }
+
+
+PRESETS["scenes_lgvq_vqa"] = _shipped(
+    "scenes_lgvq_vqa", "scenes_lgvq_trained", "LG-VQ codes")
+PRESETS["scenes_vqgan_vqa"] = _shipped(
+    "scenes_vqgan_vqa", "scenes_vqgan_trained", "VQGAN codes")
