@@ -25,6 +25,9 @@ module implements the same small interface for the backend Keras runs on:
   `torch.compile` (host-side checks cover those).
 - `distribution_scope(name)`: data parallelism on one or many machines
   (`keras_lgvq.backend.distribution`).
+- `conditionals_are_slow()`: True while tracing an XLA-compiled TensorFlow
+  graph, where a differentiated `tf.cond` was measured ~20x slower than
+  either branch; code with a branch-free equivalent takes it there.
 - `num_replicas()`: replicas the loss is split over (for loss scaling).
 - `concrete_numpy(x)`: `x` as numpy when its values exist now, None while
   traced (`tf.function`, `jax.jit`, `torch.compile`): value checks run on
@@ -39,6 +42,7 @@ if _BACKEND == "tensorflow":
     from keras_lgvq.backend.tensorflow_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.tensorflow_trainer import GANTrainer
     from keras_lgvq.backend.tensorflow_trainer import concrete_numpy
+    from keras_lgvq.backend.tensorflow_trainer import conditionals_are_slow
     from keras_lgvq.backend.tensorflow_trainer import gradient
     from keras_lgvq.backend.tensorflow_trainer import graph_assertions_available
     from keras_lgvq.backend.tensorflow_trainer import num_replicas
@@ -52,6 +56,7 @@ elif _BACKEND == "jax":
     from keras_lgvq.backend.jax_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.jax_trainer import GANTrainer
     from keras_lgvq.backend.jax_trainer import concrete_numpy
+    from keras_lgvq.backend.jax_trainer import conditionals_are_slow
     from keras_lgvq.backend.jax_trainer import gradient
     from keras_lgvq.backend.jax_trainer import graph_assertions_available
     from keras_lgvq.backend.jax_trainer import num_replicas
@@ -64,6 +69,7 @@ elif _BACKEND == "torch":
     from keras_lgvq.backend.torch_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.torch_trainer import GANTrainer
     from keras_lgvq.backend.torch_trainer import concrete_numpy
+    from keras_lgvq.backend.torch_trainer import conditionals_are_slow
     from keras_lgvq.backend.torch_trainer import gradient
     from keras_lgvq.backend.torch_trainer import graph_assertions_available
     from keras_lgvq.backend.torch_trainer import num_replicas

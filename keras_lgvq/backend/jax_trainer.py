@@ -7,6 +7,7 @@ import numpy as np
 from keras import StatelessScope
 from keras import ops
 
+from keras_lgvq.backend.single_program import conditionals_are_slow  # noqa: F401
 from keras_lgvq.backend.single_program import graph_assertions_available  # noqa: F401
 from keras_lgvq.backend.single_program import num_replicas  # noqa: F401
 from keras_lgvq.backend.single_program import replica_all_gather  # noqa: F401

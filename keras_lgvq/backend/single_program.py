@@ -32,3 +32,9 @@ def graph_assertions_available():
     """Whether traced steps can fail on a value: neither `jax.jit` nor
     `torch.compile` graphs can raise on one (host-side checks cover them)."""
     return False
+
+
+def conditionals_are_slow():
+    """Whether the program being traced should avoid `ops.cond`: never on
+    JAX (`lax.cond`) or torch (Python branches)."""
+    return False

@@ -5,6 +5,7 @@ import contextlib
 import numpy as np
 import torch
 
+from keras_lgvq.backend.single_program import conditionals_are_slow  # noqa: F401
 from keras_lgvq.backend.single_program import graph_assertions_available  # noqa: F401
 from keras_lgvq.backend.single_program import num_replicas  # noqa: F401
 from keras_lgvq.backend.single_program import replica_all_gather  # noqa: F401

@@ -178,6 +178,8 @@ class MaskedTextDecoder(keras.layers.Layer):
     `loss(call(...))` either way, up to float summation order. A trace
     whose batch size is unknown (a kept last batch, relaxed shapes) also
     takes the full computation: XLA needs the buffer size at compile time.
+    So does TensorFlow with `jit_compile=True`, where the differentiated
+    `tf.cond` was measured ~20x slower than the whole step without it.
     `full_logits=True` always takes the full `(B, L, V)` path (the
     previous behaviour; for benchmarks and checks). `call` and therefore
     evaluation (`LanguageGuidance.predict_masked`) still give all logits.
@@ -638,7 +640,9 @@ class MaskedTextDecoder(keras.layers.Layer):
             # position (same value).
             return self._reduce(full_total(), weights)
         budget = max(1, math.ceil(self._budget_fraction() * positions))
-        if budget >= positions:
+        if budget >= positions or lgvq_backend.conditionals_are_slow():
+            # TensorFlow under XLA: the cond below cost ~20x the step
+            # (`conditionals_are_slow`), scoring every row does not.
             return self._reduce(full_total(), weights)
 
         def gathered_total():
