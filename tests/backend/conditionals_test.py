@@ -37,9 +37,7 @@ def test_tensorflow_reports_xla_graphs_only():
 def test_scored_mtp_loss_under_xla_equals_the_full_loss():
     import tensorflow as tf
 
-    from keras_lgvq.layers.guidance.masked_text_decoder import (
-        MaskedTextDecoder,
-    )
+    from keras_lgvq.layers.guidance.masked_text_decoder import MaskedTextDecoder
 
     rng = np.random.default_rng(0)
     batch, length, dim, vocab = 4, 10, 16, 50
