@@ -45,8 +45,6 @@ shipped-weights path yet, so this recipe does not ship it.
 import argparse
 import json
 import os
-import platform
-import resource
 import shutil
 import sys
 import time
@@ -216,7 +214,6 @@ def main(argv=None):
         return
     import keras
 
-    import keras_lgvq
     from keras_lgvq.models.captioning.shipped import save_shipped_model
 
     recipe = task_recipe(args.task)
@@ -255,18 +252,7 @@ def main(argv=None):
         "seed": args.seed,
         "decoder_vocabulary_size": results.get("decoder_vocabulary_size"),
         "final_loss": results["models"]["image"].get("final_loss"),
-        "package_commit": tokenizers_recipe._git_commit(),
-        "working_tree_modified": tokenizers_recipe._git_dirty(),
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "keras_lgvq": keras_lgvq.__version__,
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-            "peak_rss_mib": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        },
+        **tokenizers_recipe.run_environment(),
         # This process (training + loading); `install` sums the segments
         # of a resumed run.
         "wall_s": round(train_wall, 1),

@@ -215,6 +215,29 @@ def _git_dirty():
     return bool(result.stdout.strip())
 
 
+def run_environment():
+    """Commit, versions and machine of this process, for a shipped
+    model's `training.json` (also used by `ship_scenes_stage2.py`)."""
+    import keras
+
+    import keras_lgvq
+
+    return {
+        "package_commit": _git_commit(),
+        "working_tree_modified": _git_dirty(),
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "keras_lgvq": keras_lgvq.__version__,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+            "peak_rss_mib": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            ),
+        },
+    }
+
 def build(kind, prior):
     import keras_lgvq
 
@@ -340,7 +363,6 @@ def main(argv=None):
         return
     import keras
 
-    import keras_lgvq
     from keras_lgvq import text_priors
     from keras_lgvq.models.presets import get_preset
 
@@ -391,19 +413,7 @@ def main(argv=None):
         "discriminator": False,
         "lpips": False,
         "initial_backbone_abs_sum": checksum,
-        "package_commit": _git_commit(),
-        "working_tree_modified": _git_dirty(),
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "keras_lgvq": keras_lgvq.__version__,
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-            "peak_rss_mib": round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            ),
-        },
+        **run_environment(),
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "test_scenes": {

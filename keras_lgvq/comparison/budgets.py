@@ -79,10 +79,10 @@ DOWNSTREAM_BUDGETS = {
 # (`keras_lgvq.comparison.captioning`) per budget: sizes of
 # `captioning_downstream_scenes` (None: its defaults) and `settings`
 # overrides of its `CAPTIONING_DEFAULTS` (None: none). The default budget
-# takes both as they are (about 220 CPU-s per tokenizer at the defaults
-# measured in `keras_lgvq.evaluation.captioning_downstream`, so LG-VQ and
-# VQGAN add about 7 CPU-minutes to the ~24 of their training and
-# evaluation: inside the 30 minutes). `--quick` has none: its 5 minutes
+# takes both as they are: the image and the blind captioner, 750 steps
+# each over the compact decoder vocabulary (one such training took 57 CPU-s
+# in `recipes/ship_scenes_stage2.py`), plus encoding, decoding and
+# scoring; the default run with captioning has not been re-timed since. `--quick` has none: its 5 minutes
 # hold the tokenizers' headline metrics only (pass the default budget for
 # captions). `--smoke` runs the whole captioning path on a handful of
 # images with a one-block decoder of width 32, scored without Java (the
