@@ -54,7 +54,7 @@ KERAS_BACKEND=torch python benchmarks/training_benchmark.py \
 
 Results: `benchmarks/results/training_<backend>[_xla|_noxla][_bf16].json`.
 Quick check of the plumbing: `--configs official_tiny --warmup 1 --steps 1
---no-encode --out /tmp/x.json`.
+--no-encode --out runs/x.json`.
 """
 
 import argparse

@@ -11,6 +11,8 @@ trained scenes captioners that ship in the package once
 (`keras_lgvq.models.captioning.shipped`).
 """
 
+from keras_lgvq.models.captioning.shipped import shipped_model_entry
+
 # The classes that can build these presets.
 PRESET_CLASSES = ("Captioner",)
 
@@ -90,11 +92,7 @@ def _shipped(name, tokenizer_preset, what):
         ),
         "tokenizer_preset": tokenizer_preset,
         "language_model": "smollm2",
-        "shipped_model": {
-            "name": name,
-            "directory": f"models/captioning/trained/{name}",
-            "trained_by": "recipes/ship_scenes_stage2.py",
-        },
+        "shipped_model": shipped_model_entry("captioning", name),
         "paper_weights": False,
     }
 

@@ -33,6 +33,27 @@ PACKAGE_ROOT = os.path.dirname(
 )
 
 
+def shipped_model_entry(family, name):
+    """The `shipped_model` entry of a preset whose model ships in
+    `keras_lgvq/models/<family>/trained/<name>/`.
+
+    Args:
+        family: str. Model family folder (`"captioning"`, `"vqa"`).
+        name: str. Preset name, also the folder name.
+
+    Examples:
+
+    ```python
+    shipped_model_entry("vqa", "scenes_lgvq_vqa")["directory"]
+    ```
+    """
+    return {
+        "name": name,
+        "directory": f"models/{family}/trained/{name}",
+        "trained_by": "recipes/ship_scenes_stage2.py",
+    }
+
+
 def shipped_model_dir(spec):
     """The package folder of a preset's shipped stage-2 model, or None.
 

@@ -12,6 +12,7 @@ models that ship in the package once `recipes/ship_scenes_stage2.py
 
 from keras_lgvq.datasets import scenes
 from keras_lgvq.datasets.scenes_questions import NUMBER_WORDS
+from keras_lgvq.models.captioning.shipped import shipped_model_entry
 
 # The classes that can build these presets.
 PRESET_CLASSES = ("VQAModel",)
@@ -94,11 +95,7 @@ def _shipped(name, tokenizer_preset, what):
         "tokenizer_preset": tokenizer_preset,
         "language_model": "smollm2",
         "answer_vocabulary": SCENES_ANSWERS,
-        "shipped_model": {
-            "name": name,
-            "directory": f"models/vqa/trained/{name}",
-            "trained_by": "recipes/ship_scenes_stage2.py",
-        },
+        "shipped_model": shipped_model_entry("vqa", name),
         "paper_weights": False,
     }
 
