@@ -7,7 +7,8 @@
 #      PYTEST_WORKERS (default 2: pytest-xdist processes, one test file per
 #      worker at a time so module fixtures are built once; 0 = in-process),
 #      LGVQ_HOST_ONLY_BACKEND (default: the first of BACKENDS; the backend
-#      that runs the `host_only` test files).
+#      that runs the `host_only` test files), LGVQ_TEST_BACKENDS (default
+#      BACKENDS; spreads the `end_to_end` recipe runs over them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv-test}"
@@ -52,6 +53,10 @@ fi
 # first backend only (tests/conftest.py).
 read -r first_backend _ <<< "$BACKENDS"
 export LGVQ_HOST_ONLY_BACKEND="${LGVQ_HOST_ONLY_BACKEND:-$first_backend}"
+# Tests marked `end_to_end(backend)` (whole recipe runs) run under their
+# named backend only when it is one of this run's, else under the first
+# (tests/conftest.py); the model code they drive is tested on every backend.
+export LGVQ_TEST_BACKENDS="${LGVQ_TEST_BACKENDS:-$BACKENDS}"
 # JAX's persistent compilation cache, fresh for this run and shared by the
 # workers: many test files compile the same tiny models' steps, and the
 # per-file `jax.clear_caches()` (tests/conftest.py) would otherwise make

@@ -9,6 +9,16 @@ CI run instead of three times; plain `pytest` runs them on any backend.
 To re-check the marker, run the marked files under torch with
 `LGVQ_CHECK_HOST_ONLY=1`: every torch call inside a `host_only` test then
 fails it (Keras's torch backend computes every op with torch functions).
+
+`end_to_end(backend)` marks a test that runs a whole recipe (argument
+parsing, data, training loop, checkpoints, reports). The model code it
+drives is tested on every backend in the model tests; the recipe's own code
+is host code. `scripts/test.sh` exports `LGVQ_TEST_BACKENDS` (the backends
+of the run) and each such test then runs under its named backend only (under
+the first of the run's backends when its own is not among them), which keeps
+CI's three passes from training the same recipes three times. The names are
+spread over the backends so that each backend runs some recipes end to end.
+Without `LGVQ_TEST_BACKENDS` (plain `pytest`) they run under any backend.
 """
 
 import os
@@ -47,18 +57,62 @@ def pytest_configure(config):
         "host_only: no Keras backend op runs here; scripts/test.sh runs it "
         "under one backend only ($LGVQ_HOST_ONLY_BACKEND)",
     )
+    config.addinivalue_line(
+        "markers",
+        "end_to_end(backend): a whole recipe run; scripts/test.sh runs it "
+        "under `backend` only ($LGVQ_TEST_BACKENDS)",
+    )
+
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _end_to_end_backend(item, run_backends):
+    """The backend this run gives an `end_to_end` test, or None."""
+    marker = item.get_closest_marker("end_to_end")
+    if marker is None:
+        return None
+    if len(marker.args) != 1 or marker.args[0] not in BACKENDS:
+        raise pytest.UsageError(
+            f"{item.nodeid}: end_to_end takes one backend name of {BACKENDS},"
+            f" got {marker.args}; write e.g. "
+            '@pytest.mark.end_to_end("torch").'
+        )
+    wanted = marker.args[0]
+    return wanted if wanted in run_backends else run_backends[0]
 
 
 def pytest_collection_modifyitems(config, items):
+    run_backends = os.environ.get("LGVQ_TEST_BACKENDS", "").split()
+    unknown = sorted(set(run_backends) - set(BACKENDS))
+    if unknown:
+        raise pytest.UsageError(
+            f"LGVQ_TEST_BACKENDS names unknown backends {unknown}; expected "
+            f"a space-separated list of {BACKENDS}."
+        )
     only = os.environ.get("LGVQ_HOST_ONLY_BACKEND")
-    if not only or only == backend():
-        return
-    skip = pytest.mark.skip(
-        reason=f"host_only: no backend op runs here; it ran under {only}"
-    )
     for item in items:
-        if item.get_closest_marker("host_only"):
-            item.add_marker(skip)
+        if item.get_closest_marker("host_only") and only not in (
+            None,
+            "",
+            backend(),
+        ):
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"host_only: no backend op runs here; it ran "
+                    f"under {only}"
+                )
+            )
+        # Validated on every run; without LGVQ_TEST_BACKENDS it always runs.
+        target = _end_to_end_backend(item, run_backends or [backend()])
+        if target is not None and target != backend():
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"end_to_end: a whole recipe run; this test run "
+                    f"ran it under {target} (the model code it drives is "
+                    "tested on every backend)"
+                )
+            )
 
 
 @pytest.fixture(autouse=True)

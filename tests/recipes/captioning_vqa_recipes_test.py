@@ -48,6 +48,7 @@ def _assert_checkpoints_and_logs(out, names, epochs):
         assert not os.path.exists(os.path.join(run, "backup"))
 
 
+@pytest.mark.end_to_end("torch")
 def test_captioning_recipe_smoke(tmp_path):
     tokenizer, lm = _assets(tmp_path)
     out = str(tmp_path / "cap")
@@ -79,6 +80,7 @@ def test_captioning_recipe_smoke(tmp_path):
     _assert_checkpoints_and_logs(out, ("image", "blind"), epochs=1)
 
 
+@pytest.mark.end_to_end("jax")
 def test_captioning_recipe_scratch_decoder_smoke(tmp_path):
     tokenizer, lm = _assets(tmp_path)
     out = str(tmp_path / "cap_scratch")
@@ -108,6 +110,7 @@ def test_captioning_recipe_defaults_are_the_measured_ones():
     assert {k: getattr(args, k) for k in CAPTIONING_SIZES} == CAPTIONING_SIZES
 
 
+@pytest.mark.end_to_end("tensorflow")
 def test_vqa_recipe_smoke(tmp_path):
     tokenizer, lm = _assets(tmp_path)
     out = str(tmp_path / "vqa")
@@ -135,6 +138,7 @@ def test_vqa_recipe_smoke(tmp_path):
     assert paired["image vs blind"]["n"] == test["count"]
 
 
+@pytest.mark.end_to_end("jax")
 def test_vqa_recipe_with_a_scratch_decoder(tmp_path):
     import keras
 

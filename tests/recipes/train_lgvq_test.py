@@ -61,6 +61,7 @@ class InterruptAt(keras.callbacks.Callback):
             raise Interrupt()
 
 
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_tiny_run_logs_checkpoints_and_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
