@@ -27,7 +27,10 @@ Configs (every one records its exact architecture in the benchmark JSON):
 Model kinds: `vqgan`; `lgvq_cached` (text features precomputed by the
 prior and read from the batch; a leak-free MTP, as in `scenes`, still runs
 the prior once per step on the masked caption); `lgvq_fly` (the prior runs
-in the step on the caption).
+in the step on the caption); `lgvq_fly_vocab` (`lgvq_fly` with the MTP
+softmax restricted to the token ids of the benchmark's captions,
+`guidance=dict(mtp_vocabulary_subset=...)`: the documented approximation,
+off in every preset; run only when named in `--kinds`).
 """
 
 import numpy as np
@@ -108,8 +111,14 @@ CONFIGS = {
         prior="minilm",
     ),
 }
-KINDS = ("vqgan", "lgvq_cached", "lgvq_fly")
+KINDS = ("vqgan", "lgvq_cached", "lgvq_fly", "lgvq_fly_vocab")
+# What runs when no kinds are named (and in interleaved / FLOP runs).
+DEFAULT_KINDS = ("vqgan", "lgvq_cached", "lgvq_fly")
 SEQUENCE_LENGTH = 30
+# `lgvq_fly_vocab` restricts its MTP softmax to the token ids of every
+# caption of the first this-many scenes examples; the benchmark data must
+# stay inside them (a caption token outside the subset makes the loss NaN).
+VOCABULARY_EXAMPLES = 512
 
 
 def check_config(name):
@@ -120,12 +129,12 @@ def check_config(name):
     return dict(CONFIGS[name])
 
 
-def kinds_for(config):
-    """The model kinds a config can run (no on-the-fly prior offline for
-    the paper config)."""
+def kinds_for(config, kinds=DEFAULT_KINDS):
+    """The model kinds of `kinds` a config can run (no on-the-fly prior
+    offline for the paper config)."""
     if config["prior"] is None:
-        return ("vqgan", "lgvq_cached")
-    return KINDS
+        return tuple(k for k in kinds if k in ("vqgan", "lgvq_cached"))
+    return tuple(kinds)
 
 
 def gan_skipped_at_start(config, disc_start="config"):
@@ -257,11 +266,39 @@ def build_model(config, kind, prior=None, disc_start="config"):
     else:
         if prior is None:
             raise ValueError("`prior` is required for this config's LG-VQ.")
+        if kind == "lgvq_fly_vocab":
+            ids = _caption_vocabulary(config, prior)
+            kwargs["guidance"] = dict(mtp_vocabulary_subset=ids)
+            notes.append(
+                f"MTP softmax over the {len(ids)} token ids of the captions "
+                f"of the first {VOCABULARY_EXAMPLES} scenes examples (an "
+                "approximation, off in every preset)."
+            )
         model = LGVQ.from_preset(
             config["preset"], load_weights=False, text_prior=prior, **kwargs
         )
     model.build()
     return model, notes
+
+
+def _caption_vocabulary(config, prior):
+    from keras_lgvq.datasets.scenes import generate_example
+    from keras_lgvq.utils.caption_vocabulary import caption_token_ids
+
+    captions = []
+    for i in range(VOCABULARY_EXAMPLES):
+        example = generate_example(i, seed=0, image_size=_resolution(config))
+        captions.extend(example["captions"])
+    return caption_token_ids(captions, tokenizer=prior)
+
+
+def _resolution(config):
+    res = config.get("overrides", {}).get("resolution")
+    if res is None:
+        from keras_lgvq.models.presets import get_preset
+
+        res = get_preset(config["preset"])["backbone"]["resolution"]
+    return res
 
 
 class BenchmarkData:
@@ -279,11 +316,7 @@ class BenchmarkData:
 
         from keras_lgvq.datasets.scenes import generate_example
 
-        res = config.get("overrides", {}).get("resolution")
-        if res is None:
-            from keras_lgvq.models.presets import get_preset
-
-            res = get_preset(config["preset"])["backbone"]["resolution"]
+        res = _resolution(config)
         images, captions = [], []
         for i in range(num_examples):
             example = generate_example(i, seed=seed, image_size=res)
@@ -336,6 +369,11 @@ class BenchmarkData:
                 "This data was built without a text prior and the config "
                 f"has no cached-feature dimensions: only 'vqgan' runs, not "
                 f"{kind!r}."
+            )
+        if kind == "lgvq_fly_vocab" and n > VOCABULARY_EXAMPLES:
+            raise ValueError(
+                f"`lgvq_fly_vocab` trains on at most {VOCABULARY_EXAMPLES} "
+                f"examples (its MTP vocabulary); asked for n={n}."
             )
         data = {"images": self.images[:n]}
         if kind != "vqgan":

@@ -318,6 +318,7 @@ def _ratios(results):
     for kind, name in (
         ("lgvq_cached", "lg_over_plain_cached"),
         ("lgvq_fly", "lg_over_plain_fly"),
+        ("lgvq_fly_vocab", "lg_over_plain_fly_vocab"),
     ):
         entry = results.get(kind, {})
         if "step_s_median" in entry and "step_s_median" in plain:
@@ -435,7 +436,7 @@ def _parser():
     parser.add_argument("--configs", default="official_tiny,scenes")
     parser.add_argument(
         "--kinds",
-        default=",".join(KINDS),
+        default=",".join(benchmark_configs.DEFAULT_KINDS),
         help="Model kinds of the per-kind runs (a config without an "
         "offline prior skips lgvq_fly).",
     )
@@ -535,7 +536,7 @@ def main(argv=None):
         config = resolved_config(name, args.paper_batch_size)
         entry = {}
         for kind in kinds:
-            if kind not in benchmark_configs.kinds_for(config):
+            if kind not in benchmark_configs.kinds_for(config, KINDS):
                 continue
             print(f"[{backend}] {name} / {kind} ...", flush=True)
             entry[kind] = _run(["--worker", name, kind], args)

@@ -199,6 +199,19 @@ def parse_args(argv=None):
         ),
     )
     parser.add_argument(
+        "--text-cache",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help=(
+            "Guided rows read the frozen text prior's features of their "
+            "captions (float16) from a cache built once per run instead of "
+            "running the prior on each caption in the step (a leak-free "
+            "MTP runs it on the masked caption either way). auto: only when "
+            "the run draws at least as many captions as the training split "
+            "holds (keras_lgvq.comparison.budgets.text_cache_pays)."
+        ),
+    )
+    parser.add_argument(
         "--jit-compile", choices=("auto", "on", "off"), default="auto"
     )
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))

@@ -113,12 +113,17 @@ def _setup_table(summary, kinds):
     LPIPS settings."""
     lines = [
         "| System | Preset | Tokenizer | Codes | Grid | CVQ re-init | GAN | "
-        "LPIPS | Optimizer | LG | Leak-free MTP |",
-        "|---|---|---|---:|---:|---|---|---|---|---|---|",
+        "LPIPS | Optimizer | LG | Leak-free MTP | Cached text features |",
+        "|---|---|---|---:|---:|---|---|---|---|---|---|---|",
     ]
     yes = {True: "yes", False: "no", None: "-"}
     for kind in kinds:
         setup = summary[kind]["training"]["setup"]
+        cached = (
+            yes[setup.get("cached_text_features")]
+            if setup["language_guidance"]
+            else "-"
+        )
         lines.append(
             f"| {MODEL_NAMES[kind]} | `{setup['preset']}` | "
             f"{setup['backbone']} | {setup['codebook_size']} | "
@@ -126,7 +131,8 @@ def _setup_table(summary, kinds):
             f"{yes[setup['cvq_reinit']]} | {yes[setup['discriminator']]} | "
             f"{yes[setup['lpips']]} (weight {setup['perceptual_weight']:g}) "
             f"| {setup['optimizer']} | {yes[setup['language_guidance']]} | "
-            f"{yes[setup.get('mtp_leak_free')]} |"
+            f"{yes[setup.get('mtp_leak_free')]} | "
+            f"{cached} |"
         )
     return lines
 

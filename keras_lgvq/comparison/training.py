@@ -235,6 +235,60 @@ def compile_system(kind, model, settings):
     return settings["learning_rate"]
 
 
+# One caption-feature cache per (prior, image size, sizes, data_dir) in a
+# process: the rows and seeds of a run share it.
+_CAPTION_CACHES = {}
+
+
+def training_caption_cache(text_prior, settings, image_size):
+    """The frozen prior's features of every training caption of this run,
+    each distinct caption encoded once
+    (`keras_lgvq.text_priors.CaptionFeatureCache`).
+
+    Guided rows read these from the batch instead of running the prior on
+    the caption in every step (a leak-free MTP still runs it on the masked
+    caption). Token features are stored as float16, as in every feature
+    cache of the package.
+
+    Args:
+        text_prior: the scenes `TextPrior`.
+        settings: dict from `resolve_settings`.
+        image_size: int. The row's scene size (the split it trains on).
+
+    Examples:
+
+    ```python
+    cache = training_caption_cache(prior, settings, 64)
+    len(cache)   # distinct training captions
+    ```
+    """
+    from keras_lgvq.datasets.loading import load
+    from keras_lgvq.text_priors import CaptionFeatureCache
+
+    sizes = scenes_sizes(settings["train_size"], settings["eval_size"])
+    key = (
+        id(text_prior),
+        int(image_size),
+        tuple(sorted(sizes.items())),
+        settings["data_dir"],
+    )
+    # An id can be reused once its prior is gone: the entry keeps its prior.
+    if key not in _CAPTION_CACHES or _CAPTION_CACHES[key][0] is not text_prior:
+        examples = load(
+            "scenes",
+            split="train",
+            data_dir=settings["data_dir"],
+            decode_images=False,
+            image_size=int(image_size),
+            **sizes,
+        )
+        _CAPTION_CACHES[key] = (
+            text_prior,
+            CaptionFeatureCache.from_examples(text_prior, examples),
+        )
+    return _CAPTION_CACHES[key][1]
+
+
 def train_system(kind, text_prior, settings, seed, watch=None):
     """Train row `kind` with `seed` on the shared scenes pipeline.
 
@@ -264,15 +318,25 @@ def train_system(kind, text_prior, settings, seed, watch=None):
     watch = watch or Stopwatch()
     keras.utils.set_random_seed(seed)
     sizes = scenes_sizes(settings["train_size"], settings["eval_size"])
+    image_size = image_size_of(kind, settings)
+    # Guided rows read the frozen prior's features of the caption from a
+    # cache when it pays (`--text-cache`, `budgets.text_cache_pays`).
+    feature_cache = None
+    if MODELS[kind].guided and settings["text_cache"]:
+        with watch.phase("text_cache"):
+            feature_cache = training_caption_cache(
+                text_prior, settings, image_size
+            )
     # The same pipeline (same seed, same captions) for every model; the
     # unguided ones simply ignore the text.
     dataset = make_dataset(
         "scenes",
         split="train",
         batch_size=settings["batch_size"],
-        image_size=image_size_of(kind, settings),
+        image_size=image_size,
         seed=seed,
         text_prior=text_prior,
+        feature_cache=feature_cache,
         data_dir=settings["data_dir"],
         **sizes,
     )
@@ -307,7 +371,10 @@ def train_system(kind, text_prior, settings, seed, watch=None):
         "learning_rate": learning_rate,
         "images_seen": settings["total_steps"] * settings["batch_size"],
         "initial_backbone_abs_sum": checksum,
-        "setup": system_setup(kind, model),
+        "setup": {
+            **system_setup(kind, model),
+            "cached_text_features": feature_cache is not None,
+        },
         "history": {
             k: [float(x) for x in v] for k, v in history.history.items()
         },

@@ -74,3 +74,58 @@ def test_ratios_from_step_times():
         }
     )
     assert ratios == {"lg_over_plain_cached": 1.1, "lg_over_plain_fly": 1.5}
+
+
+def test_vocabulary_kind_runs_only_when_named():
+    scenes = benchmark_configs.CONFIGS["scenes"]
+    assert "lgvq_fly_vocab" not in benchmark_configs.kinds_for(scenes)
+    assert "lgvq_fly_vocab" in benchmark_configs.kinds_for(
+        scenes, benchmark_configs.KINDS
+    )
+    assert "lgvq_fly_vocab" not in benchmark_configs.kinds_for(
+        benchmark_configs.CONFIGS["paper"], benchmark_configs.KINDS
+    )
+    ratios = training_benchmark._ratios(
+        {
+            "vqgan": {"step_s_median": 2.0},
+            "lgvq_fly_vocab": {"step_s_median": 2.4},
+        }
+    )
+    assert ratios == {"lg_over_plain_fly_vocab": 1.2}
+
+
+class _CountingTokenizer:
+    """Word-level stand-in for a prior's `tokenize` (ids 1..V, pad 0)."""
+
+    def __init__(self):
+        self.words = {}
+
+    def tokenize(self, captions):
+        import numpy as np
+
+        rows = [
+            [self.words.setdefault(w, len(self.words) + 1) for w in c.split()]
+            for c in captions
+        ]
+        width = max(len(r) for r in rows)
+        ids = np.zeros((len(rows), width), "int32")
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+        return ids, ids > 0
+
+
+def test_vocabulary_covers_the_benchmark_captions_and_refuses_more(
+    monkeypatch,
+):
+    monkeypatch.setattr(benchmark_configs, "VOCABULARY_EXAMPLES", 24)
+    config = benchmark_configs.CONFIGS["scenes"]
+    tokenizer = _CountingTokenizer()
+    ids = benchmark_configs._caption_vocabulary(config, tokenizer)
+    # Every caption the benchmark data draws from those examples is inside.
+    data = benchmark_configs.BenchmarkData(config, 24)
+    used = {tokenizer.words[w] for c in data.captions for w in c.split()}
+    assert used <= set(ids.tolist())
+    assert len(ids) == len(tokenizer.words)  # all captions, not just some
+    data.arrays = {"token_ids": None, "padding_mask": None}
+    with pytest.raises(ValueError, match="at most 24"):
+        data.batch("lgvq_fly_vocab", n=25)

@@ -156,7 +156,7 @@ def smoke_run(tmp_path_factory):
     lm = write_tiny_lm_gguf(root / "tiny_lm.gguf")
     scenes_compare.main(
         ["--smoke", "--seeds", "2", "--out", str(out), "--data-dir", data,
-         "--verbose", "0", "--captioning-lm", lm]
+         "--verbose", "0", "--captioning-lm", lm, "--text-cache", "on"]
     )
     with open(out / "summary.json") as f:
         summary = json.load(f)
@@ -176,6 +176,7 @@ def _walk_numbers(value, path=""):
             yield from _walk_numbers(v, f"{path}[{i}]")
 
 
+@pytest.mark.end_to_end("tensorflow")
 @needs_minilm
 def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
     out, _, summary = smoke_run
@@ -223,6 +224,11 @@ def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
     }
     assert "retrieval" in summary["lgvq"]["own_heads"]
     assert summary["vqgan"]["own_heads"]["available"] is False
+    # LG-VQ read its caption features from the run's cache; the VQGAN has
+    # no use for them. The report says so per system.
+    assert summary["lgvq"]["training"]["setup"]["cached_text_features"]
+    assert not summary["vqgan"]["training"]["setup"]["cached_text_features"]
+    assert "Cached text features" in (out / "report.md").read_text()
     # Same initial backbone for both models.
     assert summary["lgvq"]["training"]["initial_backbone_abs_sum"] == (
         pytest.approx(summary["vqgan"]["training"]["initial_backbone_abs_sum"])
@@ -236,6 +242,7 @@ def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
         assert visualization.read_png(str(out / name)).ndim == 3
 
 
+@pytest.mark.end_to_end("tensorflow")
 @needs_minilm
 def test_smoke_significance_fields_against_numpy(smoke_run):
     import itertools
@@ -355,6 +362,7 @@ def test_smoke_significance_fields_against_numpy(smoke_run):
         assert visualization.read_png(str(out / name)).ndim == 3
 
 
+@pytest.mark.end_to_end("tensorflow")
 @needs_minilm
 def test_smoke_captioning_task_per_system_with_its_blind_baseline(smoke_run):
     import numpy as np
@@ -406,6 +414,7 @@ def test_smoke_captioning_task_per_system_with_its_blind_baseline(smoke_run):
     assert {"caption_lgvq", "caption_vqgan"} <= set(timing)
 
 
+@pytest.mark.end_to_end("tensorflow")
 @needs_minilm
 def test_smoke_report_has_a_row_for_every_metric_with_a_value(smoke_run):
     out, _, summary = smoke_run
@@ -425,6 +434,7 @@ def test_smoke_report_has_a_row_for_every_metric_with_a_value(smoke_run):
         assert f"]({figure})" in report
 
 
+@pytest.mark.end_to_end("tensorflow")
 @needs_minilm
 def test_evaluate_recipe_on_the_smoke_preset(smoke_run, tmp_path):
     from recipes import evaluate
@@ -485,6 +495,7 @@ def _weights_mtimes(out):
     }
 
 
+@pytest.mark.end_to_end("tensorflow")
 @needs_minilm
 def test_rerun_with_other_settings_names_them(smoke_run, tmp_path):
     out, data, _ = smoke_run
@@ -504,6 +515,7 @@ def test_rerun_with_other_settings_names_them(smoke_run, tmp_path):
     ).read_text()
 
 
+@pytest.mark.end_to_end("tensorflow")
 @needs_minilm
 def test_smoke_all_rows_resume_and_lqae_downstream(
     smoke_run, tmp_path, monkeypatch
