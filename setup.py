@@ -25,8 +25,9 @@ setup(
     # The trained scenes tokenizers of the `scenes_lgvq_trained` /
     # `scenes_vqgan_trained` presets (~4.5 MB each; made by
     # recipes/ship_scenes_tokenizers.py, recorded in their training.json).
-    # The trained scenes captioners / VQA models of the
-    # `scenes_*_captioner` / `scenes_*_vqa` presets (task.json,
+    # The trained scenes captioners / VQA models / text-to-image generators
+    # of the `scenes_*_captioner` / `scenes_*_vqa` /
+    # `scenes_*_text_to_image` presets (task.json,
     # task.weights.h5, training.json; a few MB each; made by
     # recipes/ship_scenes_stage2.py).
     package_data={
@@ -34,6 +35,7 @@ setup(
         "keras_lgvq.models.lgvq": ["trained/*/*"],
         "keras_lgvq.models.captioning": ["trained/*/*"],
         "keras_lgvq.models.vqa": ["trained/*/*"],
+        "keras_lgvq.models.text_to_image": ["trained/*/*"],
     },
     python_requires=">=3.10",
     license="Apache-2.0",

@@ -1,20 +1,24 @@
 """Train the scenes stage-2 models that ship inside the package, and record them.
 
-`keras_lgvq.models.Captioner.from_preset("scenes_lgvq_captioner")` and
-`keras_lgvq.models.VQAModel.from_preset("scenes_lgvq_vqa")` (and the
-`scenes_vqgan_*` pair) load a trained captioner / VQA model with no
-training and no download: the model's config and weights (`task.json`,
-`task.weights.h5`, a few MB: the decoder is trained from scratch over a
-compact vocabulary of the training text's SmolLM2 token ids) live in
-`keras_lgvq/models/<captioning|vqa>/trained/<name>/`, the image tokenizer
-is the shipped tokenizer preset it was trained on, and SmolLM2's tokenizer
-comes from the offline LM asset. This recipe makes them.
+`keras_lgvq.models.Captioner.from_preset("scenes_lgvq_captioner")`,
+`keras_lgvq.models.VQAModel.from_preset("scenes_lgvq_vqa")` and
+`keras_lgvq.models.TextToImage.from_preset("scenes_lgvq_text_to_image")`
+(and the `scenes_vqgan_*` ones) load a trained captioner / VQA model /
+text-to-image generator with no training and no download: the model's
+config and weights (`task.json`, `task.weights.h5`, a few MB: the decoder
+is trained from scratch over a compact vocabulary of the training text's
+SmolLM2 token ids; the generator is a 0.9 M-weight transformer) live in
+`keras_lgvq/models/<captioning|vqa|text_to_image>/trained/<name>/`, the
+image tokenizer is the shipped tokenizer preset it was trained on, and
+SmolLM2's tokenizer and MiniLM (the generator's text prior) come from
+their offline assets. This recipe makes them.
 
 Each model is trained by the task's own recipe with its defaults
 (`recipes/captioning.py`: `CAPTIONING_DEFAULTS` + `CAPTIONING_SIZES`;
-`recipes/vqa.py`: its scenes defaults), image model only (no blind
-baseline), so it is resumable the same way: kill it and rerun the same
-command (`OUT/train/image/backup`, see `recipes/common.py`);
+`recipes/vqa.py`: its scenes defaults; `recipes/text_to_image.py`: its
+default budget and the `text_to_image_scenes` preset), image model only (no
+blind baseline), so it is resumable the same way: kill it and rerun the
+same command (`OUT/train/image/backup`, see `recipes/common.py`);
 `OUT/train/image/segments.json` keeps the time of each process so the
 record has the whole training time. Arguments after `--` go to that recipe
 unchanged (e.g. `-- --train-images 300 --epochs 1` for a short test).
@@ -26,7 +30,22 @@ exact on every machine): `--test-images` (50, the figure the package test
 checks on every backend) and `--eval-images` (300, the figure to quote).
 Captions are scored with the Python PTB tokenizer (`use_java=False`: no
 Java needed to check it; METEOR is then not computed) as BLEU-1..4,
-ROUGE-L and CIDEr-D; VQA answers as accuracy and WUPS. With `--install`
+ROUGE-L and CIDEr-D; VQA answers as accuracy and WUPS.
+
+The text-to-image generator (`OUT/train/image/last.keras`) is scored on
+the fixed test scenes of `--seed`, caption `i % 10` of scene `i`:
+`test` (`--test-images`, the figure the package test re-checks on every
+backend) is the masked-token NLL of the test scenes' code grids with half
+of the positions masked at a fixed mask (`fixed_test_mask`: positions
+ranked by `numpy.random.SeedSequence([seed, i]).generate_state`, byte-exact
+on every machine), with and without the caption, and the masked-token
+accuracy; `evaluation` (`--eval-images`, the figure to quote) is the
+conditioning accuracy of `recipes/text_to_image.py`'s judge (the attribute
+classifier trained on real scenes, cached) for the generated images
+(the recipe's sampling settings), the unconditional samples, the
+tokenizer's reconstructions (the ceiling of these codes) and those
+reconstructions with shuffled captions (chance), plus the real images and
+the real images with shuffled captions. With `--install`
 the model files and `training.json` (command, seed, budget, backend,
 package commit, wall / CPU time, the scores, the weights' sha256) are
 copied into the package. A model over 10 MB is refused.
@@ -35,11 +54,14 @@ copied into the package. A model over 10 MB is refused.
         --tokenizer scenes_lgvq_trained --out runs/ship_cap_lgvq --install
     nice -n 5 python recipes/ship_scenes_stage2.py --task vqa \\
         --tokenizer scenes_lgvq_trained --out runs/ship_vqa_lgvq --install
+    nice -n 5 python recipes/ship_scenes_stage2.py --task text_to_image \\
+        --tokenizer scenes_lgvq_trained --out runs/ship_t2i_lgvq --install
     # the same with scenes_vqgan_trained (runs/ship_cap_vqgan, ...)
 
-Text-to-image: the `text_to_image_scenes` generator would fit (0.91 M
-weights, ~3.6 MB in float32), but `TextToImage.from_preset` has no
-shipped-weights path yet, so this recipe does not ship it.
+The text-to-image run keeps its code / text-feature / judge caches in the
+recipe's default place (the keras_lgvq cache, `text_to_image/`; pass
+`-- --cache-dir DIR` to move them), so the judge is trained once for both
+tokenizers.
 """
 
 import argparse
@@ -64,7 +86,16 @@ TOKENIZERS = {"scenes_lgvq_trained": "lgvq", "scenes_vqgan_trained": "vqgan"}
 TASKS = {
     "captioning": ("captioning", "Captioner", "captioner"),
     "vqa": ("vqa", "VQAModel", "vqa"),
+    "text_to_image": ("text_to_image", "TextToImage", "text_to_image"),
 }
+# Flags of the task recipe that this recipe sets itself.
+OWN_FLAGS = {
+    "captioning": ("--tokenizer", "--out", "--seed", "--no-blind"),
+    "vqa": ("--tokenizer", "--out", "--seed", "--no-blind"),
+    "text_to_image": ("--tokenizer", "--out", "--seed", "--name"),
+}
+# Share of code positions masked in the text-to-image test NLL.
+TEST_MASK_RATIO = 0.5
 # Shipped files (keras_lgvq.models.captioning.shipped).
 MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 # Questions per fixed test scene (VQA).
@@ -72,7 +103,7 @@ QUESTIONS_PER_IMAGE = 4
 
 
 def shipped_name(task, tokenizer):
-    """`scenes_<lgvq|vqgan>_<captioner|vqa>`."""
+    """`scenes_<lgvq|vqgan>_<captioner|vqa|text_to_image>`."""
     return f"scenes_{TOKENIZERS[tokenizer]}_{TASKS[task][2]}"
 
 
@@ -111,19 +142,23 @@ def parse_args(argv=None):
             raise ValueError(
                 f"--{name.replace('_', '-')} must be >= 1. Received: "
                 f"{getattr(args, name)}")
-    for flag in ("--tokenizer", "--out", "--seed", "--no-blind"):
-        if flag in forwarded:
+    for flag in OWN_FLAGS[args.task]:
+        if flag in forwarded or any(
+                a.startswith(flag + "=") for a in forwarded):
             raise ValueError(
                 f"{flag} is set by this recipe; pass it before `--` (or "
-                "drop it: the shipped model has no blind baseline).")
+                "drop it: the shipped model has no blind baseline and one "
+                "run name).")
     return args
 
 
 def task_recipe(task):
     if task == "captioning":
         from recipes import captioning as recipe
-    else:
+    elif task == "vqa":
         from recipes import vqa as recipe
+    else:
+        from recipes import text_to_image as recipe
     return recipe
 
 
@@ -131,6 +166,15 @@ def task_argv(args):
     """The task recipe's command line: its defaults, image model only (its
     own 2-scene evaluation is a smoke check; the recorded scores are this
     recipe's, on the fixed test scenes)."""
+    if args.task == "text_to_image":
+        # Its own evaluation shrunk to a smoke check (6 captions: the
+        # figure's default rows), one run named `image`.
+        return [
+            "--tokenizer", args.tokenizer, "--out",
+            os.path.join(args.out, "train"), "--name", "image", "--seed",
+            str(args.seed), "--eval-size", "6", "--held-out-size", "1",
+            "--completion-size", "2", "--samples-per-caption", "1",
+        ] + list(args.forwarded)
     return [
         "--tokenizer", args.tokenizer, "--out",
         os.path.join(args.out, "train"), "--seed", str(args.seed),
@@ -200,6 +244,181 @@ def score_vqa(model, count, seed):
     }
 
 
+def fixed_test_mask(count, length, seed, ratio=TEST_MASK_RATIO):
+    """The fixed masks `(count, length)` bool of the text-to-image test NLL.
+
+    Row `i` masks the `round(ratio * length)` positions with the smallest
+    words of `numpy.random.SeedSequence([seed, i]).generate_state(length)`
+    (ties broken by position): SeedSequence's output is specified, so the
+    masks are byte-exact on every machine and numpy version.
+    """
+    import numpy as np
+
+    masked = int(round(ratio * length))
+    masks = np.zeros((count, length), bool)
+    for i in range(count):
+        words = np.random.SeedSequence([int(seed), i]).generate_state(
+            length, np.uint32)
+        masks[i, np.argsort(words, kind="stable")[:masked]] = True
+    return masks
+
+
+def text_to_image_test_data(model, count, seed):
+    """Codes, captions, text features and masks of the fixed scored test
+    scenes (test split, scene `i` with caption `i % 10`)."""
+    images, examples = scenes_images(int(model.tokenizer.resolution), count,
+                                     seed)
+    captions = [e["captions"][i % len(e["captions"])]
+                for i, e in enumerate(examples)]
+    codes = model.encode_images(images)
+    text = model.encode_captions(captions)
+    mask = fixed_test_mask(count, model.backbone.sequence_length, seed)
+    return images, captions, codes, text, mask
+
+
+def scenes_images(image_size, count, seed):
+    """The first `count` test scenes of `seed`, images in [-1, 1]."""
+    import numpy as np
+
+    from keras_lgvq.datasets import scenes
+
+    examples = list(scenes.generate(count, seed=seed, image_size=image_size,
+                                    split="test"))
+    images = np.stack([e["image"] for e in examples]).astype("float32")
+    return images / 127.5 - 1.0, examples
+
+
+def masked_nll(model, codes, text, mask, batch_size=25):
+    """Mean NLL (nats) and argmax accuracy of the true codes at the masked
+    positions, in float64 from the model's float32 logits.
+
+    Args:
+        model: a `TextToImage`.
+        codes: int `(B, h, w)`.
+        text: dict of `token_features` / `padding_mask`, or None (the
+            caption hidden: the unconditional model).
+        mask: bool `(B, N)`, True where the code is masked and scored.
+    """
+    import numpy as np
+    from keras import ops
+
+    flat = np.asarray(codes, "int32").reshape(len(codes), -1)
+    total = correct = 0.0
+    for start in range(0, len(flat), batch_size):
+        rows = slice(start, start + batch_size)
+        batch = len(flat[rows])
+        if text is None:
+            features = np.zeros((batch, 1, model.backbone.text_dim),
+                                "float32")
+            text_mask = np.zeros((batch, 1), bool)
+        else:
+            features = text["token_features"][rows]
+            text_mask = text["padding_mask"][rows]
+        inputs = np.where(mask[rows], model.mask_id, flat[rows])
+        logits = np.asarray(ops.convert_to_numpy(model.code_logits(
+            inputs, features, text_mask)), "float64")
+        logits -= logits.max(axis=-1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        picked = np.take_along_axis(log_probs, flat[rows][..., None],
+                                    axis=-1)[..., 0]
+        total += float(-(picked * mask[rows]).sum())
+        correct += float(((logits.argmax(-1) == flat[rows])
+                          & mask[rows]).sum())
+    positions = float(mask.sum())
+    return {"nll": total / positions, "masked_accuracy": correct / positions}
+
+
+def score_text_to_image_nll(model, count, seed):
+    """The package test's figure: masked-token NLL of the fixed test
+    scenes' code grids at the fixed mask, with and without the caption."""
+    import hashlib
+
+    _, captions, codes, text, mask = text_to_image_test_data(model, count,
+                                                             seed)
+    conditional = masked_nll(model, codes, text, mask)
+    unconditional = masked_nll(model, codes, None, mask)
+    return {
+        "images": int(count),
+        "mask_ratio": TEST_MASK_RATIO,
+        "masked_positions": int(mask.sum()),
+        "mask_sha256": hashlib.sha256(mask.tobytes()).hexdigest(),
+        "codes_sha256": hashlib.sha256(
+            codes.astype("<i4").tobytes()).hexdigest(),
+        "nll": conditional["nll"],
+        "masked_accuracy": conditional["masked_accuracy"],
+        "nll_unconditional": unconditional["nll"],
+        "masked_accuracy_unconditional": unconditional["masked_accuracy"],
+        "captions": captions[:3],
+    }
+
+
+def _judged(judge, images, captions):
+    from keras_lgvq.metrics import scenes_conditioning_accuracy
+
+    result = scenes_conditioning_accuracy(judge, images, captions)
+    result.pop("per_caption")
+    return json.loads(json.dumps(result, default=float))
+
+
+def score_text_to_image_conditioning(model, judge, count, seed, settings):
+    """Conditioning accuracy (the recipe's judge) of generated images for
+    the fixed test captions, with its references.
+
+    Args:
+        settings: `recipes.text_to_image.resolve_settings` (sampling).
+    """
+    images, examples = scenes_images(int(model.tokenizer.resolution), count,
+                                     seed)
+    captions = [e["captions"][i % len(e["captions"])]
+                for i, e in enumerate(examples)]
+    shuffled = captions[1:] + captions[:1]
+    sampling = dict(
+        steps=settings["sampling_steps"],
+        temperature=settings["sampling_temperature"],
+        top_k=settings["sampling_top_k"],
+        remask_temperature=settings["sampling_remask_temperature"],
+    )
+    scale = settings["sampling_guidance_scale"]
+    generated = model.decode_codes(model.generate_codes(
+        captions, guidance_scale=scale, seed=seed, **sampling))
+    unconditional = model.decode_codes(model.generate_codes(
+        num_samples=count, seed=seed, **sampling))
+    reconstruction = model.decode_codes(model.encode_images(images))
+    return {
+        "images": int(count),
+        "sampling": {**sampling, "guidance_scale": scale, "seed": seed},
+        "generated": _judged(judge, generated, captions),
+        "unconditional": _judged(judge, unconditional, captions),
+        # What these codes can express: the tokenizer's reconstructions.
+        "reconstruction_ceiling": _judged(judge, reconstruction, captions),
+        # Chance for images this tokenizer can draw.
+        "reconstruction_shuffled_chance": _judged(judge, reconstruction,
+                                                  shuffled),
+        "real_ceiling": _judged(judge, images, captions),
+        "real_shuffled_chance": _judged(judge, images, shuffled),
+    }
+
+
+def score_text_to_image(recipe, recipe_args, model, args):
+    """`test` (NLL) and `evaluation` (conditioning accuracy) of a trained
+    generator; the judge is the recipe's (trained once, cached)."""
+    from keras_lgvq.utils.cache import cache_dir
+
+    settings = recipe.resolve_settings(recipe_args)
+    cache_root = recipe_args.cache_dir or cache_dir("text_to_image")
+    judge, judge_report = recipe.load_or_train_judge(
+        recipe_args, settings, int(model.tokenizer.resolution), cache_root,
+        recipe_args.verbose)
+    test = score_text_to_image_nll(model, args.test_images, args.seed)
+    evaluation = score_text_to_image_conditioning(
+        model, judge, args.eval_images, args.seed, settings)
+    evaluation["judge"] = {k: v for k, v in judge_report.items()
+                           if isinstance(v, (int, float, str))}
+    # The record ships: the judge's file name, not this machine's path.
+    evaluation["judge"]["source"] = os.path.basename(judge_report["source"])
+    return test, evaluation
+
+
 def score(task, model, count, seed):
     if task == "captioning":
         return score_captioner(model, count, seed)
@@ -231,17 +450,29 @@ def main(argv=None):
     model_path = os.path.join(args.out, "train", "image", "last.keras")
     model = keras.saving.load_model(model_path, safe_mode=True)
     print("Scoring the fixed test scenes ...")
-    test = score(args.task, model, args.test_images, args.seed)
-    evaluation = score(args.task, model, args.eval_images, args.seed)
+    if args.task == "text_to_image":
+        test, evaluation = score_text_to_image(recipe, recipe_args, model,
+                                               args)
+    else:
+        test = score(args.task, model, args.test_images, args.seed)
+        evaluation = score(args.task, model, args.eval_images, args.seed)
     shipped_dir = os.path.join(args.out, "shipped")
     config_path, weights_path = save_shipped_model(model, shipped_dir)
     size = os.path.getsize(config_path) + os.path.getsize(weights_path)
-    command = "nice -n 5 python recipes/ship_scenes_stage2.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
+    # The command as run; its CPU priority is recorded as `niceness`.
+    command = "python recipes/ship_scenes_stage2.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     settings = {k: v for k, v in vars(recipe_args).items()
                 if isinstance(v, (int, float, str, bool, type(None)))}
+    if args.task == "text_to_image":
+        # The budget the recipe resolved (its size's defaults + flags).
+        settings.update({
+            k: v for k, v in recipe.resolve_settings(recipe_args).items()
+            if isinstance(v, (int, float, str, bool, type(None)))})
     record = {
         "preset": name,
+        "niceness": os.nice(0),
         "model_class": TASKS[args.task][1],
         "tokenizer_preset": args.tokenizer,
         "command": command,
@@ -251,25 +482,14 @@ def main(argv=None):
         "settings": settings,
         "seed": args.seed,
         "decoder_vocabulary_size": results.get("decoder_vocabulary_size"),
-        "final_loss": results["models"]["image"].get("final_loss"),
+        "final_loss": final_loss(args.task, results),
         **tokenizers_recipe.run_environment(),
         # This process (training + loading); `install` sums the segments
         # of a resumed run.
         "wall_s": round(train_wall, 1),
         "cpu_s": round(train_cpu, 1),
-        "timings": results.get("timings"),
-        "test_scenes": {
-            "generator": ("keras_lgvq.datasets.scenes.generate"
-                          if args.task == "captioning" else
-                          "keras_lgvq.datasets.scenes_questions."
-                          "generate_questions"),
-            "seed": args.seed,
-            "split": "test",
-            "questions_per_image": None if args.task == "captioning"
-            else QUESTIONS_PER_IMAGE,
-            "caption_scorer": "evaluate_captions(use_java=False)"
-            if args.task == "captioning" else None,
-        },
+        "timings": results.get("timings", results.get("timing")),
+        "test_scenes": test_scenes_record(args),
         # The figure the package test checks (first `images` test scenes).
         "test": test,
         "evaluation": evaluation,
@@ -277,13 +497,59 @@ def main(argv=None):
     }
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump(record, f, indent=2)
-    headline = ("CIDEr-D", "BLEU-4") if args.task == "captioning" else (
-        "accuracy", "WUPS@0.9")
-    print(f"{name}: " + ", ".join(
-        f"{k} {test['scores'][k]:.4f}" for k in headline)
-        + f" on {test['images']} test scenes; {size / 1e6:.2f} MB.")
+    if args.task == "text_to_image":
+        print(f"{name}: masked-token NLL {test['nll']:.4f} (no caption "
+              f"{test['nll_unconditional']:.4f}) on {test['images']} test "
+              "scenes; conditioning accuracy "
+              f"{evaluation['generated']['overall']:.3f} (unconditional "
+              f"{evaluation['unconditional']['overall']:.3f}, "
+              "reconstruction ceiling "
+              f"{evaluation['reconstruction_ceiling']['overall']:.3f}, "
+              "shuffled chance "
+              f"{evaluation['reconstruction_shuffled_chance']['overall']:.3f})"
+              f" on {evaluation['images']}; {size / 1e6:.2f} MB.")
+    else:
+        headline = ("CIDEr-D", "BLEU-4") if args.task == "captioning" else (
+            "accuracy", "WUPS@0.9")
+        print(f"{name}: " + ", ".join(
+            f"{k} {test['scores'][k]:.4f}" for k in headline)
+            + f" on {test['images']} test scenes; {size / 1e6:.2f} MB.")
     if args.install:
         install(args.out, args.task, name)
+
+
+def final_loss(task, results):
+    """The last training loss the task recipe reports."""
+    if task == "text_to_image":
+        history = results["models"]["image"]["history"]
+        return history["loss"][-1] if history.get("loss") else None
+    return results["models"]["image"].get("final_loss")
+
+
+def test_scenes_record(args):
+    """How the fixed scored test data is made (for `training.json`)."""
+    if args.task == "text_to_image":
+        return {
+            "generator": "keras_lgvq.datasets.scenes.generate",
+            "seed": args.seed,
+            "split": "test",
+            "caption": "captions[i % 10] of scene i",
+            "test_mask": "fixed_test_mask: SeedSequence([seed, i]) ranks, "
+            f"{TEST_MASK_RATIO} of the positions masked",
+            "judge": "recipes/text_to_image.py load_or_train_judge",
+        }
+    return {
+        "generator": ("keras_lgvq.datasets.scenes.generate"
+                      if args.task == "captioning" else
+                      "keras_lgvq.datasets.scenes_questions."
+                      "generate_questions"),
+        "seed": args.seed,
+        "split": "test",
+        "questions_per_image": None if args.task == "captioning"
+        else QUESTIONS_PER_IMAGE,
+        "caption_scorer": "evaluate_captions(use_java=False)"
+        if args.task == "captioning" else None,
+    }
 
 
 def install(out, task, name):
@@ -314,7 +580,7 @@ def install(out, task, name):
             f"{name} is {size / 2**20:.1f} MiB, over the "
             f"{MAX_SHIPPED_BYTES / 2**20:.0f} MiB a shipped model may have: "
             "train it with the compact decoder vocabulary (the default) or "
-            "a smaller decoder.")
+            "a smaller decoder / generator.")
     segments_path = os.path.join(out, "train", "image",
                                  tokenizers_recipe.SEGMENTS_FILE)
     if os.path.exists(segments_path) and "segments" not in record:

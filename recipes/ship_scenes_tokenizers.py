@@ -392,11 +392,13 @@ def main(argv=None):
         backbone, test_scenes(args.eval_images, args.seed)
     )
     class_name, name = SHIPPED[args.model]
-    command = "nice -n 5 python recipes/ship_scenes_tokenizers.py " + " ".join(
+    # The command as run; its CPU priority is recorded as `niceness`.
+    command = "python recipes/ship_scenes_tokenizers.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
     record = {
         "preset": name,
+        "niceness": os.nice(0),
         "trainer": class_name,
         "base_preset": "scenes",
         "language_guidance": args.model == "lgvq",

@@ -1,22 +1,31 @@
-"""Stage-2 models (captioners, VQA models) whose trained weights ship in the
-package, made by `recipes/ship_scenes_stage2.py`.
+"""Stage-2 models whose trained weights ship in the package (captioners,
+VQA models, text-to-image generators), made by
+`recipes/ship_scenes_stage2.py`.
 
-A shipped model is a folder `keras_lgvq/models/<family>/trained/<name>/`:
+One save / load pair serves every stage-2 model class that holds its frozen
+image tokenizer as `model.tokenizer` (`Captioner`, `VQAModel`,
+`TextToImage`). A shipped model is a folder
+`keras_lgvq/models/<family>/trained/<name>/`:
 
 - `task.json`: the model's Keras config with the image tokenizer left out
   (`tokenizer: null`); the tokenizer is the shipped tokenizer preset the
   model was trained on (`spec["tokenizer_preset"]`, e.g.
   `scenes_lgvq_trained`), attached when loading;
 - `task.weights.h5`: the model's weights without the tokenizer's (the
-  mapper, the scratch decoder over its compact vocabulary, the heads);
+  mapper, the scratch decoder over its compact vocabulary, the heads; the
+  generator's transformer);
 - `training.json`: command, seed, budget, backend, commit, wall / CPU time,
   the sha256 of `task.weights.h5` and the scores on fixed test scenes.
 
-The language model's tokenizer (SmolLM2's BPE, read from the offline GGUF
-asset) stays a separate asset: the config names its source.
+Frozen pretrained parts stay separate assets, named in the config: the
+language model's tokenizer (SmolLM2's BPE, read from the offline GGUF
+asset) and a text prior (MiniLM, re-read from its offline asset: a
+`TextPrior` saves no variables).
 
 A preset that ships a model has a `shipped_model` entry:
 `{"name", "directory" (relative to the keras_lgvq package), "trained_by"}`.
+This module keeps its old path (`keras_lgvq.models.captioning.shipped`)
+because the captioning and VQA presets and tests import it from here.
 """
 
 import json
@@ -33,13 +42,16 @@ PACKAGE_ROOT = os.path.dirname(
 )
 
 
-def shipped_model_entry(family, name):
+def shipped_model_entry(family, name,
+                        trained_by="recipes/ship_scenes_stage2.py"):
     """The `shipped_model` entry of a preset whose model ships in
     `keras_lgvq/models/<family>/trained/<name>/`.
 
     Args:
-        family: str. Model family folder (`"captioning"`, `"vqa"`).
+        family: str. Model family folder (`"captioning"`, `"vqa"`,
+            `"text_to_image"`).
         name: str. Preset name, also the folder name.
+        trained_by: str. The recipe that makes the files.
 
     Examples:
 
@@ -50,7 +62,7 @@ def shipped_model_entry(family, name):
     return {
         "name": name,
         "directory": f"models/{family}/trained/{name}",
-        "trained_by": "recipes/ship_scenes_stage2.py",
+        "trained_by": trained_by,
     }
 
 
@@ -93,6 +105,32 @@ def is_installed(spec):
     )
 
 
+def install_command(spec):
+    """The command that trains and installs a preset's shipped model.
+
+    Args:
+        spec: a preset dict with a `shipped_model` entry.
+
+    Examples:
+
+    ```python
+    install_command(get_preset("scenes_lgvq_text_to_image"))
+    # 'python recipes/ship_scenes_stage2.py --task text_to_image ...'
+    ```
+    """
+    shipped = spec["shipped_model"]
+    recipe = shipped.get("trained_by", "recipes/ship_scenes_stage2.py")
+    if not recipe.endswith("ship_scenes_stage2.py"):
+        return f"python {recipe}"
+    # `models/<family>/trained/<name>`: the family is the recipe's --task.
+    family = shipped["directory"].split("/")[1]
+    return (
+        f"python {recipe} --task {family} --tokenizer "
+        f"{spec.get('tokenizer_preset')} --out runs/ship_{shipped['name']} "
+        "--install"
+    )
+
+
 def _require(spec):
     directory = shipped_model_dir(spec)
     name = spec["shipped_model"]["name"]
@@ -102,9 +140,9 @@ def _require(spec):
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"The trained model of preset {name!r} is not installed: no "
-                f"file {path}. It is made by `python recipes/"
-                "ship_scenes_stage2.py ... --install` (see that recipe); "
-                "reinstall keras-lgvq if it should be there."
+                f"file {path}. It is made by `{install_command(spec)}` (see "
+                "recipes/ship_scenes_stage2.py); reinstall keras-lgvq if it "
+                "should be there."
             )
     return directory
 
@@ -139,7 +177,9 @@ def save_shipped_model(model, directory):
     returns their paths.
 
     Args:
-        model: a trained `Captioner` or `VQAModel`.
+        model: a trained `Captioner`, `VQAModel` or `TextToImage` (any
+            model with a `tokenizer` attribute and a `tokenizer` config
+            field).
         directory: str. Created if missing.
 
     Examples:
@@ -171,14 +211,14 @@ def load_shipped_model(cls, spec, tokenizer=None, load_weights=True,
     """A preset's shipped model, its tokenizer from its tokenizer preset.
 
     Args:
-        cls: the class asked (`Captioner`, `VQAModel`); the shipped config
-            must be one.
+        cls: the class asked (`Captioner`, `VQAModel`, `TextToImage`); the
+            shipped config must be one.
         spec: the preset dict (with `shipped_model` and `tokenizer_preset`).
         tokenizer: must be None: the weights fit the tokenizer they were
             trained on only.
         load_weights: bool. False: the same architecture, untrained.
         **kwargs: constructor arguments overriding the shipped config's
-            (e.g. `max_caption_length`).
+            (e.g. `max_caption_length`; `text_prior` of a TextToImage).
 
     Raises:
         FileNotFoundError: the model is not installed (the message names the

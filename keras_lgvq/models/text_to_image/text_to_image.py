@@ -266,6 +266,60 @@ def _as_caption_list(captions):
     return out
 
 
+# `generate_codes`'s sampling arguments and their defaults when neither the
+# call nor the model's `sampling` sets them.
+SAMPLING_DEFAULTS = dict(
+    steps=12,
+    guidance_scale=3.0,
+    temperature=1.0,
+    top_k=None,
+    remask_temperature=4.5,
+)
+
+
+def _check_sampling(sampling, num_codes):
+    """Validated copy of a model's sampling defaults (a dict or None)."""
+    if sampling is None:
+        return {}
+    if not isinstance(sampling, dict):
+        raise ValueError(
+            "`sampling` must be a dict of generate_codes arguments (e.g. "
+            f"{{'remask_temperature': 50.0}}) or None; received {sampling!r}."
+        )
+    unknown = sorted(set(sampling) - set(SAMPLING_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"`sampling` has unknown keys {unknown}; allowed: "
+            f"{sorted(SAMPLING_DEFAULTS)}."
+        )
+    values = dict(sampling)
+    if "steps" in values:
+        values["steps"] = check_int("sampling['steps']", values["steps"])
+    if "guidance_scale" in values:
+        values["guidance_scale"] = check_number(
+            "sampling['guidance_scale']", values["guidance_scale"], 0.0
+        )
+    if "temperature" in values:
+        values["temperature"] = check_number(
+            "sampling['temperature']", values["temperature"], 0.0,
+            low_open=True,
+        )
+    if "remask_temperature" in values:
+        values["remask_temperature"] = check_number(
+            "sampling['remask_temperature']",
+            values["remask_temperature"],
+            0.0,
+        )
+    if values.get("top_k") is not None:
+        values["top_k"] = check_int("sampling['top_k']", values["top_k"])
+        if values["top_k"] > num_codes:
+            raise ValueError(
+                f"`sampling['top_k']` must be <= num_codes={num_codes}; "
+                f"received {values['top_k']}."
+            )
+    return values
+
+
 class _Untracked:
     """Holds objects Keras must not track (the compiled decoding steps)."""
 
@@ -392,6 +446,12 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
             dropped for classifier-free guidance (default 0.1).
         mask_schedule: string. `"cosine"` (default) or `"linear"`.
         seed: int or None. Seed of the training masks and caption dropout.
+        sampling: optional dict, this model's defaults for the sampling
+            arguments of `generate_codes` (`steps`, `guidance_scale`,
+            `temperature`, `top_k`, `remask_temperature`); unset ones
+            take `SAMPLING_DEFAULTS`. `from_preset` sets the preset's
+            measured settings (e.g. `remask_temperature=50` for the scenes
+            generators). Saved with the model.
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
 
     Examples:
@@ -418,6 +478,7 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
         caption_dropout=0.1,
         mask_schedule="cosine",
         seed=None,
+        sampling=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -478,6 +539,7 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
         )
         self.mask_schedule = mask_schedule
         self.seed = seed
+        self.sampling = _check_sampling(sampling, backbone.num_codes)
         self.seed_generator = keras.random.SeedGenerator(seed)
         hidden = backbone.hidden_dim
         # MaskGIT's MLM head: dense + GELU + layer norm, then the transposed
@@ -963,11 +1025,11 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
         text_features=None,
         num_samples=None,
         samples_per_caption=1,
-        steps=12,
-        guidance_scale=3.0,
-        temperature=1.0,
+        steps=None,
+        guidance_scale=None,
+        temperature=None,
         top_k=None,
-        remask_temperature=4.5,
+        remask_temperature=None,
         seed=0,
         batch_size=32,
         known_codes=None,
@@ -989,9 +1051,13 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
                 > 1: classifier-free guidance.
             temperature: float > 0. Sampling temperature.
             top_k: int in [1, num_codes] or None. Sample among the top-k
-                codes only.
+                codes only (`num_codes`: no restriction).
             remask_temperature: float >= 0. Scale of the Gumbel noise on the
                 confidences (annealed to 0 over the steps).
+
+            `steps`, `guidance_scale`, `temperature`, `top_k` and
+            `remask_temperature` left at None take the model's `sampling`
+            defaults, then `SAMPLING_DEFAULTS` (12, 3.0, 1.0, None, 4.5).
             seed: int. The samples depend only on `seed` and their index.
             batch_size: int. Samples decoded together.
             known_codes: optional int `(B, h, w)`: codes of a partial grid
@@ -1003,6 +1069,18 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
         Returns:
             numpy int32 `(num, h, w)` code grids.
         """
+        given = dict(
+            steps=steps,
+            guidance_scale=guidance_scale,
+            temperature=temperature,
+            top_k=top_k,
+            remask_temperature=remask_temperature,
+        )
+        values = {**SAMPLING_DEFAULTS, **self.sampling}
+        values.update({k: v for k, v in given.items() if v is not None})
+        steps, guidance_scale, temperature, top_k, remask_temperature = (
+            values[k] for k in given
+        )
         steps = check_int("steps", steps)
         guidance_scale = check_number("guidance_scale", guidance_scale, 0.0)
         temperature = check_number(
@@ -1241,6 +1319,7 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
                 "caption_dropout": self.caption_dropout,
                 "mask_schedule": self.mask_schedule,
                 "seed": self.seed,
+                "sampling": dict(self.sampling) or None,
             }
         )
         return config
@@ -1259,21 +1338,33 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
         Names resolve as for every model of the package
         (`keras_lgvq.models.presets.resolve_preset`). A built-in name builds
         the architecture untrained; its codebook size and grid come from
-        `tokenizer` when given (else from the preset). A directory written
-        by `save_to_preset` restores the trained generator (and its
+        `tokenizer` when given (else from the preset). A built-in name that
+        ships a trained generator (`scenes_lgvq_text_to_image`,
+        `scenes_vqgan_text_to_image`; `keras_lgvq.models.captioning.
+        shipped`) loads it with its shipped tokenizer preset and its text
+        prior attached, no training, no download (`load_weights=False`: the
+        same architecture, untrained). A directory written by
+        `save_to_preset` restores the trained generator (and its
         tokenizer).
 
         Args:
             preset: string. A built-in name (`list_presets("TextToImage")`)
                 or a local directory.
             tokenizer: optional tokenizer (model, layer or path, see
-                `load_tokenizer`); replaces a directory's own.
+                `load_tokenizer`); replaces a directory's own. Not allowed
+                with a shipped preset (its weights fit its own tokenizer).
             text_prior: `"auto"` (the preset's prior when it is available
-                offline), a `TextPrior`, a name, or None.
-            load_weights: bool. Load a directory's weights.
+                offline; a shipped model's own), a `TextPrior`, a name, or
+                None.
+            load_weights: bool. Load a directory's or a shipped preset's
+                weights.
             **kwargs: backbone fields (`num_layers=2`, ...) and constructor
                 arguments (`caption_dropout=0.2`, ...) overriding the
-                preset's.
+                preset's (constructor arguments only, for a shipped one).
+
+        Raises:
+            FileNotFoundError: a shipped preset whose files are not
+                installed (the message names the command that makes them).
 
         Examples:
 
@@ -1282,6 +1373,8 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
             "text_to_image_scenes", tokenizer="runs/lgvq/model.keras")
         big = keras_lgvq.models.TextToImage.from_preset(
             "text_to_image_celeba_hq")  # 19 layers, width 1024
+        trained = keras_lgvq.models.TextToImage.from_preset(
+            "scenes_lgvq_text_to_image")  # shipped weights
         ```
         """
         from keras_lgvq.models import presets
@@ -1290,6 +1383,15 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
         if kind == "directory":
             return cls._from_directory(
                 value, tokenizer, text_prior, load_weights, **kwargs
+            )
+        if value.get("shipped_model"):
+            from keras_lgvq.models.captioning.shipped import load_shipped_model
+
+            kwargs.setdefault("sampling", value.get("sampling"))
+            if text_prior != "auto":
+                kwargs["text_prior"] = text_prior
+            return load_shipped_model(
+                cls, value, tokenizer, load_weights, **kwargs
             )
         return cls._from_spec(value, tokenizer, text_prior, **kwargs)
 
@@ -1316,6 +1418,7 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
             backbone_args["text_dim"] = int(text_prior.hidden_dim)
         backbone = TextToImageBackbone(**backbone_args)
         options = dict(spec.get("model", {}))
+        options["sampling"] = spec.get("sampling")
         options.update(kwargs)
         return cls(
             backbone=backbone,

@@ -259,11 +259,14 @@ class TextToImageBackbone(keras_hub.models.Backbone):
         (`keras_lgvq.models.presets.resolve_preset`): a directory (written
         by `save_to_preset` of this backbone or of a `TextToImage`) is read
         with keras-hub's loader, weights included; a built-in name builds
-        the preset's architecture, untrained.
+        the preset's architecture, untrained, except a name that ships a
+        trained generator (`scenes_lgvq_text_to_image`), whose trained
+        backbone is returned.
 
         Args:
             preset: string. A built-in preset name or a local directory.
-            load_weights: bool. Load a directory's weights.
+            load_weights: bool. Load a directory's (or a shipped
+                generator's) weights.
             **kwargs: fields overriding the preset's (e.g. `num_codes=512`,
                 `grid_size=8`, `num_layers=2`).
 
@@ -282,6 +285,20 @@ class TextToImageBackbone(keras_hub.models.Backbone):
             return super().from_preset(
                 value, load_weights=load_weights, **kwargs
             )
+        if value.get("shipped_model"):
+            if kwargs:
+                raise ValueError(
+                    f"Preset {preset!r} ships a trained generator; its "
+                    f"backbone cannot take overrides {sorted(kwargs)} (build "
+                    "`text_to_image_scenes` for another architecture)."
+                )
+            from keras_lgvq.models.text_to_image.text_to_image import TextToImage
+
+            # The trained backbone of the shipped generator (its text
+            # prior is not needed for that).
+            return TextToImage.from_preset(
+                preset, text_prior=None, load_weights=load_weights
+            ).backbone
         return cls._from_spec(value, **kwargs)
 
     @classmethod

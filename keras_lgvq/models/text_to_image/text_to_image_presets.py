@@ -6,7 +6,18 @@ No weights are published for either; a built-in name builds the
 architecture untrained. The codebook size and grid come from the tokenizer
 passed to `TextToImage.from_preset(name, tokenizer=...)`, else from the
 tokenizer preset named here.
+
+`scenes_lgvq_text_to_image` and `scenes_vqgan_text_to_image` are the
+`text_to_image_scenes` generator trained on the codes of the shipped
+scenes tokenizers (`scenes_lgvq_trained`, `scenes_vqgan_trained`) by
+`recipes/ship_scenes_stage2.py --task text_to_image`; their weights ship in
+`keras_lgvq/models/text_to_image/trained/<name>/`
+(`keras_lgvq.models.captioning.shipped`) and `from_preset` loads them.
 """
+
+import copy
+
+from keras_lgvq.models.captioning.shipped import shipped_model_entry
 
 # The classes that can build these presets.
 PRESET_CLASSES = ("TextToImageBackbone", "TextToImage")
@@ -94,3 +105,41 @@ PRESETS = {
         "paper_weights": False,
     },
 }
+
+
+def _shipped(name, tokenizer_preset, what):
+    """The `text_to_image_scenes` generator trained on a shipped tokenizer's
+    codes by `recipes/ship_scenes_stage2.py`, its weights in the package."""
+    base = PRESETS["text_to_image_scenes"]
+    spec = {
+        key: copy.deepcopy(base[key])
+        for key in ("backbone", "text", "model", "training", "sampling")
+    }
+    return {
+        "description": (
+            f"The `text_to_image_scenes` generator (4 x 128 masked-token "
+            f"transformer, 0.9 M weights) trained on the codes of the "
+            f"shipped `{tokenizer_preset}` tokenizer ({what}), loaded with "
+            "no training; MiniLM, the text prior, comes from its offline "
+            "asset. Budget: the recipe's CPU default (1,000 steps of 32 on "
+            "3,000 scenes x 2 captions, about 10 CPU minutes), short of "
+            "convergence: its images follow the caption only weakly. The "
+            "masked-token NLL on fixed test scenes and the conditioning "
+            "accuracy of the scenes judge (generated, unconditional, "
+            "the tokenizer's reconstructions and shuffled-caption chance) "
+            "are recorded in training.json next to the weights "
+            "(`shipped.read_shipped_model_record`). The preset's `sampling` "
+            "settings (remask_temperature=50) are the loaded model's "
+            "sampling defaults."
+        ),
+        "tokenizer_preset": tokenizer_preset,
+        **spec,
+        "shipped_model": shipped_model_entry("text_to_image", name),
+        "paper_weights": False,
+    }
+
+
+PRESETS["scenes_lgvq_text_to_image"] = _shipped(
+    "scenes_lgvq_text_to_image", "scenes_lgvq_trained", "LG-VQ codes")
+PRESETS["scenes_vqgan_text_to_image"] = _shipped(
+    "scenes_vqgan_text_to_image", "scenes_vqgan_trained", "VQGAN codes")

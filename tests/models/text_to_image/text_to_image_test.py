@@ -341,6 +341,60 @@ def test_keras_file_and_preset_round_trip_with_a_tokenizer(tmp_path):
         assert not any(n.endswith(".pkl") for n in archive.namelist())
 
 
+def test_model_sampling_defaults_apply_save_and_yield_to_arguments(tmp_path):
+    plain = _model()
+    tuned = _model(sampling={"remask_temperature": 50.0, "steps": 3})
+    tuned.set_weights(plain.get_weights())
+    text = _text(3, seed=2)
+    # The model's defaults equal passing them; unset ones stay global.
+    expected = plain.generate_codes(
+        text_features=text, remask_temperature=50.0, steps=3, seed=5
+    )
+    np.testing.assert_array_equal(
+        tuned.generate_codes(text_features=text, seed=5), expected
+    )
+    # An argument wins over the model's default.
+    np.testing.assert_array_equal(
+        tuned.generate_codes(text_features=text, steps=12, seed=5,
+                             remask_temperature=4.5),
+        plain.generate_codes(text_features=text, seed=5),
+    )
+    assert tuned.get_config()["sampling"] == {
+        "remask_temperature": 50.0, "steps": 3
+    }
+    assert plain.get_config()["sampling"] is None
+    path = str(tmp_path / "tuned.keras")
+    tuned.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(
+        loaded.generate_codes(text_features=text, seed=5), expected
+    )
+
+
+def test_presets_carry_their_measured_sampling():
+    model = TextToImage.from_preset(
+        "text_to_image_scenes", text_prior=None, num_layers=1
+    )
+    assert model.sampling["remask_temperature"] == 50.0
+    assert model.sampling["steps"] == 12
+    other = TextToImage.from_preset(
+        "text_to_image_scenes", text_prior=None, num_layers=1,
+        sampling={"remask_temperature": 1.0},
+    )
+    assert other.sampling == {"remask_temperature": 1.0}
+
+
+def test_bad_sampling_defaults_name_the_key():
+    with pytest.raises(ValueError, match="unknown keys.*remask"):
+        _model(sampling={"remask": 1.0})
+    with pytest.raises(ValueError, match=r"sampling\['steps'\]"):
+        _model(sampling={"steps": 0})
+    with pytest.raises(ValueError, match=r"sampling\['top_k'\]"):
+        _model(sampling={"top_k": K + 1})
+    with pytest.raises(ValueError, match="must be a dict"):
+        _model(sampling=[("steps", 3)])
+
+
 def test_builtin_presets_build():
     model = TextToImage.from_preset(
         "text_to_image_scenes", text_prior=None, num_layers=1
