@@ -287,6 +287,79 @@ def train(
         raise SystemExit(f"Training stopped: {error}") from error
 
 
+# `--text-cache auto` builds no drawn-caption cache whose features would
+# exceed this (the paper presets' CLIP, 77 tokens x 512 float16 over CUB's
+# ~88,000 captions, would hold 6.9 GB); `on` builds it whatever its size.
+TEXT_CACHE_AUTO_LIMIT_BYTES = 1 << 30
+
+
+def drawn_text_cache(mode, prior, dataset, epoch_kwargs, steps_per_epoch=None):
+    """The frozen text prior's features of the captions a run will draw.
+
+    Replays each epoch's caption draws (`keras_lgvq.datasets.
+    drawn_captions`, no image decoded) and encodes each distinct caption
+    once into a `keras_lgvq.text_priors.CaptionFeatureCache`, which the
+    epochs' pipelines then read instead of running the prior on every
+    caption in the step. It never encodes more captions than the steps
+    would, in batches of 256 instead of the step's.
+
+    Args:
+        mode: "auto" (build it unless its features would exceed
+            `TEXT_CACHE_AUTO_LIMIT_BYTES`), "on" or "off" (None returned).
+        prior: the model's frozen `TextPrior`.
+        dataset: what `make_dataset` takes (e.g. "scenes").
+        epoch_kwargs: list of dicts, each epoch's `make_dataset` arguments
+            (seed included; no `text_prior` / `feature_cache`).
+        steps_per_epoch: int or None. Batches per epoch of a repeated
+            epoch dataset (one more is replayed: a model not built yet
+            reads a batch to build); None: one pass per epoch.
+
+    Returns:
+        `(cache, note)`: the `CaptionFeatureCache` or None, and a line
+        saying what was built or why not.
+
+    Examples:
+
+    ```python
+    cache, note = drawn_text_cache(
+        "auto", model.text_prior, "scenes",
+        [dict(split="train", batch_size=16, seed=epoch_seed(0, e))
+         for e in range(3)])
+    ```
+    """
+    from keras_lgvq.datasets import drawn_captions
+    from keras_lgvq.text_priors import CaptionFeatureCache
+
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(
+            f"--text-cache must be 'auto', 'on' or 'off'; received {mode!r}."
+        )
+    if mode == "off":
+        return None, "Text prior runs in the step (--text-cache off)."
+    steps = None if steps_per_epoch is None else steps_per_epoch + 1
+    drawn = []
+    for kwargs in epoch_kwargs:
+        drawn.extend(drawn_captions(dataset, steps=steps, **kwargs))
+    distinct = len(set(drawn))
+    length = int(prior.sequence_length)
+    nbytes = distinct * length * (
+        2 * int(prior.hidden_dim) + 5
+    ) + distinct * 4 * int(prior.sentence_dim)
+    if mode == "auto" and nbytes > TEXT_CACHE_AUTO_LIMIT_BYTES:
+        return None, (
+            f"Text prior runs in the step: a cache of the {distinct:,} "
+            f"distinct captions drawn would hold {nbytes / 2**30:.1f} GiB "
+            f"(> {TEXT_CACHE_AUTO_LIMIT_BYTES / 2**30:.0f} GiB; "
+            "--text-cache on builds it anyway)."
+        )
+    cache = CaptionFeatureCache(prior)
+    cache.add(drawn)
+    return cache, (
+        f"Text features cached: {len(cache):,} distinct captions of "
+        f"{len(drawn):,} drawn, {nbytes / 2**20:.0f} MiB (--text-cache)."
+    )
+
+
 def array_datasets(train, validation, batch_size, seed, validation_steps=None):
     """`(epoch_data, validation_data)` for `train` over numpy batch dicts.
 

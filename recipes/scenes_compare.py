@@ -200,15 +200,16 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--text-cache",
-        choices=("auto", "on", "off"),
-        default="auto",
+        choices=("on", "off"),
+        default="on",
         help=(
-            "Guided rows read the frozen text prior's features of their "
-            "captions (float16) from a cache built once per run instead of "
+            "on: guided rows read the frozen text prior's features of the "
+            "captions they draw (float16) from a cache built before "
+            "training, each distinct caption encoded once, instead of "
             "running the prior on each caption in the step (a leak-free "
-            "MTP runs it on the masked caption either way). auto: only when "
-            "the run draws at least as many captions as the training split "
-            "holds (keras_lgvq.comparison.budgets.text_cache_pays)."
+            "MTP runs it on the masked caption either way). off: the prior "
+            "runs in the step (keras_lgvq.comparison.budgets."
+            "text_cache_enabled)."
         ),
     )
     parser.add_argument(

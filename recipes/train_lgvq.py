@@ -68,6 +68,17 @@ def parse_args(argv=None, defaults=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jit-compile", default="auto")
     parser.add_argument(
+        "--text-cache",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="LG-VQ reads the frozen text prior's features of the captions "
+        "it draws from a cache built before training (each distinct "
+        "caption encoded once; no image decoded to find them) instead of "
+        "running the prior on every caption in the step. auto: unless the "
+        "cache would exceed 1 GiB (recipes/common.drawn_text_cache); off: "
+        "the prior runs in the step, as the paper's code does.",
+    )
+    parser.add_argument(
         "--scenes-train-size",
         type=int,
         default=None,
@@ -158,6 +169,30 @@ def main(argv=None, defaults=None):
                 data_kwargs["validation_size"] = args.scenes_validation_size
                 data_kwargs["test_size"] = args.scenes_validation_size
         make_dataset = keras_lgvq.datasets.make_dataset
+        prior = getattr(model, "text_prior", None)
+        feature_cache = None
+        if prior is not None:
+            # Every epoch's draws, replayed with the seeds `epoch_data`
+            # uses (a resumed run rebuilds the same epochs).
+            cache_kwargs = {
+                k: v for k, v in data_kwargs.items() if k != "text_prior"
+            }
+            feature_cache, note = common.drawn_text_cache(
+                args.text_cache,
+                prior,
+                training["dataset"],
+                [
+                    dict(
+                        split="train",
+                        training=True,
+                        seed=epoch_seed(args.seed, epoch),
+                        **cache_kwargs,
+                    )
+                    for epoch in range(epochs)
+                ],
+                steps_per_epoch=args.steps_per_epoch,
+            )
+            print(note)
 
         def epoch_data(epoch):
             # Seeded per epoch (shuffle, caption draw, crops): any epoch
@@ -168,6 +203,7 @@ def main(argv=None, defaults=None):
                 split="train",
                 training=True,
                 seed=epoch_seed(args.seed, epoch),
+                feature_cache=feature_cache,
                 **data_kwargs,
             )
             return ds.repeat() if args.steps_per_epoch else ds

@@ -141,7 +141,7 @@ DEFAULT_OPTIONS = dict(
     data_dir=None,
     with_discriminator=False,
     leak_free_mtp=False,
-    text_cache="auto",
+    text_cache="on",
     jit_compile="auto",
     verbose=1,
     no_save=False,
@@ -350,7 +350,7 @@ def resolve_settings(options=None):
     )
     settings["leak_free_mtp"] = bool(args["leak_free_mtp"])
     settings["text_cache_mode"] = args["text_cache"]
-    settings["text_cache"] = text_cache_pays(
+    settings["text_cache"] = text_cache_enabled(
         args["text_cache"], settings
     )
     if args["jit_compile"] not in ("auto", "on", "off"):
@@ -378,47 +378,35 @@ def resolve_settings(options=None):
     return settings
 
 
-def text_cache_pays(mode, settings):
+def text_cache_enabled(mode, settings):
     """Whether guided rows read their caption features from a cache.
 
-    The cache encodes every caption of the training split once (10 per
-    scene) before training; running the prior in the step encodes only the
-    captions drawn. `"auto"` caches when the guided rows of the run draw at
-    least as many captions as the split holds (steps x batch x guided rows
-    x seeds >= train_size x 10): measured on the default run (1 seed, 480
-    steps of 16 of 2,560 scenes), the cache took 59 s to build and saved
-    about 0.05 s per LG-VQ step, 25 s in all, so the default runs without
-    it, `--seeds 4` or `--all` with several seeds with it.
+    The cache (`comparison.training.training_caption_cache`) encodes each
+    distinct caption the run will draw once, in batches of 256, before
+    training; running the prior in the step encodes every draw again, in
+    the step's batches. So it never encodes more than the steps would, and
+    is on by default whenever a row is guided (`"off"` runs the prior in
+    the step, as the paper's code does). Its float16 token features of at
+    most the split's 25,600 captions (default sizes) take at most 0.6 GB.
 
     Args:
-        mode: "auto", "on" or "off".
-        settings: dict with `models`, `seeds`, `total_steps`,
-            `batch_size`, `train_size`.
+        mode: "on" or "off".
+        settings: dict with `models`.
 
     Examples:
 
     ```python
-    text_cache_pays("auto", resolve_settings({"seeds": 4}))   # True
+    text_cache_enabled("on", resolve_settings({}))   # True
     ```
     """
     from keras_lgvq.comparison.systems import MODELS
-    from keras_lgvq.datasets.scenes import NUM_CAPTIONS
 
-    if mode not in ("auto", "on", "off"):
+    if mode not in ("on", "off"):
         raise ValueError(
-            "--text-cache must be 'auto', 'on' or 'off'; received "
-            f"{mode!r}."
+            f"--text-cache must be 'on' or 'off'; received {mode!r}."
         )
-    if mode != "auto":
-        return mode == "on"
-    guided = sum(bool(MODELS[kind].guided) for kind in settings["models"])
-    draws = (
-        settings["total_steps"]
-        * settings["batch_size"]
-        * guided
-        * len(settings["seeds"])
-    )
-    return guided > 0 and draws >= settings["train_size"] * NUM_CAPTIONS
+    guided = any(MODELS[kind].guided for kind in settings["models"])
+    return mode == "on" and guided
 
 
 def captioning_budget(mode, off=False, language_model="smollm2"):

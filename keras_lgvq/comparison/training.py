@@ -236,57 +236,88 @@ def compile_system(kind, model, settings):
 
 
 # One caption-feature cache per (prior, image size, sizes, data_dir) in a
-# process: the rows and seeds of a run share it.
+# process: the rows and seeds of a run share it, each adding its draws.
 _CAPTION_CACHES = {}
+# Batches counted beyond the steps trained: a model not built yet reads
+# one batch to build it (Keras' symbolic build). The rows' models are built
+# before `fit`, and a fit of exactly whole passes without this margin ran
+# on all three backends (tests/comparison/training_cache_test.py), but a
+# caption outside the cache would fail the run at its end, so the margin
+# (one more pass at a pass boundary: ~4 s of encoding on the default run)
+# is kept.
+DRAW_MARGIN_BATCHES = 1
 
 
-def training_caption_cache(text_prior, settings, image_size):
-    """The frozen prior's features of every training caption of this run,
+def training_data_kwargs(settings, image_size, seed):
+    """The `make_dataset` arguments of a row's training pipeline (shared by
+    the pipeline and the replay of its caption draws)."""
+    return dict(
+        split="train",
+        batch_size=settings["batch_size"],
+        image_size=int(image_size),
+        seed=int(seed),
+        data_dir=settings["data_dir"],
+        **scenes_sizes(settings["train_size"], settings["eval_size"]),
+    )
+
+
+def training_caption_cache(text_prior, settings, image_size, seed):
+    """The frozen prior's features of the captions a row's training draws,
     each distinct caption encoded once
     (`keras_lgvq.text_priors.CaptionFeatureCache`).
 
-    Guided rows read these from the batch instead of running the prior on
-    the caption in every step (a leak-free MTP still runs it on the masked
-    caption). Token features are stored as float16, as in every feature
-    cache of the package.
+    The draws are replayed with `keras_lgvq.datasets.drawn_captions` (the
+    pipeline's own caption sampling, whole passes, for
+    `settings["total_steps"]` batches plus `DRAW_MARGIN_BATCHES`, without
+    decoding an image), so the cache holds what the run draws, not every
+    caption of the split.
+    Rows and seeds sharing an image size share one cache, each adding its
+    own draws. Guided rows read the features from the batch instead of
+    running the prior on the caption in every step (a leak-free MTP still
+    runs it on the masked caption). Token features are stored as float16,
+    as in every feature cache of the package. Call it under the TF global
+    seed the row's pipeline is built under (`train_system` does).
 
     Args:
         text_prior: the scenes `TextPrior`.
         settings: dict from `resolve_settings`.
         image_size: int. The row's scene size (the split it trains on).
+        seed: int. The row's seed (its pipeline's draws).
 
     Examples:
 
     ```python
-    cache = training_caption_cache(prior, settings, 64)
-    len(cache)   # distinct training captions
+    keras.utils.set_random_seed(0)
+    cache = training_caption_cache(prior, settings, 64, seed=0)
+    len(cache)   # distinct captions drawn
     ```
     """
-    from keras_lgvq.datasets.loading import load
+    from keras_lgvq.datasets import drawn_captions
     from keras_lgvq.text_priors import CaptionFeatureCache
 
-    sizes = scenes_sizes(settings["train_size"], settings["eval_size"])
+    kwargs = training_data_kwargs(settings, image_size, seed)
     key = (
         id(text_prior),
         int(image_size),
-        tuple(sorted(sizes.items())),
+        tuple(
+            sorted(scenes_sizes(
+                settings["train_size"], settings["eval_size"]
+            ).items())
+        ),
         settings["data_dir"],
     )
     # An id can be reused once its prior is gone: the entry keeps its prior.
     if key not in _CAPTION_CACHES or _CAPTION_CACHES[key][0] is not text_prior:
-        examples = load(
+        _CAPTION_CACHES[key] = (text_prior, CaptionFeatureCache(text_prior))
+    cache = _CAPTION_CACHES[key][1]
+    cache.add(
+        drawn_captions(
             "scenes",
-            split="train",
-            data_dir=settings["data_dir"],
-            decode_images=False,
-            image_size=int(image_size),
-            **sizes,
+            steps=settings["total_steps"] + DRAW_MARGIN_BATCHES,
+            **kwargs,
         )
-        _CAPTION_CACHES[key] = (
-            text_prior,
-            CaptionFeatureCache.from_examples(text_prior, examples),
-        )
-    return _CAPTION_CACHES[key][1]
+    )
+    return cache
 
 
 def train_system(kind, text_prior, settings, seed, watch=None):
@@ -317,28 +348,22 @@ def train_system(kind, text_prior, settings, seed, watch=None):
 
     watch = watch or Stopwatch()
     keras.utils.set_random_seed(seed)
-    sizes = scenes_sizes(settings["train_size"], settings["eval_size"])
     image_size = image_size_of(kind, settings)
-    # Guided rows read the frozen prior's features of the caption from a
-    # cache when it pays (`--text-cache`, `budgets.text_cache_pays`).
+    # Guided rows read the frozen prior's features of the captions they
+    # draw from a cache (`--text-cache`, `budgets.text_cache_enabled`).
     feature_cache = None
     if MODELS[kind].guided and settings["text_cache"]:
         with watch.phase("text_cache"):
             feature_cache = training_caption_cache(
-                text_prior, settings, image_size
+                text_prior, settings, image_size, seed
             )
     # The same pipeline (same seed, same captions) for every model; the
     # unguided ones simply ignore the text.
     dataset = make_dataset(
         "scenes",
-        split="train",
-        batch_size=settings["batch_size"],
-        image_size=image_size,
-        seed=seed,
         text_prior=text_prior,
         feature_cache=feature_cache,
-        data_dir=settings["data_dir"],
-        **sizes,
+        **training_data_kwargs(settings, image_size, seed),
     )
     model = build_model(kind, text_prior, settings)
     checksum = backbone_checksum(model)

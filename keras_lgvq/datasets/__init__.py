@@ -10,8 +10,8 @@ labels and ids to the batches). The input-image rules (gray and RGBA to
 RGB, value ranges) are in `image_adaptation`.
 
 `keras_lgvq.datasets.scenes` needs numpy only. Everything else (the TFDS
-builders, `load`, `make_dataset`, `caption_iterator`) imports TensorFlow and
-tensorflow-datasets on first use.
+builders, `load`, `make_dataset`, `drawn_captions`, `caption_iterator`)
+imports TensorFlow and tensorflow-datasets on first use.
 """
 
 import importlib
@@ -25,6 +25,7 @@ _LAZY = {
     "default_data_dir": "keras_lgvq.datasets.loading",
     "resolve_split": "keras_lgvq.datasets.loading",
     "make_dataset": "keras_lgvq.datasets.pipeline",
+    "drawn_captions": "keras_lgvq.datasets.caption_draws",
     "TRANSFORMS": "keras_lgvq.datasets.pipeline",
     "transform_image": "keras_lgvq.datasets.pipeline",
     "sample_caption": "keras_lgvq.datasets.pipeline",

@@ -361,6 +361,7 @@ def make_dataset(
     num_parallel_calls=tf.data.AUTOTUNE,
     extra_fields=(),
     image_value_range=None,
+    captions_only=False,
     **builder_kwargs,
 ):
     """Batched, prefetched `tf.data` pipeline of images and captions.
@@ -426,6 +427,13 @@ def make_dataset(
             is replicated to RGB, RGBA drops its alpha channel, uint8 is
             [0, 255]; images are then resized to `image_size` by the
             transform.
+        captions_only: bool. Skip decoding and transforming the images:
+            the batches hold `captions` and `image_id` (and the
+            `extra_fields` / attributes asked for) only, drawn exactly as
+            with images (same shuffling, caption draws and batching for the
+            same arguments and TF global seed). What `drawn_captions` reads
+            to build a caption-feature cache of the captions a training run
+            will draw. Takes no `text_prior` or `feature_cache`.
         **builder_kwargs: passed to `load` (e.g. scenes `train_size`,
             `source_image_size`; `strict`).
 
@@ -462,6 +470,11 @@ def make_dataset(
         training = split.strip().startswith("train")
     if drop_remainder is None:
         drop_remainder = bool(training)
+    if captions_only and (text_prior is not None or feature_cache is not None):
+        raise ValueError(
+            "`captions_only=True` yields the drawn captions only: pass "
+            "neither `text_prior` nor `feature_cache` with it."
+        )
     if text_prior is not None and not callable(
         getattr(text_prior, "tokenize", None)
     ):
@@ -668,6 +681,10 @@ def make_dataset(
 
     def finish(x):
         image = x.pop("image")
+        if captions_only:
+            x.pop("_seed")
+            x.pop("_valid")
+            return x
         if image.dtype == tf.string:
             image = tf.io.decode_image(
                 image, channels=3, expand_animations=False

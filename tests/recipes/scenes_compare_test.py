@@ -156,7 +156,7 @@ def smoke_run(tmp_path_factory):
     lm = write_tiny_lm_gguf(root / "tiny_lm.gguf")
     scenes_compare.main(
         ["--smoke", "--seeds", "2", "--out", str(out), "--data-dir", data,
-         "--verbose", "0", "--captioning-lm", lm, "--text-cache", "on"]
+         "--verbose", "0", "--captioning-lm", lm]
     )
     with open(out / "summary.json") as f:
         summary = json.load(f)
