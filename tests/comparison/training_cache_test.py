@@ -36,13 +36,13 @@ def test_cached_batches_carry_the_prior_features_of_their_captions(tmp_path):
     prior = text_priors.get("minilm")
     settings = comparison.resolve_settings(
         {"smoke": True, "data_dir": str(tmp_path), "train_size": 12,
-         "eval_size": 4}
+         "eval_size": 4, "epochs": 3}
     )
     keras.utils.set_random_seed(0)
     cache = training.training_caption_cache(prior, settings, 32, seed=0)
     # Only the captions the run draws (each distinct one once), not the
     # split's 10 per scene: 12 scenes make one batch of 8 a pass, so the
-    # step and the margin read 3 passes of 12 draws.
+    # 3 steps read 3 passes of 12 draws.
     passes = settings["total_steps"] + training.DRAW_MARGIN_BATCHES
     assert 12 < len(cache) <= passes * 12 < 12 * 10
     assert cache.encoded_rows == len(cache)
