@@ -90,6 +90,7 @@ def main(argv=None):
         0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     )
     from keras_lgvq.utils.machine import load_average
+    from recipes import common
 
     results = {}
     for name, backend, jit, flags in VARIANTS:
@@ -118,9 +119,7 @@ def main(argv=None):
         "variants": results,
     }
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
+        common.write_json(args.out, report)
     return report
 
 

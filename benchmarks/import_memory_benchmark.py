@@ -11,7 +11,6 @@ of a training run's peak RSS that is imports, not model or activations.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -49,6 +48,11 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     args = parser.parse_args(argv)
+    sys.path.insert(
+        0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
+    from recipes import common
+
     results = {}
     for backend in args.backends.split(","):
         results[backend] = {}
@@ -64,9 +68,7 @@ def main(argv=None):
     report = {"what": "peak RSS of a fresh process after each import stage",
               "results": results}
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
+        common.write_json(args.out, report)
     return report
 
 

@@ -235,8 +235,9 @@ def compile_system(kind, model, settings):
     return settings["learning_rate"]
 
 
-# One caption-feature cache per (prior, image size, sizes, data_dir) in a
-# process: the rows and seeds of a run share it, each adding its draws.
+# One caption-feature cache per (prior, split: image size, sizes,
+# data_dir) in a process: the rows and seeds of a run share it, each
+# adding its draws.
 _CAPTION_CACHES = {}
 # Batches counted beyond the steps trained. A model not built yet would
 # read one batch to build (Keras' symbolic build), but the rows' models are
@@ -296,16 +297,9 @@ def training_caption_cache(text_prior, settings, image_size, seed):
     from keras_lgvq.text_priors import CaptionFeatureCache
 
     kwargs = training_data_kwargs(settings, image_size, seed)
-    key = (
-        id(text_prior),
-        int(image_size),
-        tuple(
-            sorted(scenes_sizes(
-                settings["train_size"], settings["eval_size"]
-            ).items())
-        ),
-        settings["data_dir"],
-    )
+    # The split's identity: every pipeline argument but the seed and batch.
+    split = {k: v for k, v in kwargs.items() if k not in ("seed", "batch_size")}
+    key = (id(text_prior), tuple(sorted(split.items())))
     # An id can be reused once its prior is gone: the entry keeps its prior.
     if key not in _CAPTION_CACHES or _CAPTION_CACHES[key][0] is not text_prior:
         _CAPTION_CACHES[key] = (text_prior, CaptionFeatureCache(text_prior))
