@@ -23,7 +23,8 @@ setup(
     # The VQCT prior of the scenes_vqct presets (built by the command in
     # its BUILD_COMMAND.txt).
     # The trained scenes tokenizers of the `scenes_lgvq_trained` /
-    # `scenes_vqgan_trained` presets (~4.5 MB each; made by
+    # `scenes_vqgan_trained` / `scenes_cvq_lg_trained` /
+    # `scenes_vqct_trained` presets (a few MB each; made by
     # recipes/ship_scenes_tokenizers.py, recorded in their training.json).
     # The trained scenes captioners / VQA models / text-to-image generators
     # of the `scenes_*_captioner` / `scenes_*_vqa` /
@@ -33,6 +34,7 @@ setup(
     package_data={
         "keras_lgvq.priors": ["data/*/*"],
         "keras_lgvq.models.lgvq": ["trained/*/*"],
+        "keras_lgvq.models.vqct": ["trained/*/*"],
         "keras_lgvq.models.captioning": ["trained/*/*"],
         "keras_lgvq.models.vqa": ["trained/*/*"],
         "keras_lgvq.models.text_to_image": ["trained/*/*"],

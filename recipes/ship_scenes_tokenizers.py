@@ -1,20 +1,26 @@
 """Train the scenes tokenizers that ship inside the package, and record them.
 
-`keras_lgvq.LGVQ.from_preset("scenes_lgvq_trained")` and
-`keras_lgvq.VQGAN.from_preset("scenes_vqgan_trained")` load trained 64-px
+`keras_lgvq.LGVQ.from_preset("scenes_lgvq_trained")`,
+`keras_lgvq.VQGAN.from_preset("scenes_vqgan_trained")`,
+`keras_lgvq.LGVQ.from_preset("scenes_cvq_lg_trained")` and
+`keras_lgvq.VQCT.from_preset("scenes_vqct_trained")` load trained 64-px
 scenes tokenizers with no training and no download: their backbone weights
-(`model.weights.h5`, ~4.5 MB each) live in
-`keras_lgvq/models/lgvq/trained/<name>/`. This recipe makes them.
+(`model.weights.h5`, a few MB each) live in the package folder the preset
+names (`keras_lgvq/models/<family>/trained/<name>/`). This recipe makes
+them.
 
-Both are trained the way the main job (`recipes/scenes_compare.py`) trains
-its LG-VQ / VQGAN pair, only for longer (default 4 epochs x 300 steps of 16
-= 1200 steps against the main job's 480): the `scenes` preset and its
-learning rate, no discriminator (the preset's GAN starts at step 100000, so
-before it the PatchGAN only costs time), no LPIPS. The two systems get the
-same seed (so the same initial backbone, recorded as its weight checksum),
-the same batches (epoch `e` is the scenes set shuffled with
-`epoch_seed(seed, e)`) and the same steps; only the language guidance
-differs. Training is resumable: kill it and rerun the same command
+`--model` is a row of the main job (`keras_lgvq.comparison.MODELS`), built
+and compiled by the main job's own code (`build_model`, `compile_system`)
+and trained the same way, only for longer (default 4 epochs x 300 steps of
+16 = 1200 steps against the main job's 480): its preset and learning rate,
+no discriminator (the scenes presets' GAN starts at step 100000, so before
+it the PatchGAN only costs time), no LPIPS. Every shipped tokenizer gets
+the same seed (so LG-VQ and its VQGAN share the initial backbone, recorded
+as its weight checksum), the same batches (epoch `e` is the scenes set
+shuffled with `epoch_seed(seed, e)`) and the same steps; within a pair only
+the language guidance differs. LQAE is not shipped: its backbone holds the
+frozen splade-tiny LM, which a shipped file would have to leave out.
+Training is resumable: kill it and rerun the same command
 (`OUT/backup`, see `recipes/common.py`); `OUT/segments.json` keeps the
 time of each process so the record has the whole training time.
 
@@ -31,6 +37,10 @@ into the package.
         --out runs/ship_lgvq --install
     nice -n 5 python recipes/ship_scenes_tokenizers.py --model vqgan \
         --out runs/ship_vqgan --install
+    nice -n 5 python recipes/ship_scenes_tokenizers.py --model cvq_lg \
+        --out runs/ship_cvq_lg --install
+    nice -n 5 python recipes/ship_scenes_tokenizers.py --model vqct \
+        --out runs/ship_vqct --install
 
 `--from-checkpoint OUT/last.keras --steps-done N` records and installs a
 model saved at an epoch end instead of training (e.g. when a run had to be
@@ -55,10 +65,13 @@ except ImportError:  # Run as `python recipes/ship_scenes_tokenizers.py`.
     )
     from recipes import common
 
-# --model -> (trainer class, shipped preset name).
+# --model (a `keras_lgvq.comparison.MODELS` row) -> (trainer class,
+# shipped preset name).
 SHIPPED = {
     "lgvq": ("LGVQ", "scenes_lgvq_trained"),
     "vqgan": ("VQGAN", "scenes_vqgan_trained"),
+    "cvq_lg": ("LGVQ", "scenes_cvq_lg_trained"),
+    "vqct": ("VQCT", "scenes_vqct_trained"),
 }
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,8 +137,19 @@ def parse_args(argv=None):
 
 
 def package_dir(name):
-    """Where the shipped preset `name` lives inside the package."""
-    return os.path.join(REPO, "keras_lgvq", "models", "lgvq", "trained", name)
+    """Where the shipped preset `name` keeps its weights inside the package
+    (its `shipped_weights["directory"]`)."""
+    from keras_lgvq.models.presets import get_preset
+    from keras_lgvq.models.vqgan.vqgan_presets import shipped_weights_dir
+
+    directory = shipped_weights_dir(get_preset(name))
+    if directory is None:
+        raise ValueError(
+            f"Preset {name!r} has no `shipped_weights` entry: register it "
+            "(e.g. keras_lgvq/models/lgvq/lgvq_presets.py `_shipped`) "
+            "before installing weights for it."
+        )
+    return directory
 
 
 def test_scenes(count, seed, image_size=64):
@@ -238,15 +262,39 @@ def run_environment():
         },
     }
 
-def build(kind, prior):
-    import keras_lgvq
+def comparison_settings(args):
+    """The main job's settings for this run's budget (`resolve_settings`):
+    what `build_model` / `compile_system` read."""
+    from keras_lgvq.comparison import resolve_settings
 
-    class_name, _ = SHIPPED[kind]
-    kwargs = {"discriminator": None}
-    if kind == "lgvq":
-        kwargs["text_prior"] = prior
-    model = getattr(keras_lgvq, class_name).from_preset("scenes", **kwargs)
-    model.build()
+    return resolve_settings(
+        {
+            "epochs": args.epochs,
+            "steps_per_epoch": args.steps_per_epoch,
+            "batch_size": args.batch_size,
+            "train_size": args.train_size,
+            "seed": args.seed,
+            "jit_compile": args.jit_compile,
+            "models": args.model,
+        }
+    )
+
+
+def build(kind, prior, settings):
+    """The main job's row `kind`, built: no discriminator, the text prior
+    only when it is language-guided."""
+    from keras_lgvq.comparison.systems import MODELS
+    from keras_lgvq.comparison.training import build_model
+
+    model = build_model(kind, prior, settings)
+    if type(model).__name__ != SHIPPED[kind][0] or (
+        MODELS[kind].guided != (getattr(model, "guidance", None) is not None)
+    ):
+        raise RuntimeError(
+            f"--model {kind} built a {type(model).__name__}, expected a "
+            f"{SHIPPED[kind][0]}: SHIPPED and keras_lgvq.comparison.MODELS "
+            "disagree."
+        )
     return model
 
 
@@ -292,19 +340,15 @@ def train(args, prior):
 
     import keras_lgvq
     from keras_lgvq.callbacks import epoch_seed
+    from keras_lgvq.comparison.training import compile_system
     from keras_lgvq.models.presets import get_preset
 
     training = get_preset("scenes")["training"]
+    settings = comparison_settings(args)
     keras.utils.set_random_seed(args.seed)
-    model = build(args.model, prior)
+    model = build(args.model, prior, settings)
     checksum = backbone_checksum(model.backbone)
-    jit = {"auto": "auto", "on": True, "off": False}[args.jit_compile]
-    model.compile(
-        learning_rate=training["learning_rate"],
-        beta_1=training["beta_1"],
-        beta_2=training["beta_2"],
-        jit_compile=jit,
-    )
+    learning_rate = compile_system(args.model, model, settings)
     sizes = common.scenes_sizes(args.train_size, 256)
     # Both systems read the same batches: the pipeline is built with the
     # text prior either way (the VQGAN ignores the captions).
@@ -353,7 +397,7 @@ def train(args, prior):
         steps_per_epoch=args.steps_per_epoch,
         validation_images=images[:8],
     )
-    return model, checksum
+    return model, checksum, learning_rate
 
 
 def main(argv=None):
@@ -364,6 +408,8 @@ def main(argv=None):
     import keras
 
     from keras_lgvq import text_priors
+    from keras_lgvq.comparison.systems import MODELS
+    from keras_lgvq.comparison.training import system_setup
     from keras_lgvq.models.presets import get_preset
 
     text = get_preset("scenes")["text"]
@@ -376,8 +422,9 @@ def main(argv=None):
         model = keras.saving.load_model(args.from_checkpoint, safe_mode=True)
         checksum = None
         steps = args.steps_done
+        learning_rate = comparison_settings(args)["learning_rate"]
     else:
-        model, checksum = train(args, prior)
+        model, checksum, learning_rate = train(args, prior)
         steps = args.epochs * args.steps_per_epoch
         model.save(os.path.join(args.out, "model.keras"))
     wall = time.time() - wall0
@@ -392,6 +439,7 @@ def main(argv=None):
         backbone, test_scenes(args.eval_images, args.seed)
     )
     class_name, name = SHIPPED[args.model]
+    row = MODELS[args.model]
     # The command as run; its CPU priority is recorded as `niceness`.
     command = "python recipes/ship_scenes_tokenizers.py " + " ".join(
         sys.argv[1:] if argv is None else argv
@@ -399,9 +447,12 @@ def main(argv=None):
     record = {
         "preset": name,
         "niceness": os.nice(0),
+        "model": args.model,
         "trainer": class_name,
-        "base_preset": "scenes",
-        "language_guidance": args.model == "lgvq",
+        "base_preset": row.preset,
+        "language_guidance": row.guided,
+        # Tokenizer class, quantizer, CVQ re-initialisation, GAN / LPIPS.
+        "system": system_setup(args.model, model),
         "command": command,
         "recipe": "recipes/ship_scenes_tokenizers.py",
         "seed": args.seed,
@@ -411,7 +462,7 @@ def main(argv=None):
         "batch_size": args.batch_size,
         "images_seen": int(steps) * args.batch_size,
         "train_size": args.train_size,
-        "learning_rate": get_preset("scenes")["training"]["learning_rate"],
+        "learning_rate": learning_rate,
         "discriminator": False,
         "lpips": False,
         "initial_backbone_abs_sum": checksum,

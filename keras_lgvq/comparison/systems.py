@@ -113,20 +113,12 @@ _LQAE_NOTE = (
     "splade-tiny vocabulary (30,522 word pieces), VQAE's a learned "
     "1024-code one; compare LQAE with VQAE, not with the VQGAN rows."
 )
-# The CVQ quantizer on the scenes backbone (`from_preset` overrides).
-_CVQ_OVERRIDES = dict(
-    reinit="cvq",
-    reinit_decay=0.99,
-    anchor="probrandom",
-    contrastive_weight=1.0,
-)
-
-
 def _cvq_backbone(smoke):
     """The `scenes` backbone (or `--smoke`'s) with the scenes quantizer
     settings plus the CVQ re-initialisation and contrastive loss."""
     from keras_lgvq.layers.quantizers.vector_quantizer import VectorQuantizer
     from keras_lgvq.models import VQGANBackbone
+    from keras_lgvq.models.lgvq.lgvq_presets import SCENES_CVQ_QUANTIZER
     from keras_lgvq.models.presets import get_preset
 
     spec = get_preset("scenes")
@@ -135,7 +127,7 @@ def _cvq_backbone(smoke):
         args["num_embeddings"],
         args["embedding_dim"],
         name="quantizer",
-        **{**spec["quantizer"], **_CVQ_OVERRIDES},
+        **{**spec["quantizer"], **SCENES_CVQ_QUANTIZER},
     )
     return VQGANBackbone(**args, quantizer=quantizer)
 

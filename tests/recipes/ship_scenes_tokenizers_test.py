@@ -20,8 +20,9 @@ def test_flags_and_their_errors():
     args = ship.parse_args(["--model", "lgvq", "--out", "o"])
     assert (args.epochs, args.steps_per_epoch, args.batch_size) == (4, 300, 16)
     assert args.seed == 0 and args.validation_steps == 2
+    # LQAE's backbone holds the frozen LM: not a shipped row.
     with pytest.raises(SystemExit):
-        ship.parse_args(["--model", "vqct", "--out", "o"])
+        ship.parse_args(["--model", "lqae", "--out", "o"])
     with pytest.raises(ValueError, match="--steps-per-epoch must be >= 1"):
         ship.parse_args(
             ["--model", "lgvq", "--out", "o", "--steps-per-epoch", "0"]
@@ -33,7 +34,13 @@ def test_flags_and_their_errors():
     assert ship.SHIPPED == {
         "lgvq": ("LGVQ", "scenes_lgvq_trained"),
         "vqgan": ("VQGAN", "scenes_vqgan_trained"),
+        "cvq_lg": ("LGVQ", "scenes_cvq_lg_trained"),
+        "vqct": ("VQCT", "scenes_vqct_trained"),
     }
+    settings = ship.comparison_settings(args)
+    assert settings["total_steps"] == 1200 and settings["seeds"] == [0]
+    assert settings["discriminator"] is False
+    assert settings["learning_rate"] == 1e-3
 
 
 def test_scored_scenes_are_the_generator_test_split():
@@ -85,14 +92,40 @@ def test_install_copies_the_preset_and_records_the_hash(tmp_path, monkeypatch):
         ship.install(str(tmp_path / "nothing"), "scenes_vqgan_trained")
 
 
-def test_package_dir_is_where_the_presets_look():
-    from keras_lgvq.models import presets
+def test_package_dir_is_the_family_folder_of_the_preset():
+    import keras_lgvq
 
-    for name in ("scenes_lgvq_trained", "scenes_vqgan_trained"):
-        spec = presets.get_preset(name)
+    root = os.path.dirname(os.path.abspath(keras_lgvq.__file__))
+    family = {"lgvq": "lgvq", "vqgan": "lgvq", "cvq_lg": "lgvq", "vqct": "vqct"}
+    for kind, (_, name) in ship.SHIPPED.items():
         assert os.path.realpath(ship.package_dir(name)) == os.path.realpath(
-            vqgan_presets.shipped_weights_dir(spec)
+            os.path.join(root, "models", family[kind], "trained", name)
         )
+    with pytest.raises(ValueError, match="no `shipped_weights` entry"):
+        ship.package_dir("scenes")
+
+
+def _architecture(backbone):
+    config = backbone.get_config()
+    quantizer = dict(config.pop("quantizer")["config"])
+    for key in ("name", "dtype", "trainable"):
+        config.pop(key, None)
+        quantizer.pop(key, None)
+    return config, quantizer
+
+
+@pytest.mark.parametrize("kind", ["vqgan", "cvq_lg", "vqct"])
+def test_the_recipe_trains_the_architecture_its_preset_loads(kind):
+    # The row is built by the main job's code; the shipped preset must
+    # load its weights (same backbone and quantizer options).
+    args = ship.parse_args(["--model", kind, "--out", "o"])
+    model = ship.build(kind, None, ship.comparison_settings(args))
+    class_name, name = ship.SHIPPED[kind]
+    assert type(model).__name__ == class_name
+    assert getattr(model, "discriminator", None) is None
+    shipped = VQGANBackbone.from_preset(name, load_weights=False)
+    assert type(shipped) is type(model.backbone)
+    assert _architecture(model.backbone) == _architecture(shipped)
 
 
 def test_install_sums_the_segments_of_a_resumed_run(tmp_path, monkeypatch):

@@ -7,11 +7,13 @@ through `save_to_preset(dir)` / `from_preset(dir)`. Each preset also
 builds the matching baseline through `VQGAN.from_preset(name)` and the
 bare tokenizer through `VQGANBackbone.from_preset(name)`.
 
-Two presets ship trained weights inside the package:
-`scenes_lgvq_trained` (the `scenes` LG-VQ) and `scenes_vqgan_trained` (its
-VQGAN baseline, same seed, batches and steps), trained by
-`recipes/ship_scenes_tokenizers.py`; the command, budget and measured
-PSNR / SSIM are in `training.json` next to the weights.
+Three presets ship trained weights inside the package:
+`scenes_lgvq_trained` (the `scenes` LG-VQ), `scenes_vqgan_trained` (its
+VQGAN baseline, same seed, batches and steps) and `scenes_cvq_lg_trained`
+(the `scenes` LG-VQ with the CVQ quantizer, the main job's CVQ+LG row),
+trained by `recipes/ship_scenes_tokenizers.py`; the command, budget and
+measured PSNR / SSIM are in `training.json` next to the weights. The
+trained VQCT is `scenes_vqct_trained` (`vqct_presets.py`).
 """
 
 import copy
@@ -164,9 +166,23 @@ PRESETS = {
 }
 
 
-def _shipped(name, trainer, what):
-    """The `scenes` preset with trained tokenizer weights in the package."""
+# The CVQ quantizer options the main job's CVQ rows add to the `scenes`
+# quantizer (`keras_lgvq.comparison.systems`): online re-initialisation of
+# rarely used codes, 'probrandom' anchors, contrastive loss.
+SCENES_CVQ_QUANTIZER = dict(
+    reinit="cvq",
+    reinit_decay=0.99,
+    anchor="probrandom",
+    contrastive_weight=1.0,
+)
+
+
+def _shipped(name, trainer, what, quantizer=None):
+    """The `scenes` preset with trained tokenizer weights in the package
+    (`quantizer`: options added to the `scenes` quantizer's)."""
     spec = copy.deepcopy(PRESETS["scenes"])
+    if quantizer:
+        spec["quantizer"].update(quantizer)
     spec["description"] = (
         f"The `scenes` preset with trained weights that ship in the package: "
         f"{what} Loaded by `VQGANBackbone`, `VQGAN` and `LGVQ.from_preset` "
@@ -198,4 +214,14 @@ PRESETS["scenes_vqgan_trained"] = _shipped(
     "the 64-px scenes tokenizer trained as the plain VQGAN baseline of "
     "`scenes_lgvq_trained` (same seed, initial weights, batches and "
     "steps; no language guidance, no discriminator, no LPIPS).",
+)
+PRESETS["scenes_cvq_lg_trained"] = _shipped(
+    "scenes_cvq_lg_trained",
+    "LGVQ",
+    "the 64-px scenes tokenizer with the CVQ quantizer (online "
+    "re-initialisation of rarely used codes from encoder features, decay "
+    "0.99, 'probrandom' anchors, contrastive weight 1.0) trained as an "
+    "LG-VQ: the main job's CVQ+LG row, trained like "
+    "`scenes_lgvq_trained` (same seed, batches and steps).",
+    quantizer=SCENES_CVQ_QUANTIZER,
 )

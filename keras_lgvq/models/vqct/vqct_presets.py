@@ -9,7 +9,11 @@ presets need the paper's prior (CUB + Oxford-102 + COCO captions, CLIP
 ViT-B/32 word vectors), which no one can download: building them without
 it raises a `FileNotFoundError` that names the missing file and the
 command that builds it into the keras_lgvq cache (or pass `prior=`).
-No public VQCT weights exist: the presets build untrained models.
+No public VQCT weights exist: the paper presets build untrained models.
+`scenes_vqct_trained` is `scenes_vqct` with trained weights that ship in
+the package (`keras_lgvq/models/vqct/trained/`, made by
+`recipes/ship_scenes_tokenizers.py --model vqct`; command, budget and
+PSNR / SSIM in `training.json` next to them).
 
 `VQCTBackbone.from_preset(name)` builds the tokenizer, `VQCT.from_preset`
 the trainer, `VQCTLG.from_preset("scenes_vqct_lg")` VQCT+LG; the same
@@ -17,8 +21,11 @@ names build the same models through `VQGANBackbone`, `VQGAN` and `LGVQ`
 (each spec's `backbone_class` picks the tokenizer).
 """
 
+import copy
+
 from keras_lgvq.models.lgvq.lgvq_presets import PRESETS as _LGVQ_PRESETS
-from keras_lgvq.models.vqgan.vqgan_presets import PAPER_BACKBONE, PAPER_GAN
+from keras_lgvq.models.vqgan.vqgan_presets import PAPER_BACKBONE
+from keras_lgvq.models.vqgan.vqgan_presets import PAPER_GAN
 
 _LGVQ_SCENES = _LGVQ_PRESETS["scenes"]
 
@@ -200,4 +207,22 @@ PRESETS = {
         "training": dict(_SCENES_TRAINING),
         "paper_weights": False,
     },
+}
+
+PRESETS["scenes_vqct_trained"] = copy.deepcopy(PRESETS["scenes_vqct"])
+PRESETS["scenes_vqct_trained"]["description"] = (
+    "The `scenes_vqct` preset with trained weights that ship in the "
+    "package: the 64-px scenes VQCT (GCN codebook from the packaged scenes "
+    "prior), trained like `scenes_vqgan_trained` (same seed, batches, steps "
+    "and learning rate; no discriminator, no LPIPS; the main job's VQCT "
+    "row). Loaded by `VQCTBackbone`, `VQCT` and `VQGANBackbone.from_preset` "
+    "(`load_weights=False`: the untrained architecture). Only the "
+    "tokenizer is trained; the GAN parts of a trainer built from it start "
+    "fresh. Training command, seed, budget and PSNR / SSIM: training.json "
+    "next to the weights (`read_shipped_record`)."
+)
+PRESETS["scenes_vqct_trained"]["shipped_weights"] = {
+    "name": "scenes_vqct_trained",
+    "directory": "models/vqct/trained/scenes_vqct_trained",
+    "trained_by": "VQCT",
 }

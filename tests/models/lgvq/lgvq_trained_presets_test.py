@@ -1,4 +1,5 @@
-"""The trained scenes tokenizers that ship inside the package.
+"""The trained scenes tokenizers that ship inside the package (LG-VQ, its
+VQGAN, CVQ+LG and, from `keras_lgvq/models/vqct/`, the VQCT).
 
 For each shipped preset: it loads through `from_preset` with no training
 and no download, its weight file is small enough to ship, and it
@@ -16,14 +17,36 @@ import numpy as np
 import pytest
 
 import keras_lgvq
+from keras_lgvq.comparison.systems import MODELS
 from keras_lgvq.datasets import scenes
 from keras_lgvq.models import LGVQ
+from keras_lgvq.models import VQCT
 from keras_lgvq.models import VQGAN
+from keras_lgvq.models import VQCTBackbone
 from keras_lgvq.models import VQGANBackbone
 from keras_lgvq.models import presets
+from keras_lgvq.models.lgvq.lgvq_presets import SCENES_CVQ_QUANTIZER
 from keras_lgvq.models.vqgan import vqgan_presets
+from recipes import ship_scenes_tokenizers as ship
 
-SHIPPED = ("scenes_lgvq_trained", "scenes_vqgan_trained")
+SHIPPED = (
+    "scenes_lgvq_trained",
+    "scenes_vqgan_trained",
+    "scenes_cvq_lg_trained",
+    "scenes_vqct_trained",
+)
+# name -> (the untrained preset it is, quantizer options it adds, classes
+# that build it).
+BASES = {
+    "scenes_lgvq_trained": ("scenes", {}, ("VQGANBackbone", "VQGAN", "LGVQ")),
+    "scenes_vqgan_trained": ("scenes", {}, ("VQGANBackbone", "VQGAN", "LGVQ")),
+    "scenes_cvq_lg_trained": (
+        "scenes", SCENES_CVQ_QUANTIZER, ("VQGANBackbone", "VQGAN", "LGVQ")
+    ),
+    "scenes_vqct_trained": (
+        "scenes_vqct", {}, ("VQGANBackbone", "VQCTBackbone", "VQGAN", "VQCT")
+    ),
+}
 MAX_BYTES = 10 * 1024 * 1024
 README = os.path.join(os.path.dirname(__file__), "..", "..", "..", "README.md")
 SECTION = "### Trained tokenizers that ship"
@@ -91,22 +114,30 @@ def test_shipped_weights_are_small_and_recorded(name):
     assert record["preset"] == name
     assert record["weights_sha256"] == vqgan_presets.file_sha256(weights)
     assert record["weights_bytes"] == os.path.getsize(weights)
-    # How it was made, next to the weights.
+    # How it was made, next to the weights: the recipe's row for it.
     assert "recipes/ship_scenes_tokenizers.py" in record["command"]
-    assert f"--model {name.split('_')[1]}" in record["command"]
+    kind = re.search(r"--model (\S+)", record["command"]).group(1)
+    assert ship.SHIPPED[kind][1] == name
     for key in ("seed", "steps", "batch_size", "backend", "package_commit",
                 "wall_s", "cpu_s"):
         assert record[key] is not None, key
     assert record["steps"] >= 480  # more than the main job's budget
-    assert record["language_guidance"] == (name == "scenes_lgvq_trained")
+    assert record["language_guidance"] == MODELS[kind].guided
+    assert record["trainer"] == ship.SHIPPED[kind][0]
     assert record["test"]["images"] == len(record["test"]["psnr_db_per_image"])
     assert record["evaluation"]["images"] >= 256
 
 
-def test_the_pair_is_fair():
-    lgvq, vqgan = (_record(name) for name in SHIPPED)
-    for key in ("seed", "steps", "batch_size", "train_size", "learning_rate",
-                "initial_backbone_abs_sum", "test_scenes", "backend"):
+def test_the_budgets_are_equal_and_the_pair_is_fair():
+    records = {name: _record(name) for name in SHIPPED}
+    first = records[SHIPPED[0]]
+    for record in records.values():
+        for key in ("seed", "steps", "batch_size", "train_size",
+                    "learning_rate", "test_scenes"):
+            assert record[key] == first[key], key
+    # LG-VQ and its VQGAN start from one backbone on one backend.
+    lgvq, vqgan = records["scenes_lgvq_trained"], records["scenes_vqgan_trained"]
+    for key in ("initial_backbone_abs_sum", "backend"):
         assert lgvq[key] == vqgan[key], key
     assert lgvq["trainer"] == "LGVQ" and vqgan["trainer"] == "VQGAN"
 
@@ -134,10 +165,17 @@ def test_codes_for_stage_two(name):
     backbone = VQGANBackbone.from_preset(name)
     images = _test_images(_record(name))
     codes = keras.ops.convert_to_numpy(backbone.encode(images))
-    assert codes.shape == (len(images), 16, 16)
-    assert codes.min() >= 0 and codes.max() < backbone.num_embeddings
+    # (16, 16), or VQCT's (16, 16, top-2 adjectives + noun).
+    assert codes.shape == (len(images), *backbone.index_shape)
+    assert codes.shape[1:3] == (16, 16)
+    ids = (
+        backbone.flatten_indices(codes)
+        if isinstance(backbone, VQCTBackbone)
+        else codes
+    )
+    assert ids.min() >= 0 and ids.max() < backbone.num_embeddings
     # A trained codebook is used, not collapsed onto a few codes.
-    assert len(np.unique(codes)) >= 32
+    assert len(np.unique(ids)) >= 32
     decoded = keras.ops.convert_to_numpy(backbone.decode(codes))
     np.testing.assert_allclose(
         np.clip(decoded, -1, 1), _reconstruct(backbone, images), atol=1e-4
@@ -169,19 +207,35 @@ def test_trainers_load_the_shipped_tokenizer():
         keras.ops.convert_to_numpy(lgvq_backbone.quantizer.codebook),
         keras.ops.convert_to_numpy(vqgan_backbone.quantizer.codebook),
     )
+    cvq_backbone = VQGANBackbone.from_preset("scenes_cvq_lg_trained")
+    model = LGVQ.from_preset(
+        "scenes_cvq_lg_trained", discriminator=None, text_prior=None
+    )
+    assert model.backbone.quantizer.reinit == "cvq"
+    _same_weights(model.backbone, cvq_backbone)
+    vqct_backbone = VQCTBackbone.from_preset("scenes_vqct_trained")
+    model = VQCT.from_preset("scenes_vqct_trained", discriminator=None)
+    assert isinstance(model.backbone, VQCTBackbone)
+    _same_weights(model.backbone, vqct_backbone)
 
 
 def test_presets_are_registered_and_described():
     for name in SHIPPED:
-        for cls in ("VQGANBackbone", "VQGAN", "LGVQ"):
+        base_name, quantizer, classes = BASES[name]
+        for cls in classes:
             assert name in presets.list_presets(cls)
         text = presets.describe_presets()[name]
         assert "training.json" in text and "load_weights=False" in text
         spec = presets.get_preset(name)
-        base = presets.get_preset("scenes")
-        # The architecture is the `scenes` preset's.
-        for key in ("backbone", "quantizer", "text", "guidance", "model"):
-            assert spec[key] == base[key], key
+        base = presets.get_preset(base_name)
+        # The architecture is the base preset's (CVQ adds its quantizer
+        # options) and the one the main job's row trains.
+        assert spec["quantizer"] == {**base["quantizer"], **quantizer}
+        for key in ("backbone", "text", "guidance", "model", "prior"):
+            assert spec.get(key) == base.get(key), key
+        record = _record(name)
+        kind = re.search(r"--model (\S+)", record["command"]).group(1)
+        assert MODELS[kind].preset == base_name
 
 
 def _snippet():
