@@ -1,5 +1,6 @@
 """`load`, `get_builder` and `caption_iterator` over the five datasets."""
 
+import contextlib
 import os
 
 import tensorflow_datasets as tfds
@@ -190,8 +191,41 @@ def resolve_split(builder, split):
     return base + bracket + rest
 
 
+@contextlib.contextmanager
+def _prepare_lock(builder):
+    """Holds an exclusive lock on the builder's version while it prepares.
+
+    Two processes preparing the same dataset at once (e.g. two recipes
+    started together on a fresh machine) would both generate it, and the
+    second to finish fails renaming its files onto the first's. With the
+    lock the second waits and then reuses the first's files. POSIX only
+    (`fcntl`); elsewhere the build is unguarded, as in TFDS itself.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock.
+        yield
+        return
+    root = os.fspath(builder.data_dir_root)
+    os.makedirs(root, exist_ok=True)
+    config = builder.builder_config.name if builder.builder_config else ""
+    path = os.path.join(
+        root, f".{builder.name}-{config}-{builder.version}.prepare.lock"
+    )
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def prepare(builder, manual_dir=None):
-    """Build the dataset files if needed (scenes generate themselves)."""
+    """Build the dataset files if needed (scenes generate themselves).
+
+    Safe to call from several processes at once on one machine: one builds,
+    the others wait and reuse its files.
+    """
     download_config = tfds.download.DownloadConfig(
         manual_dir=os.fspath(manual_dir) if manual_dir is not None else None
     )
@@ -204,7 +238,12 @@ def prepare(builder, manual_dir=None):
         download_config.manual_dir = os.path.join(
             builder.data_dir_root, "downloads", "manual", short
         )
-    builder.download_and_prepare(download_config=download_config)
+    with _prepare_lock(builder):
+        builder.download_and_prepare(download_config=download_config)
+        if not builder.info.splits:
+            # Another process built it after this builder was made: TFDS
+            # reuses the files but does not read their split metadata.
+            builder.info.read_from_directory(builder.data_dir)
     return builder
 
 

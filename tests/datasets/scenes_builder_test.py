@@ -1,5 +1,10 @@
 """The `lgvq_scenes` TFDS builder, `load("scenes")` and `caption_iterator`."""
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -7,6 +12,7 @@ import tensorflow_datasets as tfds
 from keras_lgvq.datasets import caption_iterator
 from keras_lgvq.datasets import get_builder
 from keras_lgvq.datasets import load
+from keras_lgvq.datasets import loading
 from keras_lgvq.datasets import scenes
 from keras_lgvq.datasets import scenes_builder
 from keras_lgvq.datasets import scenes_split_sizes
@@ -143,3 +149,47 @@ def test_config_names_and_validation():
         load("scenes", "train", data_dir="/nonexistent", train_sizes=3)
     with pytest.raises(ValueError, match="num_workers"):
         scenes_builder.LgvqScenes(config=a, num_workers=0)
+
+
+_WAITER = """
+import sys
+from keras_lgvq.datasets import loading
+builder = loading.get_builder("scenes", data_dir=sys.argv[1], **{small})
+open(sys.argv[2], "w").close()   # its builder exists; the data does not yet
+loading.prepare(builder)
+print(builder.info.splits["train"].num_examples,
+      sum(1 for _ in builder.as_dataset(split="validation")))
+"""
+
+
+def test_concurrent_prepares_wait_and_reuse_one_build(tmp_path):
+    # A second process that made its builder before the data existed waits
+    # for the build under way, then reads the files (and their splits).
+    data_dir = str(tmp_path / "tfds")
+    marker = str(tmp_path / "builder_made")
+    builder = loading.get_builder("scenes", data_dir=data_dir, **SMALL)
+    with loading._prepare_lock(builder):
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", _WAITER.format(small=SMALL), data_dir,
+             marker],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 300
+        while not os.path.exists(marker):
+            assert waiter.poll() is None, waiter.communicate()[1][-2000:]
+            assert time.time() < deadline, "the waiting process never started"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        # The waiter is blocked on the lock: it has not finished.
+        assert waiter.poll() is None
+        builder.download_and_prepare()
+    out, err = waiter.communicate(timeout=300)
+    assert waiter.returncode == 0, err[-2000:]
+    assert out.split()[-2:] == [
+        str(SMALL["train_size"]), str(SMALL["validation_size"])
+    ]
+    # One build: no second copy, no leftover incomplete directory.
+    versions = os.listdir(os.path.dirname(builder.data_dir))
+    assert [v for v in versions if "incomplete" in v] == []
