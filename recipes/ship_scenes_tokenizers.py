@@ -416,6 +416,12 @@ def main(argv=None):
     prior = text_priors.get(
         text["text_prior"], sequence_length=text["sequence_length"]
     )
+    # The code that trains: the commit at the start (HEAD may move while a
+    # run of an hour goes on).
+    started_at = {
+        "package_commit": _git_commit(),
+        "working_tree_modified": _git_dirty(),
+    }
     wall0 = time.time()
     cpu0 = time.process_time()
     if args.from_checkpoint:
@@ -467,6 +473,7 @@ def main(argv=None):
         "lpips": False,
         "initial_backbone_abs_sum": checksum,
         **run_environment(),
+        **started_at,
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "test_scenes": {
