@@ -200,19 +200,6 @@ def file_sha256(path):
     return sha(path)
 
 
-def backbone_checksum(backbone):
-    import numpy as np
-
-    from keras_lgvq.utils.tensors import to_numpy
-
-    return float(
-        sum(
-            np.abs(to_numpy(w)).astype("float64").sum()
-            for w in backbone.weights
-        )
-    )
-
-
 def _git_commit():
     try:
         result = subprocess.run(
@@ -340,6 +327,7 @@ def train(args, prior):
 
     import keras_lgvq
     from keras_lgvq.callbacks import epoch_seed
+    from keras_lgvq.comparison.training import backbone_checksum
     from keras_lgvq.comparison.training import compile_system
     from keras_lgvq.models.presets import get_preset
 
@@ -347,7 +335,7 @@ def train(args, prior):
     settings = comparison_settings(args)
     keras.utils.set_random_seed(args.seed)
     model = build(args.model, prior, settings)
-    checksum = backbone_checksum(model.backbone)
+    checksum = backbone_checksum(model)
     learning_rate = compile_system(args.model, model, settings)
     sizes = common.scenes_sizes(args.train_size, 256)
     # Both systems read the same batches: the pipeline is built with the
