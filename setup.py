@@ -35,6 +35,7 @@ setup(
         "keras_lgvq.priors": ["data/*/*"],
         "keras_lgvq.models.lgvq": ["trained/*/*"],
         "keras_lgvq.models.vqct": ["trained/*/*"],
+        "keras_lgvq.models.lqae": ["trained/*/*"],
         "keras_lgvq.models.captioning": ["trained/*/*"],
         "keras_lgvq.models.vqa": ["trained/*/*"],
         "keras_lgvq.models.text_to_image": ["trained/*/*"],

@@ -2,8 +2,9 @@
 
 `keras_lgvq.LGVQ.from_preset("scenes_lgvq_trained")`,
 `keras_lgvq.VQGAN.from_preset("scenes_vqgan_trained")`,
-`keras_lgvq.LGVQ.from_preset("scenes_cvq_lg_trained")` and
-`keras_lgvq.VQCT.from_preset("scenes_vqct_trained")` load trained 64-px
+`keras_lgvq.LGVQ.from_preset("scenes_cvq_lg_trained")`,
+`keras_lgvq.VQCT.from_preset("scenes_vqct_trained")` and
+`keras_lgvq.LQAE.from_preset("scenes_lqae_trained")` load trained 64-px
 scenes tokenizers with no training and no download: their backbone weights
 (`model.weights.h5`, a few MB each) live in the package folder the preset
 names (`keras_lgvq/models/<family>/trained/<name>/`). This recipe makes
@@ -12,14 +13,17 @@ them.
 `--model` is a row of the main job (`keras_lgvq.comparison.MODELS`), built
 and compiled by the main job's own code (`build_model`, `compile_system`)
 and trained the same way, only for longer (default 4 epochs x 300 steps of
-16 = 1200 steps against the main job's 480): its preset and learning rate,
+16 = 1200 steps against the main job's 480): its preset and learning rate
+(LQAE: its own AdamW schedule over the run's steps),
 no discriminator (the scenes presets' GAN starts at step 100000, so before
 it the PatchGAN only costs time), no LPIPS. Every shipped tokenizer gets
 the same seed (so LG-VQ and its VQGAN share the initial backbone, recorded
 as its weight checksum), the same batches (epoch `e` is the scenes set
 shuffled with `epoch_seed(seed, e)`) and the same steps; within a pair only
-the language guidance differs. LQAE is not shipped: its backbone holds the
-frozen splade-tiny LM, which a shipped file would have to leave out.
+the language guidance differs. The LQAE's file leaves out its frozen
+splade-tiny LM and word-piece table (a separate offline asset, re-read when
+the preset is built); its record keeps the LM's name and the sha256 of its
+table, which loading checks.
 Training is resumable: kill it and rerun the same command
 (`OUT/backup`, see `recipes/common.py`); `OUT/segments.json` keeps the
 time of each process so the record has the whole training time.
@@ -41,6 +45,8 @@ into the package.
         --out runs/ship_cvq_lg --install
     nice -n 5 python recipes/ship_scenes_tokenizers.py --model vqct \
         --out runs/ship_vqct --install
+    nice -n 5 python recipes/ship_scenes_tokenizers.py --model lqae \
+        --out runs/ship_lqae --install
 
 `--from-checkpoint OUT/last.keras --steps-done N` records and installs a
 model saved at an epoch end instead of training (e.g. when a run had to be
@@ -72,6 +78,7 @@ SHIPPED = {
     "vqgan": ("VQGAN", "scenes_vqgan_trained"),
     "cvq_lg": ("LGVQ", "scenes_cvq_lg_trained"),
     "vqct": ("VQCT", "scenes_vqct_trained"),
+    "lqae": ("LQAE", "scenes_lqae_trained"),
 }
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -482,6 +489,7 @@ def main(argv=None):
             record["history_csv"] = f.read().splitlines()
     preset_out = os.path.join(args.out, "backbone_preset")
     backbone.save_to_preset(preset_out)
+    record["language_model"] = portable_language_model(backbone, preset_out)
     record["weights_sha256"] = file_sha256(
         os.path.join(preset_out, "model.weights.h5")
     )
@@ -495,6 +503,32 @@ def main(argv=None):
     )
     if args.install:
         install(args.out, name)
+
+
+def portable_language_model(backbone, preset_out):
+    """For a backbone with a frozen LM (LQAE): what the record keeps of the
+    LM (name, sizes, sha256 of the word-piece table, which loading checks),
+    and, if the LM was read from a local directory, its path dropped from
+    the saved `config.json` (the package rebuilds the LM from the preset).
+    None for a backbone without one."""
+    from keras_lgvq.models.vqgan.vqgan_presets import language_model_table_sha256
+
+    lm = getattr(backbone, "language_model", None)
+    if lm is None:
+        return None
+    if lm.name_or_path and os.path.isabs(lm.name_or_path):
+        path = os.path.join(preset_out, "config.json")
+        with open(path) as f:
+            config = json.load(f)
+        config["config"]["language_model"] = None
+        with open(path, "w") as f:
+            json.dump(config, f, indent=4)
+    return {
+        "name": os.path.basename(os.path.normpath(lm.name_or_path or "random")),
+        "vocabulary_size": int(lm.vocabulary_size),
+        "hidden_dim": int(lm.hidden_dim),
+        "table_sha256": language_model_table_sha256(lm),
+    }
 
 
 def install(out, name):

@@ -2,6 +2,7 @@
 flags, its scored scenes, its figures (against numpy) and its install step.
 Training itself is the common recipe code (tests/recipes/common_training_test)."""
 
+import hashlib
 import json
 import os
 
@@ -10,19 +11,21 @@ import numpy as np
 import pytest
 
 from keras_lgvq.datasets import scenes
+from keras_lgvq.models import LQAEBackbone
 from keras_lgvq.models import VQGANBackbone
 from keras_lgvq.models.vqgan import vqgan_presets
 from recipes import ship_scenes_tokenizers as ship
 from tests.models.lgvq.lgvq_trained_presets_test import _numpy_psnr_ssim
+from tests.models.lqae.tiny_lqae import tiny_backbone
 
 
 def test_flags_and_their_errors():
     args = ship.parse_args(["--model", "lgvq", "--out", "o"])
     assert (args.epochs, args.steps_per_epoch, args.batch_size) == (4, 300, 16)
     assert args.seed == 0 and args.validation_steps == 2
-    # LQAE's backbone holds the frozen LM: not a shipped row.
+    # The LQAE's baseline (VQAE) and the unguided twins ship no weights.
     with pytest.raises(SystemExit):
-        ship.parse_args(["--model", "lqae", "--out", "o"])
+        ship.parse_args(["--model", "vqae", "--out", "o"])
     with pytest.raises(ValueError, match="--steps-per-epoch must be >= 1"):
         ship.parse_args(
             ["--model", "lgvq", "--out", "o", "--steps-per-epoch", "0"]
@@ -36,6 +39,7 @@ def test_flags_and_their_errors():
         "vqgan": ("VQGAN", "scenes_vqgan_trained"),
         "cvq_lg": ("LGVQ", "scenes_cvq_lg_trained"),
         "vqct": ("VQCT", "scenes_vqct_trained"),
+        "lqae": ("LQAE", "scenes_lqae_trained"),
     }
     settings = ship.comparison_settings(args)
     assert settings["total_steps"] == 1200 and settings["seeds"] == [0]
@@ -96,7 +100,8 @@ def test_package_dir_is_the_family_folder_of_the_preset():
     import keras_lgvq
 
     root = os.path.dirname(os.path.abspath(keras_lgvq.__file__))
-    family = {"lgvq": "lgvq", "vqgan": "lgvq", "cvq_lg": "lgvq", "vqct": "vqct"}
+    family = {"lgvq": "lgvq", "vqgan": "lgvq", "cvq_lg": "lgvq",
+              "vqct": "vqct", "lqae": "lqae"}
     for kind, (_, name) in ship.SHIPPED.items():
         assert os.path.realpath(ship.package_dir(name)) == os.path.realpath(
             os.path.join(root, "models", family[kind], "trained", name)
@@ -114,7 +119,7 @@ def _architecture(backbone):
     return config, quantizer
 
 
-@pytest.mark.parametrize("kind", ["vqgan", "cvq_lg", "vqct"])
+@pytest.mark.parametrize("kind", ["vqgan", "cvq_lg", "vqct", "lqae"])
 def test_the_recipe_trains_the_architecture_its_preset_loads(kind):
     # The row is built by the main job's code; the shipped preset must
     # load its weights (same backbone and quantizer options).
@@ -123,9 +128,28 @@ def test_the_recipe_trains_the_architecture_its_preset_loads(kind):
     class_name, name = ship.SHIPPED[kind]
     assert type(model).__name__ == class_name
     assert getattr(model, "discriminator", None) is None
-    shipped = VQGANBackbone.from_preset(name, load_weights=False)
+    loader = LQAEBackbone if kind == "lqae" else VQGANBackbone
+    shipped = loader.from_preset(name, load_weights=False)
     assert type(shipped) is type(model.backbone)
     assert _architecture(model.backbone) == _architecture(shipped)
+
+
+def test_the_lqae_record_names_its_language_model(tmp_path):
+    backbone = tiny_backbone()
+    out = str(tmp_path / "preset")
+    backbone.save_to_preset(out)
+    record = ship.portable_language_model(backbone, out)
+    lm = backbone.language_model
+    table = keras.ops.convert_to_numpy(lm.token_embedding_matrix())
+    assert record["vocabulary_size"] == table.shape[0] == 64
+    assert record["hidden_dim"] == table.shape[1]
+    assert record["table_sha256"] == hashlib.sha256(
+        np.ascontiguousarray(table, "float32").tobytes()
+    ).hexdigest()
+    # A backbone without an LM (VQGAN, VQAE) records none.
+    assert ship.portable_language_model(
+        VQGANBackbone.from_preset("scenes", load_weights=False), out
+    ) is None
 
 
 def test_install_sums_the_segments_of_a_resumed_run(tmp_path, monkeypatch):

@@ -66,6 +66,11 @@ class FrozenVocabularyQuantizer(VectorQuantizer):
             never selected. Defaults to `()` (all eligible, as official).
         chunk_size: int. Rows per block of the distance computation.
             Defaults to `4096`.
+        save_embedding_table: bool. Whether saved weights hold the table.
+            `LQAEBackbone` passes `False` when the table is its language
+            model's (re-read from the LM asset when the model is rebuilt,
+            and `V x D` floats: 15.6 MB for splade-tiny), so `.keras` files
+            and presets keep only what was trained. Defaults to `True`.
         **kwargs: Standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -99,9 +104,15 @@ class FrozenVocabularyQuantizer(VectorQuantizer):
         commitment_weight=README_COMMITMENT_WEIGHT,
         excluded_token_ids=(),
         chunk_size=4096,
+        save_embedding_table=True,
         **kwargs,
     ):
         check_int("vocabulary_size", vocabulary_size)
+        if not isinstance(save_embedding_table, bool):
+            raise ValueError(
+                "`save_embedding_table` must be True or False. Received: "
+                f"{save_embedding_table!r}"
+            )
         check_int("embedding_dim", embedding_dim)
         commitment_weight = check_number(
             "commitment_weight", commitment_weight, low=0.0
@@ -125,6 +136,7 @@ class FrozenVocabularyQuantizer(VectorQuantizer):
         self.vocabulary_size = vocabulary_size
         self.commitment_weight = commitment_weight
         self.has_embedding_table = embedding_table is not None
+        self.save_embedding_table = save_embedding_table
         self.excluded_token_ids = _check_token_ids(
             excluded_token_ids, vocabulary_size
         )
@@ -153,12 +165,35 @@ class FrozenVocabularyQuantizer(VectorQuantizer):
         self.codebook.assign(value)
         self.has_embedding_table = True
 
+    def save_own_variables(self, store):
+        if self.save_embedding_table:
+            return super().save_own_variables(store)
+        # Every state but the table, keyed by its index as Keras keys them.
+        for i, variable in enumerate(self._saved_variables()):
+            if variable is not self.codebook:
+                store[f"{i}"] = variable
+
     def load_own_variables(self, store):
+        variables = self._saved_variables()
+        index = next(
+            i for i, v in enumerate(variables) if v is self.codebook
+        )
+        if len(store.keys()) == len(variables) - 1 and str(index) not in store:
+            # Saved without the table (`save_embedding_table=False`): the
+            # table stays the one set from the language model.
+            for i, variable in enumerate(variables):
+                if i != index:
+                    variable.assign(store[f"{i}"])
+            return
         super().load_own_variables(store)
         # A model saved before its table was set stored zeros; no real
         # embedding table is all zeros.
         table = ops.convert_to_numpy(self.codebook)
         self.has_embedding_table = bool(np.any(table))
+
+    def _saved_variables(self):
+        # The order `keras.layers.Layer.save_own_variables` writes.
+        return self._trainable_variables + self._non_trainable_variables
 
     @property
     def embedding_table(self):
@@ -233,6 +268,7 @@ class FrozenVocabularyQuantizer(VectorQuantizer):
                 "commitment_weight": self.commitment_weight,
                 "excluded_token_ids": list(self.excluded_token_ids),
                 "chunk_size": self.chunk_size,
+                "save_embedding_table": self.save_embedding_table,
             }
         )
         return config

@@ -13,11 +13,11 @@ from keras_lgvq.layers.quantizers.frozen_vocabulary_quantizer import (
     FrozenVocabularyQuantizer,
 )
 from keras_lgvq.layers.vit.patch_embedding import INIT_STDDEV
-from keras_lgvq.layers.vqgan.resnet_autoencoder import ResNetDecoder
-from keras_lgvq.layers.vqgan.resnet_autoencoder import ResNetEncoder
 from keras_lgvq.layers.vit.transformer_stack import check_block_type
 from keras_lgvq.layers.vit.vit_decoder import ViTDecoder
 from keras_lgvq.layers.vit.vit_encoder import ViTEncoder
+from keras_lgvq.layers.vqgan.resnet_autoencoder import ResNetDecoder
+from keras_lgvq.layers.vqgan.resnet_autoencoder import ResNetEncoder
 from keras_lgvq.utils.validation import check_code_range
 from keras_lgvq.utils.validation import check_images
 from keras_lgvq.utils.validation import check_int
@@ -301,6 +301,8 @@ class LQAEBackbone(keras_hub.models.Backbone):
                     if exclude_special_tokens
                     else ()
                 ),
+                # The LM's own table: rebuilt from the LM, not saved.
+                save_embedding_table=False,
                 name="quantizer",
             )
         code_dim = quantizer.embedding_dim
@@ -745,11 +747,13 @@ class LQAEBackbone(keras_hub.models.Backbone):
         (`keras_lgvq.models.presets.resolve_preset`): a directory written by
         `save_to_preset` (of this backbone or of an `LQAE`) is read with
         keras-hub's loader, weights included; a built-in name builds the
-        preset's architecture, untrained.
+        preset's architecture, untrained unless the preset ships trained
+        weights (`scenes_lqae_trained`).
 
         Args:
             preset: string. A built-in preset name or a local directory.
-            load_weights: bool. Load a directory's weights.
+            load_weights: bool. Load a directory's or a shipped preset's
+                weights.
             **kwargs: backbone fields that override the preset's (e.g.
                 `image_size=32`), and `language_model=` a
                 `MaskedLanguageModel` or a name / directory (e.g. a local
@@ -772,7 +776,13 @@ class LQAEBackbone(keras_hub.models.Backbone):
             )
         from keras_lgvq.models.lqae.lqae_presets import backbone_from_spec
 
-        return backbone_from_spec(cls, value, **kwargs)
+        backbone = backbone_from_spec(cls, value, **kwargs)
+        if load_weights:
+            # Presets with trained weights in the package (no-op otherwise).
+            from keras_lgvq.models.vqgan.vqgan_presets import load_shipped_weights
+
+            load_shipped_weights(backbone, value)
+        return backbone
 
     def get_config(self):
         config = super().get_config()

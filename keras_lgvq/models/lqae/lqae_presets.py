@@ -27,9 +27,13 @@ Every preset also carries the official ResNet encoder / decoder option
 (`encoder_type="resnet"`, off by default; `from_preset(...,
 encoder_type="resnet")` turns it on at the preset's `resnet_*` sizes).
 
-No public LQAE weights exist: every preset builds an untrained model.
+No public LQAE weights exist. `scenes_lqae_trained` is `scenes_lqae` with
+weights trained here that ship in the package (the encoder, decoder and
+commitment state only: the splade-tiny LM and its table stay the separate
+offline asset); every other preset builds an untrained model.
 """
 
+import copy
 import os
 import warnings
 
@@ -212,6 +216,27 @@ PRESETS = {
 }
 
 
+PRESETS["scenes_lqae_trained"] = copy.deepcopy(PRESETS["scenes_lqae"])
+PRESETS["scenes_lqae_trained"]["name"] = "scenes_lqae_trained"
+PRESETS["scenes_lqae_trained"]["description"] = (
+    "The `scenes_lqae` preset with trained weights that ship in the "
+    "package: the 64-px scenes LQAE (images as splade-tiny word pieces), "
+    "trained like `scenes_vqgan_trained` (same seed, batches and steps; the "
+    "main job's LQAE row and its learning rate). The shipped file holds the "
+    "ViT encoder and decoder only: the frozen splade-tiny LM (codebook and "
+    "masked LM) is the separate offline asset, checked by its table's "
+    "sha256 when the weights load. Loaded by `LQAEBackbone` and "
+    "`LQAE.from_preset` (`load_weights=False`: the untrained "
+    "architecture). Training command, seed, budget and PSNR / SSIM: "
+    "training.json next to the weights (`read_shipped_record`)."
+)
+PRESETS["scenes_lqae_trained"]["shipped_weights"] = {
+    "name": "scenes_lqae_trained",
+    "directory": "models/lqae/trained/scenes_lqae_trained",
+    "trained_by": "LQAE",
+}
+
+
 def language_model_path(entry):
     """The cache directory where a preset's LM is looked for (or None)."""
     if not entry.get("cache_name"):
@@ -309,6 +334,7 @@ def backbone_from_spec(cls, spec, language_model=None, **overrides):
             entry["vocabulary_size"],
             entry["hidden_dim"],
             commitment_weight=backbone_args.get("commitment_weight", 0.005),
+            save_embedding_table=False,
             name="quantizer",
         )
         backbone_args["missing_language_model"] = missing

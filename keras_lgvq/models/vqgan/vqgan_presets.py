@@ -17,6 +17,9 @@ import hashlib
 import json
 import os
 
+import keras
+import numpy as np
+
 # taming VQGAN f16 (lgvq-spec §1.1).
 PAPER_BACKBONE = dict(
     resolution=256,
@@ -59,8 +62,16 @@ SHIPPED_CONFIG_FILE = "config.json"
 SHIPPED_RECORD_FILE = "training.json"
 # A Git LFS pointer file starts with this line instead of HDF5 bytes.
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
-# Backbone config fields that are not architecture.
-_NON_ARCHITECTURE_KEYS = ("name", "trainable", "dtype", "quantizer")
+# Backbone config fields that are not architecture. An LQAE's frozen
+# language model is a separate asset, checked by its table's sha256.
+_NON_ARCHITECTURE_KEYS = (
+    "name",
+    "trainable",
+    "dtype",
+    "quantizer",
+    "language_model",
+    "missing_language_model",
+)
 
 
 def shipped_weights_dir(spec):
@@ -144,6 +155,15 @@ def load_shipped_weights(backbone, spec):
     if directory is None:
         return backbone
     name = spec["shipped_weights"]["name"]
+    missing = getattr(backbone, "missing_language_model", None)
+    if missing:
+        raise ValueError(
+            f"The trained weights of preset {name!r} read images through "
+            f"its frozen language model, which is missing. {missing} "
+            "(`load_weights=False` builds the untrained architecture.)"
+        )
+    # The LM first: another LM also changes the quantizer's excluded ids.
+    _check_language_model(backbone, read_shipped_record(spec), name)
     config_path = os.path.join(directory, SHIPPED_CONFIG_FILE)
     _check_shipped_file(config_path, spec, binary=False)
     with open(config_path) as f:
@@ -192,6 +212,41 @@ def load_shipped_weights(backbone, spec):
                         backbone.in_channels))
     backbone.load_weights(path)
     return backbone
+
+
+def language_model_table_sha256(language_model):
+    """Hex sha256 of a language model's float32 token-embedding table: the
+    identity of the frozen LM a shipped LQAE was trained on."""
+    table = np.ascontiguousarray(
+        keras.ops.convert_to_numpy(language_model.token_embedding_matrix()),
+        dtype="float32",
+    )
+    return hashlib.sha256(table.tobytes()).hexdigest()
+
+
+def _check_language_model(backbone, record, name):
+    # The weights hold no LM (a separate asset): they fit only the LM whose
+    # table they were trained on.
+    lm = getattr(backbone, "language_model", None)
+    trained_on = record.get("language_model")
+    if lm is None and trained_on is None:
+        return
+    if lm is None or trained_on is None:
+        raise ValueError(
+            f"The trained weights of preset {name!r} were trained "
+            + ("with" if trained_on else "without")
+            + " a language model, and this backbone "
+            + ("has none." if lm is None else "has one.")
+        )
+    actual = language_model_table_sha256(lm)
+    if actual != trained_on["table_sha256"]:
+        raise ValueError(
+            f"The trained weights of preset {name!r} were trained on the "
+            f"{trained_on['name']} language model (table sha256 "
+            f"{trained_on['table_sha256'][:12]}...), not on this backbone's "
+            f"(sha256 {actual[:12]}...). Drop the `language_model=` "
+            "override, or pass `load_weights=False`."
+        )
 
 
 def file_sha256(path):

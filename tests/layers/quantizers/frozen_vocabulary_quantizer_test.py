@@ -170,6 +170,42 @@ def test_table_is_set_later_and_config_has_no_table():
         quantizer.set_embedding_table(table[:, :4])
 
 
+def test_a_table_from_the_language_model_is_not_saved():
+    # `save_embedding_table=False` (what LQAEBackbone passes for its LM's
+    # table): the saved state leaves the V x D table out, and loading keeps
+    # the table set from the LM.
+    table = _table()
+    quantizer = FrozenVocabularyQuantizer(
+        V, D, embedding_table=table, save_embedding_table=False
+    )
+    quantizer.build((None, D))
+    store = {}
+    quantizer.save_own_variables(store)
+    # The table is the layer's only own state (its seed generator saves
+    # itself).
+    assert store == {}
+    config = quantizer.get_config()
+    assert config["save_embedding_table"] is False
+    clone = FrozenVocabularyQuantizer.from_config(config)
+    clone.set_embedding_table(table)
+    clone.load_own_variables(store)
+    assert clone.has_embedding_table
+    np.testing.assert_array_equal(_np(clone.embedding_table), table)
+    # A state saved with the table (the default, and older files) still
+    # loads it over whatever was set.
+    full = {}
+    default = FrozenVocabularyQuantizer(V, D, embedding_table=table)
+    default.build((None, D))
+    default.save_own_variables(full)
+    assert any(np.shape(v) == (V, D) for v in full.values())
+    other = FrozenVocabularyQuantizer.from_config(config)
+    other.set_embedding_table(_table(seed=2))
+    other.load_own_variables(full)
+    np.testing.assert_array_equal(_np(other.embedding_table), table)
+    with pytest.raises(ValueError, match="`save_embedding_table` must be"):
+        FrozenVocabularyQuantizer(V, D, save_embedding_table="no")
+
+
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="excluded_token_ids"):
         FrozenVocabularyQuantizer(V, D, excluded_token_ids=(V,))

@@ -187,6 +187,38 @@ def test_vqae_backbone_decodes_its_learned_codes():
     assert backbone.num_embeddings == 128
 
 
+def test_saved_weights_leave_out_the_language_models_table(tmp_path):
+    import h5py
+
+    # The table is the LM's (re-read from the LM asset when the model is
+    # rebuilt): weight files keep only what was trained.
+    source = tiny_backbone()
+    path = str(tmp_path / "lqae.weights.h5")
+    source.save_weights(path)
+    saved = []
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda _, item: saved.append(np.asarray(item))
+            if isinstance(item, h5py.Dataset) else None
+        )
+    table = _np(source.quantizer.embedding_table)
+    assert table.shape == (VOCABULARY, WIDTH) and np.any(table)
+    assert len(saved) > 10
+    assert not any(
+        v.shape == table.shape and np.array_equal(v, table) for v in saved
+    )
+    assert source.quantizer.get_config()["save_embedding_table"] is False
+    # Loaded into a fresh backbone on the same LM: the same model.
+    target = tiny_backbone()
+    target.load_weights(path)
+    images = tiny_images()
+    np.testing.assert_array_equal(
+        _np(target.encode(images)), _np(source.encode(images))
+    )
+    np.testing.assert_allclose(_np(target(images)), _np(source(images)),
+                               atol=1e-5)
+
+
 def test_backbone_saves_and_loads_with_safe_mode(backbone, tmp_path):
     path = str(tmp_path / "lqae_backbone.keras")
     backbone.save(path)
