@@ -28,8 +28,8 @@ Every preset also carries the official ResNet encoder / decoder option
 encoder_type="resnet")` turns it on at the preset's `resnet_*` sizes).
 
 No public LQAE weights exist. `scenes_lqae_trained` is `scenes_lqae` with
-weights trained here that ship in the package (the encoder, decoder and
-commitment state only: the splade-tiny LM and its table stay the separate
+weights trained here that ship in the package (its ViT encoder and
+decoder only: the splade-tiny LM and its table stay the separate
 offline asset); every other preset builds an untrained model.
 """
 
