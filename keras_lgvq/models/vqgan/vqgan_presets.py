@@ -163,7 +163,8 @@ def load_shipped_weights(backbone, spec):
             "(`load_weights=False` builds the untrained architecture.)"
         )
     # The LM first: another LM also changes the quantizer's excluded ids.
-    _check_language_model(backbone, read_shipped_record(spec), name)
+    record = read_shipped_record(spec)
+    _check_language_model(backbone, record, name)
     config_path = os.path.join(directory, SHIPPED_CONFIG_FILE)
     _check_shipped_file(config_path, spec, binary=False)
     with open(config_path) as f:
@@ -193,7 +194,7 @@ def load_shipped_weights(backbone, spec):
         )
     path = os.path.join(directory, SHIPPED_WEIGHTS_FILE)
     _check_shipped_file(path, spec, binary=True)
-    expected = read_shipped_record(spec).get("weights_sha256")
+    expected = record.get("weights_sha256")
     if expected is None:
         raise ValueError(
             f"{os.path.join(directory, SHIPPED_RECORD_FILE)} records no "
