@@ -22,7 +22,9 @@ exact for captions inside it, a few MB saved instead of ~55),
 over `--prefix-length` square regions, `--projection-dim N` projects each
 code to N values before the MLP mapper's flatten. `--tokenizer` also takes the
 name of a tokenizer preset that ships trained weights
-(`scenes_lgvq_trained`, `scenes_vqgan_trained`). The models, data and
+(`scenes_lgvq_trained`, `scenes_vqgan_trained`, `scenes_cvq_lg_trained`,
+`scenes_vqct_trained` with its 3 ids per position, `scenes_lqae_trained`
+with word-piece codes). The models, data and
 metrics are those of `keras_lgvq.evaluation.captioning_downstream` (the
 one-call form for other programs), and `results.json` holds per-image
 BLEU-4 / METEOR / ROUGE-L / CIDEr-D for paired tests.
@@ -63,7 +65,8 @@ def parse_args(argv=None):
     p.add_argument("--tokenizer", required=True,
                    help="Tokenizer: a .keras file, a preset directory or a "
                    "shipped preset name (scenes_lgvq_trained, "
-                   "scenes_vqgan_trained).")
+                   "scenes_vqgan_trained, scenes_cvq_lg_trained, "
+                   "scenes_vqct_trained, scenes_lqae_trained).")
     p.add_argument("--lm", default="smollm2",
                    help='LM source: "smollm2", a .gguf or a preset dir.')
     common.add_prefix_mapper_arguments(p)

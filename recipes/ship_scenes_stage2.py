@@ -3,7 +3,10 @@
 `keras_lgvq.models.Captioner.from_preset("scenes_lgvq_captioner")`,
 `keras_lgvq.models.VQAModel.from_preset("scenes_lgvq_vqa")` and
 `keras_lgvq.models.TextToImage.from_preset("scenes_lgvq_text_to_image")`
-(and the `scenes_vqgan_*` ones) load a trained captioner / VQA model /
+(and the `scenes_vqgan_*`, `scenes_cvq_lg_*`, `scenes_vqct_*` and
+`scenes_lqae_*` ones: captioner and VQA for every shipped scenes tokenizer,
+the generator for the single-codebook ones, `NOT_SHIPPED` says why not for
+the others) load a trained captioner / VQA model /
 text-to-image generator with no training and no download: the model's
 config and weights (`task.json`, `task.weights.h5`, a few MB: the decoder
 is trained from scratch over a compact vocabulary of the training text's
@@ -81,7 +84,25 @@ except ImportError:  # Run as `python recipes/ship_scenes_stage2.py`.
 
 REPO = tokenizers_recipe.REPO
 # Tokenizer preset -> the short name in the shipped model names.
-TOKENIZERS = {"scenes_lgvq_trained": "lgvq", "scenes_vqgan_trained": "vqgan"}
+TOKENIZERS = {
+    "scenes_lgvq_trained": "lgvq",
+    "scenes_vqgan_trained": "vqgan",
+    "scenes_cvq_lg_trained": "cvq_lg",
+    "scenes_vqct_trained": "vqct",
+    "scenes_lqae_trained": "lqae",
+}
+# (task, tokenizer) pairs that ship no model, and why.
+NOT_SHIPPED = {
+    ("text_to_image", "scenes_vqct_trained"): (
+        "VQCT gives 3 ids per grid position (adjectives, noun); the "
+        "text-to-image generator predicts one id per position"
+    ),
+    ("text_to_image", "scenes_lqae_trained"): (
+        "LQAE's codes are 30,522 word-piece ids: the generator's tied "
+        "code embedding alone (30,523 x 128 float32, 15.6 MB) is over the "
+        "10 MB a shipped model may weigh"
+    ),
+}
 # --task -> (family folder, model class, name suffix).
 TASKS = {
     "captioning": ("captioning", "Captioner", "captioner"),
@@ -103,7 +124,7 @@ QUESTIONS_PER_IMAGE = 4
 
 
 def shipped_name(task, tokenizer):
-    """`scenes_<lgvq|vqgan>_<captioner|vqa|text_to_image>`."""
+    """`scenes_<lgvq|vqgan|cvq_lg|vqct|lqae>_<captioner|vqa|text_to_image>`."""
     return f"scenes_{TOKENIZERS[tokenizer]}_{TASKS[task][2]}"
 
 
@@ -142,6 +163,13 @@ def parse_args(argv=None):
             raise ValueError(
                 f"--{name.replace('_', '-')} must be >= 1. Received: "
                 f"{getattr(args, name)}")
+    reason = NOT_SHIPPED.get((args.task, args.tokenizer))
+    if reason:
+        raise ValueError(
+            f"No {args.task} model ships for --tokenizer {args.tokenizer}: "
+            f"{reason}. Train one with recipes/{TASKS[args.task][0]}.py "
+            "instead, or pick another tokenizer."
+        )
     for flag in OWN_FLAGS[args.task]:
         if flag in forwarded or any(
                 a.startswith(flag + "=") for a in forwarded):

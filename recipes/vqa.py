@@ -33,7 +33,8 @@ training and validation questions (43 on scenes, against SmolLM2's 49,152):
 exact for questions inside it, a few MB saved instead of ~50.
 `--tokenizer` also takes the name of a
 tokenizer preset that ships trained weights (`scenes_lgvq_trained`,
-`scenes_vqgan_trained`).
+`scenes_vqgan_trained`, `scenes_cvq_lg_trained`, `scenes_vqct_trained`,
+`scenes_lqae_trained`).
 
 Questions longer than `--max-question-length` tokens keep their first
 tokens; the padded length is the longest (kept) question, so short
@@ -74,7 +75,8 @@ def parse_args(argv=None):
     p.add_argument("--tokenizer", required=True,
                    help="Tokenizer: a .keras file, a preset directory or a "
                    "shipped preset name (scenes_lgvq_trained, "
-                   "scenes_vqgan_trained).")
+                   "scenes_vqgan_trained, scenes_cvq_lg_trained, "
+                   "scenes_vqct_trained, scenes_lqae_trained).")
     p.add_argument("--lm", default="smollm2",
                    help='LM source: "smollm2", a .gguf or a preset dir.')
     p.add_argument("--dataset", default="scenes",

@@ -139,6 +139,23 @@ def get_preset(name, class_name=None):
     return copy.deepcopy(entry["spec"])
 
 
+def preset_classes(name):
+    """The classes that can build the built-in preset `name` (a tuple).
+
+    Args:
+        name: string. A built-in preset name.
+
+    Examples:
+
+    ```python
+    keras_lgvq.models.presets.preset_classes("scenes_lqae_trained")
+    # ('LQAEBackbone', 'LQAE')
+    ```
+    """
+    get_preset(name)  # A clear error for an unknown name.
+    return _REGISTRY[name]["classes"]
+
+
 def _looks_like_path(preset):
     return (
         os.sep in preset

@@ -91,14 +91,29 @@ def test_flags_names_and_their_errors():
         ship.parse_args(["--task", "text_to_image", "--tokenizer",
                          "scenes_lgvq_trained", "--out", "o", "--",
                          "--name=x"])
-    # Every shipped name is a registered preset of its class.
+    # Every shipped name is a registered preset of its class; a pair that
+    # ships nothing has no preset and is refused with its reason.
+    registered = set(presets.list_presets())
     for task, (_, cls, _) in ship.TASKS.items():
         for tokenizer in ship.TOKENIZERS:
+            assert presets.get_preset(tokenizer).get("shipped_weights")
             name = ship.shipped_name(task, tokenizer)
+            if (task, tokenizer) in ship.NOT_SHIPPED:
+                assert name not in registered
+                with pytest.raises(ValueError, match=(
+                        f"No {task} model ships for --tokenizer "
+                        f"{tokenizer}: ")):
+                    ship.parse_args(["--task", task, "--tokenizer",
+                                     tokenizer, "--out", "o"])
+                continue
             spec = presets.get_preset(name, cls)
             assert spec["tokenizer_preset"] == tokenizer
             assert spec["shipped_model"]["directory"] == (
                 f"models/{ship.TASKS[task][0]}/trained/{name}")
+    assert set(ship.NOT_SHIPPED) == {
+        ("text_to_image", "scenes_vqct_trained"),
+        ("text_to_image", "scenes_lqae_trained"),
+    }
 
 
 def _install_root(tmp_path, monkeypatch):

@@ -16,6 +16,9 @@ from keras_lgvq.models.captioning.beam_search import beam_search
 from keras_lgvq.models.captioning.prefix_mapper import build_prefix_mapper
 from keras_lgvq.models.text_to_image.text_to_image import load_tokenizer
 from keras_lgvq.models.text_to_image.text_to_image import masked_code_loss
+from keras_lgvq.utils.code_layout import check_code_layout
+from keras_lgvq.utils.code_layout import index_depth
+from keras_lgvq.utils.code_layout import sub_codebooks_of
 from keras_lgvq.utils.validation import check_int
 from keras_lgvq.utils.validation import check_number
 from keras_lgvq.version import __version__
@@ -248,8 +251,10 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
     """Shared base: code grid -> prefix mapper -> frozen causal LM.
 
     Subclasses (`Captioner`, `VQAModel`) add their heads and losses. Inputs
-    are dicts with either `codes` (int `(B, h, w)` code grids, turned into
-    code vectors by the frozen tokenizer's `quantizer.indices_to_codes`)
+    are dicts with either `codes` (int `(B, h, w)` code grids, or
+    `(B, h, w, S)` for a tokenizer with S ids per position such as VQCT,
+    turned into code vectors by the frozen tokenizer's
+    `quantizer.indices_to_codes`)
     or `code_vectors` (float `(B, h * w, D)`, e.g. from a code cache).
     `language_model_training` (`"frozen"`, `"full"`, `"lora"`) and
     `lora_rank` choose what of the LM trains (`configure_language_model`).
@@ -368,11 +373,27 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
             raise ValueError("Pass exactly one of `codes` or `code_vectors`.")
         if codes is not None:
             codes = np.asarray(ops.convert_to_numpy(codes))
-            if codes.ndim != 3 or codes.dtype.kind not in "iu":
+            # VQCT-like tokenizers give S ids per position (a trailing
+            # axis, `keras_lgvq.utils.code_layout`); the quantizer turns
+            # them into one code vector per position all the same.
+            sub_codebooks = (
+                None if self.tokenizer is None
+                else sub_codebooks_of(self.tokenizer)
+            )
+            depth = index_depth(sub_codebooks)
+            expected = "(batch, h, w)" if depth is None else (
+                f"(batch, h, w, {depth})")
+            if (
+                codes.ndim != (3 if depth is None else 4)
+                or codes.dtype.kind not in "iu"
+                or (depth is not None and codes.shape[-1] != depth)
+            ):
                 raise ValueError(
-                    "`codes` must be integer code grids (batch, h, w); "
+                    f"`codes` must be integer code grids {expected}; "
                     f"received shape {codes.shape}, dtype {codes.dtype}."
                 )
+            if depth is not None:
+                check_code_layout(codes, sub_codebooks, name="codes")
             return {"codes": codes.astype("int32")}, len(codes)
         vectors = np.asarray(ops.convert_to_numpy(code_vectors), "float32")
         return {"code_vectors": vectors}, len(vectors)
@@ -747,7 +768,7 @@ class Captioner(PrefixLanguageModel):
 
         Args:
             captions: str or list of str, one per image (non-empty).
-            codes: int `(B, h, w)` code grids, or
+            codes: int `(B, h, w)` (or `(B, h, w, S)`) code grids, or
             code_vectors: float `(B, h * w, D)` (exactly one of the two).
 
         Examples:
@@ -826,7 +847,8 @@ class Captioner(PrefixLanguageModel):
         included in the score.
 
         Args:
-            codes: int `(B, h, w)`, or code_vectors: float `(B, h*w, D)`.
+            codes: int `(B, h, w)` (or `(B, h, w, S)`), or code_vectors:
+                float `(B, h*w, D)`.
             max_new_tokens: int or None. At most this many tokens
                 (default `max_caption_length`).
             beam_size: int >= 1.

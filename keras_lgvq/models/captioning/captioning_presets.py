@@ -5,8 +5,9 @@ tokenizer.
 No paper weights are published: those built-in names build an untrained
 mapper for the tokenizer passed to `Captioner.from_preset(name,
 tokenizer=...)` (else the named tokenizer preset's architecture,
-untrained). `scenes_lgvq_captioner` / `scenes_vqgan_captioner` are
-trained scenes captioners that ship in the package once
+untrained). `scenes_lgvq_captioner` / `scenes_vqgan_captioner` /
+`scenes_cvq_lg_captioner` / `scenes_vqct_captioner` / `scenes_lqae_captioner`
+are trained scenes captioners that ship in the package once
 `recipes/ship_scenes_stage2.py --install` has made them
 (`keras_lgvq.models.captioning.shipped`).
 """
@@ -101,3 +102,10 @@ PRESETS["scenes_lgvq_captioner"] = _shipped(
     "scenes_lgvq_captioner", "scenes_lgvq_trained", "LG-VQ codes")
 PRESETS["scenes_vqgan_captioner"] = _shipped(
     "scenes_vqgan_captioner", "scenes_vqgan_trained", "VQGAN codes")
+PRESETS["scenes_cvq_lg_captioner"] = _shipped(
+    "scenes_cvq_lg_captioner", "scenes_cvq_lg_trained", "CVQ+LG codes")
+PRESETS["scenes_vqct_captioner"] = _shipped(
+    "scenes_vqct_captioner", "scenes_vqct_trained", "VQCT codes")
+PRESETS["scenes_lqae_captioner"] = _shipped(
+    "scenes_lqae_captioner", "scenes_lqae_trained",
+    "LQAE codes: the splade-tiny LM's word pieces")

@@ -118,7 +118,8 @@ def load_tokenizer(tokenizer):
     keras_lgvq (loaded with `safe_mode=True`), a preset directory written
     by `save_to_preset`, or the name of a built-in preset that ships trained
     tokenizer weights in the package (`scenes_lgvq_trained`,
-    `scenes_vqgan_trained`). An existing path wins over a preset name.
+    `scenes_vqgan_trained`, `scenes_cvq_lg_trained`, `scenes_vqct_trained`,
+    `scenes_lqae_trained`). An existing path wins over a preset name.
 
     Args:
         tokenizer: a model, a layer, a path, or a shipped preset name.
@@ -217,9 +218,15 @@ def _load_shipped_tokenizer(name):
             "(e.g. recipes/scenes.py) and pass the saved model, or use a "
             f"preset with shipped weights: {shipped}."
         )
-    from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+    if "LQAEBackbone" in presets.preset_classes(name):
+        # Its codes are the frozen LM's word-piece ids (the LM asset).
+        from keras_lgvq.models.lqae.lqae_backbone import LQAEBackbone
 
-    tokenizer = VQGANBackbone.from_preset(name)
+        tokenizer = LQAEBackbone.from_preset(name)
+    else:
+        from keras_lgvq.models.vqgan.vqgan_backbone import VQGANBackbone
+
+        tokenizer = VQGANBackbone.from_preset(name)
     tokenizer.trainable = False
     return tokenizer
 

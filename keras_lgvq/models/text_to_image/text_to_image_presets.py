@@ -7,9 +7,10 @@ architecture untrained. The codebook size and grid come from the tokenizer
 passed to `TextToImage.from_preset(name, tokenizer=...)`, else from the
 tokenizer preset named here.
 
-`scenes_lgvq_text_to_image` and `scenes_vqgan_text_to_image` are the
-`text_to_image_scenes` generator trained on the codes of the shipped
-scenes tokenizers (`scenes_lgvq_trained`, `scenes_vqgan_trained`) by
+`scenes_lgvq_text_to_image`, `scenes_vqgan_text_to_image` and
+`scenes_cvq_lg_text_to_image` are the `text_to_image_scenes` generator
+trained on the codes of the shipped scenes tokenizers
+(`scenes_lgvq_trained`, `scenes_vqgan_trained`, `scenes_cvq_lg_trained`) by
 `recipes/ship_scenes_stage2.py --task text_to_image`; their weights ship in
 `keras_lgvq/models/text_to_image/trained/<name>/`
 (`keras_lgvq.models.captioning.shipped`) and `from_preset` loads them.
@@ -143,3 +144,5 @@ PRESETS["scenes_lgvq_text_to_image"] = _shipped(
     "scenes_lgvq_text_to_image", "scenes_lgvq_trained", "LG-VQ codes")
 PRESETS["scenes_vqgan_text_to_image"] = _shipped(
     "scenes_vqgan_text_to_image", "scenes_vqgan_trained", "VQGAN codes")
+PRESETS["scenes_cvq_lg_text_to_image"] = _shipped(
+    "scenes_cvq_lg_text_to_image", "scenes_cvq_lg_trained", "CVQ+LG codes")

@@ -126,7 +126,8 @@ class VQAModel(PrefixLanguageModel):
         Args:
             questions: str or list of str, one per image (non-empty).
             answers: optional list of str from the answer vocabulary.
-            codes: int `(B, h, w)`, or code_vectors: float `(B, h*w, D)`.
+            codes: int `(B, h, w)` (or `(B, h, w, S)`), or code_vectors:
+                float `(B, h*w, D)`.
 
         Examples:
 

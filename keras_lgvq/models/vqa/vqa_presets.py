@@ -5,9 +5,11 @@ downstream-spec §3), for the CPU `scenes` tokenizer and for COCO-QA.
 No paper weights are published: those built-in names build an untrained
 mapper and classifier for the tokenizer passed to `VQAModel.from_preset(
 name, tokenizer=...)` (else the named tokenizer preset's architecture,
-untrained). `scenes_lgvq_vqa` / `scenes_vqgan_vqa` are trained scenes VQA
-models that ship in the package once `recipes/ship_scenes_stage2.py
---install` has made them (`keras_lgvq.models.captioning.shipped`).
+untrained). `scenes_lgvq_vqa` / `scenes_vqgan_vqa` / `scenes_cvq_lg_vqa` /
+`scenes_vqct_vqa` / `scenes_lqae_vqa` are trained scenes VQA models that
+ship in the package once
+`recipes/ship_scenes_stage2.py --install` has made them
+(`keras_lgvq.models.captioning.shipped`).
 """
 
 from keras_lgvq.datasets import scenes
@@ -104,3 +106,10 @@ PRESETS["scenes_lgvq_vqa"] = _shipped(
     "scenes_lgvq_vqa", "scenes_lgvq_trained", "LG-VQ codes")
 PRESETS["scenes_vqgan_vqa"] = _shipped(
     "scenes_vqgan_vqa", "scenes_vqgan_trained", "VQGAN codes")
+PRESETS["scenes_cvq_lg_vqa"] = _shipped(
+    "scenes_cvq_lg_vqa", "scenes_cvq_lg_trained", "CVQ+LG codes")
+PRESETS["scenes_vqct_vqa"] = _shipped(
+    "scenes_vqct_vqa", "scenes_vqct_trained", "VQCT codes")
+PRESETS["scenes_lqae_vqa"] = _shipped(
+    "scenes_lqae_vqa", "scenes_lqae_trained",
+    "LQAE codes: the splade-tiny LM's word pieces")

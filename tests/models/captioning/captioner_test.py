@@ -405,3 +405,36 @@ def test_prefix_stays_on_the_token_scale_while_training(lm_path):
     token_rms = _token_rms_numpy(captioner)
     np.testing.assert_allclose(rms[None], token_rms, rtol=1e-3)
     assert rms[0].mean() > 1.5 * token_rms
+
+
+def test_codes_with_several_ids_per_position(lm_path):
+    # VQCT gives (adjective, adjective, noun) ids per grid position; the
+    # prefix comes from the quantizer's code vectors all the same.
+    from tests.models.vqct.tiny_vqct import LATENT
+    from tests.models.vqct.tiny_vqct import tiny_vqct_backbone
+
+    tokenizer = tiny_vqct_backbone()
+    lm = tiny_lm(lm_path)
+    grid = int(tokenizer.grid_size)
+    mapper = MLPPrefixMapper(grid * grid, LATENT, K, lm.hidden_dim,
+                             hidden_dim=16, name="mapper")
+    captioner = Captioner(mapper, lm, tokenizer=tokenizer,
+                          max_caption_length=12)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3))
+    codes = np.asarray(ops.convert_to_numpy(
+        tokenizer.encode(images.astype("float32"))))
+    assert codes.shape == (4, grid, grid, 3)
+    inputs = captioner.prepare_inputs(CAPTIONS, codes=codes)
+    vectors = ops.reshape(tokenizer.quantizer.indices_to_codes(codes),
+                          (4, grid * grid, LATENT))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(captioner.prefix(inputs)),
+        ops.convert_to_numpy(captioner.prefix({"code_vectors": vectors})),
+        rtol=1e-5, atol=1e-6)
+    assert len(captioner.generate(codes=codes, max_new_tokens=3)) == 4
+    with pytest.raises(ValueError, match=r"\(batch, h, w, 3\)"):
+        captioner.prepare_inputs(CAPTIONS, codes=codes[..., 0])
+    bad = codes.copy()
+    bad[0, 0, 0, 2] = 10**6  # no such noun
+    with pytest.raises(ValueError, match="codes"):
+        captioner.generate(codes=bad)

@@ -1,6 +1,7 @@
 """The trained scenes captioners that ship inside the package.
 
 For each shipped preset (`scenes_lgvq_captioner`, `scenes_vqgan_captioner`,
+`scenes_cvq_lg_captioner`,
 made by `recipes/ship_scenes_stage2.py --install`): it loads through
 `Captioner.from_preset` with no training and its tokenizer preset attached,
 its files are small enough to ship, and it captions the fixed procedural
@@ -17,7 +18,11 @@ from keras_lgvq.models.captioning import Captioner
 from tests.models.shipped_presets import checked_record
 from tests.models.shipped_presets import installed_spec
 
-SHIPPED = ("scenes_lgvq_captioner", "scenes_vqgan_captioner")
+SHIPPED = (
+    "scenes_lgvq_captioner",
+    "scenes_vqgan_captioner",
+    "scenes_cvq_lg_captioner",
+)
 # Greedy decoding may pick another token at a near tie on another backend;
 # a changed caption moves the corpus CIDEr-D over the test scenes by a few
 # hundredths at most.

@@ -116,6 +116,22 @@ def test_the_trainer_loads_the_same_weights(backbone):
     )
 
 
+def test_stage2_models_load_it_by_name(backbone):
+    # The captioning / VQA models name their tokenizer by preset; an LQAE
+    # preset is built by LQAEBackbone, not VQGANBackbone.
+    from keras_lgvq.models.text_to_image import load_tokenizer
+
+    assert presets.preset_classes(NAME) == ("LQAEBackbone", "LQAE")
+    tokenizer = load_tokenizer(NAME)
+    assert isinstance(tokenizer, LQAEBackbone)
+    assert not tokenizer.trainable
+    images = _test_images(_record())[:2]
+    np.testing.assert_allclose(
+        _reconstruct(tokenizer, images), _reconstruct(backbone, images),
+        atol=1e-6,
+    )
+
+
 def test_another_language_model_is_refused():
     # Same sizes, other table: the weights do not fit it.
     other = MaskedLanguageModel.random(

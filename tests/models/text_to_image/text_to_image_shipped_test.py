@@ -22,7 +22,11 @@ from keras_lgvq.models.text_to_image import load_tokenizer
 from keras_lgvq.models.vqgan.vqgan_presets import file_sha256
 from keras_lgvq.text_priors import minilm_assets
 
-NAMES = ("scenes_lgvq_text_to_image", "scenes_vqgan_text_to_image")
+NAMES = (
+    "scenes_lgvq_text_to_image",
+    "scenes_vqgan_text_to_image",
+    "scenes_cvq_lg_text_to_image",
+)
 CAPTIONS = ["a big blue striped star at the top",
             "two figures: two hexagons"]
 
@@ -39,7 +43,8 @@ def _numpy(x):
 def test_shipped_presets_are_the_scenes_generator_on_shipped_tokenizers():
     base = presets.get_preset("text_to_image_scenes", "TextToImage")
     for name, tokenizer in zip(NAMES, ("scenes_lgvq_trained",
-                                       "scenes_vqgan_trained")):
+                                       "scenes_vqgan_trained",
+                                       "scenes_cvq_lg_trained")):
         assert name in presets.list_presets("TextToImage")
         assert name in presets.list_presets("TextToImageBackbone")
         spec = presets.get_preset(name, "TextToImage")

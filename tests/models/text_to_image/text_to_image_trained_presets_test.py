@@ -1,13 +1,14 @@
 """The trained scenes text-to-image generators that ship inside the package.
 
 For each shipped preset (`scenes_lgvq_text_to_image`,
-`scenes_vqgan_text_to_image`, made by `recipes/ship_scenes_stage2.py --task
-text_to_image --install`): it loads through `TextToImage.from_preset` with
-no training, its tokenizer preset and MiniLM attached, its files are small
-enough to ship, and on every backend it gives the masked-token NLL of the
-fixed test scenes recorded at training time (same fixed mask, byte for
-byte), well below an untrained generator of the same architecture. Skipped,
-with the reason, while the weights are not installed.
+`scenes_vqgan_text_to_image`, `scenes_cvq_lg_text_to_image`, made by
+`recipes/ship_scenes_stage2.py --task text_to_image --install`): it loads
+through `TextToImage.from_preset` with no training, its tokenizer preset
+and MiniLM attached, its files are small enough to ship, and on every
+backend it gives the masked-token NLL of the fixed test scenes recorded at
+training time (same fixed mask, byte for byte), well below an untrained
+generator of the same architecture. Skipped, with the reason, while the
+weights are not installed.
 """
 
 import numpy as np
@@ -18,7 +19,11 @@ from keras_lgvq.text_priors import minilm_assets
 from tests.models.shipped_presets import checked_record
 from tests.models.shipped_presets import installed_spec
 
-SHIPPED = ("scenes_lgvq_text_to_image", "scenes_vqgan_text_to_image")
+SHIPPED = (
+    "scenes_lgvq_text_to_image",
+    "scenes_vqgan_text_to_image",
+    "scenes_cvq_lg_text_to_image",
+)
 # Another backend's tokenizer may pick another code at a near tie in a few
 # positions and its float32 logits differ in the last bits; over the
 # 6,400 scored positions that moves the mean NLL by far less than this.

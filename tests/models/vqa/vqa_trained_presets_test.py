@@ -1,6 +1,7 @@
 """The trained scenes VQA models that ship inside the package.
 
-For each shipped preset (`scenes_lgvq_vqa`, `scenes_vqgan_vqa`, made by
+For each shipped preset (`scenes_lgvq_vqa`, `scenes_vqgan_vqa`,
+`scenes_cvq_lg_vqa`, made by
 `recipes/ship_scenes_stage2.py --install`): it loads through
 `VQAModel.from_preset` with no training and its tokenizer preset attached,
 its files are small enough to ship, and it answers the fixed procedural
@@ -18,7 +19,7 @@ from keras_lgvq.models.vqa.vqa_presets import SCENES_ANSWERS
 from tests.models.shipped_presets import checked_record
 from tests.models.shipped_presets import installed_spec
 
-SHIPPED = ("scenes_lgvq_vqa", "scenes_vqgan_vqa")
+SHIPPED = ("scenes_lgvq_vqa", "scenes_vqgan_vqa", "scenes_cvq_lg_vqa")
 # An answer may flip at a near tie on another backend: 2 points of
 # accuracy is several of the ~190 fixed questions.
 TOLERANCE = 0.02
