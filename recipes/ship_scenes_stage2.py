@@ -82,14 +82,12 @@ except ImportError:  # Run as `python recipes/ship_scenes_stage2.py`.
     )
     from recipes import ship_scenes_tokenizers as tokenizers_recipe
 
+from keras_lgvq.models.captioning import shipped  # noqa: E402
+
 REPO = tokenizers_recipe.REPO
 # Tokenizer preset -> the short name in the shipped model names.
 TOKENIZERS = {
-    "scenes_lgvq_trained": "lgvq",
-    "scenes_vqgan_trained": "vqgan",
-    "scenes_cvq_lg_trained": "cvq_lg",
-    "scenes_vqct_trained": "vqct",
-    "scenes_lqae_trained": "lqae",
+    preset: short for preset, short, _ in shipped.STAGE2_TOKENIZERS
 }
 # (task, tokenizer) pairs that ship no model, and why.
 NOT_SHIPPED = {
@@ -583,7 +581,6 @@ def test_scenes_record(args):
 def install(out, task, name):
     """Copies a finished run's shipped files and record into the package,
     refusing a model over `MAX_SHIPPED_BYTES`."""
-    from keras_lgvq.models.captioning import shipped
     from keras_lgvq.models.vqgan.vqgan_presets import file_sha256
 
     shipped_dir = os.path.join(out, "shipped")

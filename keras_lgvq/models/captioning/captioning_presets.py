@@ -12,6 +12,7 @@ are trained scenes captioners that ship in the package once
 (`keras_lgvq.models.captioning.shipped`).
 """
 
+from keras_lgvq.models.captioning.shipped import STAGE2_TOKENIZERS
 from keras_lgvq.models.captioning.shipped import shipped_model_entry
 
 # The classes that can build these presets.
@@ -98,14 +99,6 @@ def _shipped(name, tokenizer_preset, what):
     }
 
 
-PRESETS["scenes_lgvq_captioner"] = _shipped(
-    "scenes_lgvq_captioner", "scenes_lgvq_trained", "LG-VQ codes")
-PRESETS["scenes_vqgan_captioner"] = _shipped(
-    "scenes_vqgan_captioner", "scenes_vqgan_trained", "VQGAN codes")
-PRESETS["scenes_cvq_lg_captioner"] = _shipped(
-    "scenes_cvq_lg_captioner", "scenes_cvq_lg_trained", "CVQ+LG codes")
-PRESETS["scenes_vqct_captioner"] = _shipped(
-    "scenes_vqct_captioner", "scenes_vqct_trained", "VQCT codes")
-PRESETS["scenes_lqae_captioner"] = _shipped(
-    "scenes_lqae_captioner", "scenes_lqae_trained",
-    "LQAE codes: the splade-tiny LM's word pieces")
+for _tokenizer, _short, _what in STAGE2_TOKENIZERS:
+    PRESETS[f"scenes_{_short}_captioner"] = _shipped(
+        f"scenes_{_short}_captioner", _tokenizer, _what)

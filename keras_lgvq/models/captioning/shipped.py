@@ -33,6 +33,18 @@ import os
 
 import keras
 
+# The shipped scenes tokenizers that stage-2 models are trained on:
+# (tokenizer preset, short name in the stage-2 preset names, what its codes
+# are). Captioners and VQA models ship for each; text-to-image generators
+# for the single-codebook ones (recipes/ship_scenes_stage2.py NOT_SHIPPED).
+STAGE2_TOKENIZERS = (
+    ("scenes_lgvq_trained", "lgvq", "LG-VQ codes"),
+    ("scenes_vqgan_trained", "vqgan", "VQGAN codes"),
+    ("scenes_cvq_lg_trained", "cvq_lg", "CVQ+LG codes"),
+    ("scenes_vqct_trained", "vqct", "VQCT codes"),
+    ("scenes_lqae_trained", "lqae",
+     "LQAE codes: the splade-tiny LM's word pieces"),
+)
 SHIPPED_TASK_CONFIG_FILE = "task.json"
 SHIPPED_TASK_WEIGHTS_FILE = "task.weights.h5"
 SHIPPED_RECORD_FILE = "training.json"

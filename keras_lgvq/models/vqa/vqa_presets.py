@@ -14,6 +14,7 @@ ship in the package once
 
 from keras_lgvq.datasets import scenes
 from keras_lgvq.datasets.scenes_questions import NUMBER_WORDS
+from keras_lgvq.models.captioning.shipped import STAGE2_TOKENIZERS
 from keras_lgvq.models.captioning.shipped import shipped_model_entry
 
 # The classes that can build these presets.
@@ -102,14 +103,6 @@ def _shipped(name, tokenizer_preset, what):
     }
 
 
-PRESETS["scenes_lgvq_vqa"] = _shipped(
-    "scenes_lgvq_vqa", "scenes_lgvq_trained", "LG-VQ codes")
-PRESETS["scenes_vqgan_vqa"] = _shipped(
-    "scenes_vqgan_vqa", "scenes_vqgan_trained", "VQGAN codes")
-PRESETS["scenes_cvq_lg_vqa"] = _shipped(
-    "scenes_cvq_lg_vqa", "scenes_cvq_lg_trained", "CVQ+LG codes")
-PRESETS["scenes_vqct_vqa"] = _shipped(
-    "scenes_vqct_vqa", "scenes_vqct_trained", "VQCT codes")
-PRESETS["scenes_lqae_vqa"] = _shipped(
-    "scenes_lqae_vqa", "scenes_lqae_trained",
-    "LQAE codes: the splade-tiny LM's word pieces")
+for _tokenizer, _short, _what in STAGE2_TOKENIZERS:
+    PRESETS[f"scenes_{_short}_vqa"] = _shipped(
+        f"scenes_{_short}_vqa", _tokenizer, _what)
