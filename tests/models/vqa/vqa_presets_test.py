@@ -33,7 +33,9 @@ def _codes(n, seed=0):
 
 def test_presets_are_registered_with_their_settings():
     assert presets.list_presets("VQAModel") == [
-        "coco_qa_vqa", "scenes_lgvq_vqa", "scenes_vqa", "scenes_vqgan_vqa"]
+        "coco_qa_vqa", "scenes_cvq_lg_vqa", "scenes_lgvq_vqa",
+        "scenes_lqae_vqa", "scenes_vqa", "scenes_vqct_vqa",
+        "scenes_vqgan_vqa"]
     scenes_spec = presets.get_preset("scenes_vqa", "VQAModel")
     assert scenes_spec["tokenizer_preset"] == "scenes"
     coco = presets.get_preset("coco_qa_vqa", "VQAModel")
