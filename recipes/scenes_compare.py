@@ -47,7 +47,8 @@ training and evaluation step prints `[i/N] ... elapsed, ETA` estimated
 from the steps measured so far.
 
 Downstream captioning (the default budget and `--all`; `--no-captioning`
-turns it off, `--quick` has none): for each LG-VQ / VQGAN-family row, a
+turns it off, `--quick` has none): for each VQGAN-family row (LG-VQ,
+VQGAN, CVQ+LG, CVQ, VQCT+LG, VQCT), a
 captioner trained over the frozen codes and the same captioner fed one
 constant code grid (blind), both scored on the same scenes test images
 with BLEU-4 / METEOR / ROUGE-L / CIDEr-D; the report puts the blind row
@@ -56,6 +57,19 @@ VQGAN), every metric with a paired bootstrap over the per-image scores.
 Sizes: `CAPTIONING_DEFAULTS` of `keras_lgvq.evaluation.
 captioning_downstream` (about 220 CPU-s per row); the captioners are
 stored per (system, seed) and reused by a resumed run.
+
+Downstream VQA (`--all` and `--smoke`; off in the default budget, which
+it would take past 30 minutes; `--no-vqa` turns it off, `--quick` has
+none): for each VQGAN-family row, a VQA model ([image prefix ; question]
+through a small decoder, answer classifier) trained over the frozen codes
+and the same model fed one constant code grid (blind), both answering the
+same scenes test questions (and the held-out-combination questions),
+scored with accuracy / WUPS@0.9 / WUPS@0.0; the report shows the blind
+model and the type prior beside each system and tests image vs blind and,
+between rows, every metric with a paired bootstrap over the questions.
+Sizes: `VQA_DEFAULTS` / `VQA_SIZES` of `keras_lgvq.evaluation.
+vqa_downstream` (about 15 CPU-minutes per row on 2 cores); stored per
+(system, seed) (`vqa.json`) and reused by a resumed run.
 
 LQAE rows (`--models lqae,vqae` or `--all`) add their own downstream
 numbers: linear probes of the scene attributes over encoder / LM layers and
@@ -239,12 +253,22 @@ def parse_args(argv=None):
         ),
     )
     parser.add_argument(
+        "--no-vqa",
+        action="store_true",
+        help=(
+            "Leave out the VQA task. It runs with --all (every VQGAN-family "
+            "row gets an image and a blind VQA model over its codes, scored "
+            "with accuracy / WUPS) and at --smoke size; the default budget "
+            "and --quick have none."
+        ),
+    )
+    parser.add_argument(
         "--captioning-lm",
         default="smollm2",
         help=(
-            "LM source of the captioners (their decoder, or the tokenizer "
-            "of a scratch decoder): 'smollm2' (default), a .gguf path or a "
-            "keras-hub preset directory."
+            "LM source of the captioners and VQA models (their decoder, or "
+            "the tokenizer of a scratch decoder): 'smollm2' (default), a "
+            ".gguf path or a keras-hub preset directory."
         ),
     )
     return parser.parse_args(argv)

@@ -61,8 +61,16 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keras_lgvq.evaluation.captioning_downstream import blind_code_vectors
 from keras_lgvq.evaluation.captioning_downstream import resolve_tokenizer
+from keras_lgvq.evaluation.vqa_downstream import EVAL_SPLITS
+from keras_lgvq.evaluation.vqa_downstream import VQA_DEFAULTS
+from keras_lgvq.evaluation.vqa_downstream import check_vqa_settings
+from keras_lgvq.evaluation.vqa_downstream import encode_images as _encode
+from keras_lgvq.evaluation.vqa_downstream import question_vocabulary
+from keras_lgvq.evaluation.vqa_downstream import train_vqa_models
+from keras_lgvq.evaluation.vqa_downstream import type_prior_answers
+from keras_lgvq.evaluation.vqa_downstream import vqa_downstream_scenes
+from keras_lgvq.metrics import evaluate_vqa
 from recipes import common
 from recipes.common import Stopwatch
 from recipes.common import load_average
@@ -169,42 +177,6 @@ def parse_args(argv=None):
     return args
 
 
-def _encode(tokenizer, images):
-    """Codes of uint8 images already at the tokenizer's size."""
-    from keras import ops
-
-    images = images.astype("float32") / 127.5 - 1.0
-    return np.concatenate([
-        np.asarray(ops.convert_to_numpy(tokenizer.encode(images[i:i + 32])))
-        for i in range(0, len(images), 32)
-    ]).astype("int32")
-
-
-def scenes_sets(args, tokenizer):
-    """Question records and codes of the scenes splits."""
-    from keras_lgvq.datasets import scenes_questions as sq
-
-    size = int(tokenizer.resolution)
-    sets = {
-        "train": sq.generate_questions(
-            args.train_images, seed=args.seed, split="train",
-            image_size=size, questions_per_image=args.questions_per_image),
-        "test": sq.generate_questions(
-            args.eval_images, seed=args.seed, split="test", image_size=size,
-            questions_per_image=args.questions_per_image),
-        "holdout": sq.generate_questions(
-            args.eval_images, seed=args.seed, split="holdout",
-            image_size=size, questions_per_image=args.questions_per_image,
-            balance=False),
-        "validation": sq.generate_questions(
-            args.validation_images, seed=args.seed, split="validation",
-            image_size=size, questions_per_image=args.questions_per_image),
-    }
-    codes = {k: _encode(tokenizer, np.stack([q["image"] for q in v]))
-             for k, v in sets.items() if v}
-    return {k: v for k, v in sets.items() if v}, codes
-
-
 def coco_qa_sets(args, tokenizer):
     """Question records and codes of COCO-QA's train and test splits."""
     import tensorflow as tf
@@ -271,27 +243,6 @@ def hold_out_images(records, codes, fraction):
     return (train, codes[keep]), (validation, codes[~keep])
 
 
-def question_length(lm, questions, limit):
-    """Tokens per question row: the longest question, at most `limit`."""
-    longest = max(len(lm.encode(q)) for q in questions)
-    return max(1, min(int(limit), longest))
-
-
-def type_prior_answers(train, questions):
-    """Each question answered with its type's most frequent training answer
-    (ties: the first in sorted order). Uses no image and no model: the
-    accuracy a blind model reaches by learning only the answer prior of
-    each question type."""
-    counts = {}
-    for q in train:
-        per = counts.setdefault(q["type"], {})
-        per[q["answer"]] = per.get(q["answer"], 0) + 1
-    best = {t: min(per, key=lambda a: (-per[a], a))
-            for t, per in counts.items()}
-    overall = min(best.values())
-    return [best.get(q["type"], overall) for q in questions]
-
-
 def paired_tests(sets, splits, answers_of):
     """Paired bootstraps of the image model's per-question accuracy against
     the blind model and the type prior, per split.
@@ -326,98 +277,98 @@ def paired_tests(sets, splits, answers_of):
     return out
 
 
-# Scenes whose question text (no images) joins the training questions in a
-# compact decoder vocabulary: the scenes question language has 43 ids,
-# which a few training images may not all use.
-VOCABULARY_POOL_IMAGES = 1000
+def settings_of(args):
+    """The `VQA_DEFAULTS` keys of `vqa_downstream`'s models from the
+    command line (`language_model_training` as resolved by `parse_args`).
 
+    Examples:
 
-def question_vocabulary(args, sets):
-    """The compact vocabulary of a scratch decoder: the tokenizer ids of the
-    training and validation questions plus the special ids (None for a
-    pretrained LM or `--decoder-vocabulary full`). On scenes, the questions
-    of `VOCABULARY_POOL_IMAGES` more training-split scenes are added (text
-    only), so a short run's model still reads every scenes question.
-    Answers go through the classifier, not the LM, so they need no ids."""
-    if args.decoder != "scratch" or args.decoder_vocabulary != "compact":
-        return None
-    from keras_lgvq.language_models import compact_vocabulary
-
-    texts = [q["question"] for split in ("train", "validation")
-             for q in sets.get(split, [])]
-    if args.dataset == "scenes":
-        from keras_lgvq.datasets import scenes_questions as sq
-
-        texts += [q["question"] for q in sq.generate_questions(
-            VOCABULARY_POOL_IMAGES, seed=args.seed, split="train",
-            image_size=32, questions_per_image=args.questions_per_image,
-            include_images=False)]
-    return compact_vocabulary(args.lm, texts)
-
-
-def language_model_of(args, vocabulary_ids=None):
-    """The LM of one VQA model: the pretrained `--lm`, or a new scratch
-    decoder over its tokenizer (`--decoder scratch`), over
-    `vocabulary_ids` when given (`question_vocabulary`)."""
-    from keras_lgvq.language_models import load_causal_lm
-
-    if args.decoder == "pretrained":
-        return load_causal_lm(args.lm)
-    width = args.decoder_width
-    return load_causal_lm(args.lm, trainable=True, scratch={
-        "hidden_dim": width, "num_layers": args.decoder_layers,
-        "intermediate_dim": 2 * width, "vocabulary_ids": vocabulary_ids})
+    ```python
+    settings_of(parse_args(["--tokenizer", "t.keras"]))["epochs"]  # 10
+    ```
+    """
+    return {key: getattr(args, key) for key in VQA_DEFAULTS}
 
 
 def run(args):
     import keras
 
-    from keras_lgvq.metrics import evaluate_vqa
-    from keras_lgvq.models.captioning import build_prefix_mapper
-    from keras_lgvq.models.vqa import VQAModel
-    from keras_lgvq.models.vqa.vqa_presets import SCENES_ANSWERS
-
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     watch = Stopwatch()
     load_start = load_average()
-    with watch.phase("load"):
-        tokenizer = resolve_tokenizer(args.tokenizer)
-        compact = (args.decoder == "scratch"
-                   and args.decoder_vocabulary == "compact")
-        if not compact:
-            lm = language_model_of(args)
-    with watch.phase("encode"):
-        if args.dataset == "scenes":
-            sets, codes = scenes_sets(args, tokenizer)
-            vocabulary = list(SCENES_ANSWERS)
-        else:
-            sets, codes = coco_qa_sets(args, tokenizer)
-            from keras_lgvq.datasets.coco_qa import answer_vocabulary
+    settings = settings_of(args)
 
+    def fit(model, name, data, val_data):
+        # The recipes' trainer: resumable backups, best / last models,
+        # TensorBoard logs and history.csv per model in OUT/<name>/.
+        epoch_data, validation_data = common.array_datasets(
+            data, val_data, args.batch_size, args.seed,
+            validation_steps=args.validation_steps)
+        run_dir = os.path.join(args.out, name)
+        os.makedirs(run_dir, exist_ok=True)
+        return common.train(
+            model, epoch_data, validation_data,
+            common.model_arguments(args, name), run_dir, epochs=args.epochs)
+
+    blind = not args.no_blind
+    if args.dataset == "scenes":
+        out = vqa_downstream_scenes(
+            args.tokenizer, seed=args.seed, language_model=args.lm,
+            blind=blind, settings=settings, train_images=args.train_images,
+            validation_images=args.validation_images,
+            eval_images=args.eval_images,
+            questions_per_image=args.questions_per_image, fit=fit,
+            phase=watch.phase, return_sets=True)
+        sets = out["sets"]
+        vocabulary = out["answer_vocabulary"]
+        answers = {name: out[name]["answers"] for name in ("image", "blind")
+                   if name in out}
+        models = {
+            name: {"final_loss": float(out[name]["loss"][-1]),
+                   "loss_history": out[name]["loss"],
+                   "val_loss_history": out[name]["val_loss"],
+                   **out[name]["scores"]}
+            for name in answers
+        }
+        vocabulary_size = out["decoder_vocabulary_size"]
+        max_length = out["question_tokens"]
+    else:
+        from keras_lgvq.datasets.coco_qa import answer_vocabulary
+
+        with watch.phase("load"):
+            tokenizer = resolve_tokenizer(args.tokenizer)
+        with watch.phase("encode"):
+            sets, codes = coco_qa_sets(args, tokenizer)
             # The label space of the whole training split, validation
             # images included (so every validation answer is a class).
             vocabulary = answer_vocabulary(sets["train"])
             (sets["train"], codes["train"]), held = hold_out_images(
                 sets["train"], codes["train"], args.validation_fraction)
             sets["validation"], codes["validation"] = held
-    vocabulary_ids = question_vocabulary(args, sets)
-    if compact:
-        with watch.phase("load"):
-            lm = language_model_of(args, vocabulary_ids)
-    eval_splits = [s for s in ("test", "holdout") if s in sets]
-    max_length = question_length(
-        lm, [q["question"] for v in sets.values() for q in v],
-        args.max_question_length)
+        vocabulary_ids = question_vocabulary(
+            check_vqa_settings(settings), args.lm,
+            [q["question"] for split in ("train", "validation")
+             for q in sets[split]])
+        trained = train_vqa_models(
+            tokenizer, sets, codes, vocabulary, settings, seed=args.seed,
+            language_model=args.lm, blind=blind,
+            vocabulary_ids=vocabulary_ids, fit=fit, phase=watch.phase)
+        answers = trained["answers"]
+        models = {name: {k: v for k, v in entry.items() if k != "seconds"}
+                  for name, entry in trained["models"].items()}
+        vocabulary_size = None if vocabulary_ids is None else len(
+            vocabulary_ids)
+        max_length = trained["question_tokens"]
+    eval_splits = [s for s in EVAL_SPLITS if s in sets]
     results = {"settings": vars(args), "answer_vocabulary": vocabulary,
-               "decoder_vocabulary_size": None if vocabulary_ids is None
-               else len(vocabulary_ids),
+               "decoder_vocabulary_size": vocabulary_size,
                "sizes": {k: len(v) for k, v in sets.items()},
-               "question_tokens": max_length, "models": {}}
+               "question_tokens": max_length, "models": models}
     # Per split, every model's answers (the paired tests below).
     answers_of = {"type prior": {
         split: type_prior_answers(sets["train"], sets[split])
-        for split in eval_splits}}
+        for split in eval_splits}, **answers}
     results["type_prior"] = {
         split: evaluate_vqa(
             answers_of["type prior"][split],
@@ -425,80 +376,9 @@ def run(args):
             question_types=[q["type"] for q in sets[split]])
         for split in eval_splits
     }
-    predictions_of = {}
-    for name, blind in (("image", False), ("blind", True)):
-        if blind and args.no_blind:
-            continue
-        keras.utils.set_random_seed(args.seed)
-        if args.language_model_training != "frozen":
-            # A fresh LM per model (a new scratch decoder, seeded above):
-            # the image and blind models must not share trained weights.
-            with watch.phase("load"):
-                lm = language_model_of(args, vocabulary_ids)
-        extra = {"hidden_dim": args.mapper_width}
-        if args.mapper == "transformer":
-            extra.update(num_layers=args.mapper_layers, num_heads=4)
-        if args.mapper == "mlp":
-            extra["projection_dim"] = args.projection_dim
-        mapper = build_prefix_mapper(
-            args.mapper, num_positions=int(tokenizer.grid_size) ** 2,
-            code_dim=int(tokenizer.quantizer.embedding_dim),
-            prefix_length=args.prefix_length, lm_dim=lm.hidden_dim,
-            name="mapper", **extra)
-        model = VQAModel(
-            mapper, vocabulary, language_model=lm, tokenizer=tokenizer,
-            max_question_length=max_length,
-            language_model_training=args.language_model_training,
-            lora_rank=args.lora_rank)
-        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-
-        def image_inputs(split, blind=blind):
-            if blind:
-                # Same model, no image information: one constant grid.
-                return {"code_vectors": blind_code_vectors(
-                    tokenizer, codes["train"], len(sets[split]))}
-            return {"codes": codes[split]}
-
-        train = sets["train"]
-        data = model.prepare_inputs([q["question"] for q in train],
-                                    [q["answer"] for q in train],
-                                    **image_inputs("train"))
-        validation = sets["validation"]
-        val_data = model.prepare_inputs(
-            [q["question"] for q in validation],
-            [q["answer"] for q in validation],
-            **image_inputs("validation"))
-        epoch_data, validation_data = common.array_datasets(
-            data, val_data, args.batch_size, args.seed,
-            validation_steps=args.validation_steps)
-        run_dir = os.path.join(args.out, name)
-        os.makedirs(run_dir, exist_ok=True)
-        with watch.phase(f"train_{name}"):
-            history = common.train(
-                model, epoch_data, validation_data,
-                common.model_arguments(args, name), run_dir,
-                epochs=args.epochs)
-        entry = {"final_loss": float(history.history["loss"][-1]),
-                 "loss_history": [float(x) for x in history.history["loss"]],
-                 "val_loss_history": [
-                     float(x) for x in history.history.get("val_loss", [])]}
-        with watch.phase(f"evaluate_{name}"):
-            for split in eval_splits:
-                questions = sets[split]
-                inputs = image_inputs(split)
-                predictions = []
-                for i in range(0, len(questions), 64):
-                    part = {k: v[i:i + 64] for k, v in inputs.items()}
-                    predictions += model.answer(
-                        [q["question"] for q in questions[i:i + 64]],
-                        **part)
-                entry[split] = evaluate_vqa(
-                    predictions, [q["answer"] for q in questions],
-                    question_types=[q["type"] for q in questions])
-                answers_of.setdefault(name, {})[split] = predictions
-                if split == "test":
-                    predictions_of[name] = predictions
-        results["models"][name] = entry
+    predictions_of = {name: split_answers["test"]
+                      for name, split_answers in answers.items()
+                      if "test" in split_answers}
     results["paired"] = paired_tests(sets, eval_splits, answers_of)
     shown = min(args.figure_images, len(sets["test"]))
     if shown and "image" in predictions_of:

@@ -73,7 +73,7 @@ for backend in $BACKENDS; do
   echo "=== KERAS_BACKEND=$backend ==="
   start=$(date +%s)
   KERAS_BACKEND="$backend" python -m pytest -q -m "$MARKERS" \
-    -n "$WORKERS" --dist loadfile tests "$@" || status=1
+    -n "$WORKERS" --dist loadfile --durations=25 tests "$@" || status=1
   echo "=== $backend took $(( $(date +%s) - start )) s ==="
 done
 exit $status

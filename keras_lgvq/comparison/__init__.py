@@ -15,6 +15,8 @@ One module per job:
 - `training`: building and training one system (`train_system`);
 - `data`: the shared evaluation and probe-training splits;
 - `downstream`: the LQAE rows' linear probes and few-shot prompting;
+- `captioning`, `vqa`: the VQGAN-family rows' captioning and VQA tasks
+  (image and blind models over each tokenizer's codes);
 - `pair_tests`: per-item bootstrap and across-seed tests of each
   guided-vs-baseline pair;
 - `progress`: the stopwatch and the progress lines with an ETA;
@@ -31,6 +33,7 @@ from keras_lgvq.comparison.budgets import SMOKE_BACKBONE
 from keras_lgvq.comparison.budgets import SMOKE_HEADS
 from keras_lgvq.comparison.budgets import SMOKE_LQAE
 from keras_lgvq.comparison.budgets import SMOKE_VQCT
+from keras_lgvq.comparison.budgets import VQA_BUDGETS
 from keras_lgvq.comparison.budgets import resolve_settings
 from keras_lgvq.comparison.budgets import result_fingerprint
 from keras_lgvq.comparison.captioning import CAPTIONING_SPECS
@@ -44,3 +47,4 @@ from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
 from keras_lgvq.comparison.systems import ComparedModel
 from keras_lgvq.comparison.systems import parse_models
+from keras_lgvq.comparison.vqa import VQA_SPECS

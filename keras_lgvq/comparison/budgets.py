@@ -116,6 +116,41 @@ CAPTIONING_BUDGETS = {
     ),
 }
 
+# The VQA downstream task of the LG-VQ / VQGAN-family rows
+# (`keras_lgvq.comparison.vqa`) per budget: sizes of `vqa_downstream_scenes`
+# (None: its defaults, the recipe's measured CPU default) and `settings`
+# overrides of its `VQA_DEFAULTS` (None: none). Its defaults train two
+# models of 10 epochs over 8,000 questions per row (15 min for both on 2
+# cores, recipes/vqa.py): more than the 11.5 min the default run
+# (18.5 min) has left of its 30, so the default budget runs it only with
+# `--all` (`VQA_ONLY_WITH_ALL`), hours anyway. `--quick` has none;
+# `--smoke` runs the whole path on a handful of scenes with a one-block
+# decoder of width 16.
+VQA_BUDGETS = {
+    "default": dict(sizes=None, settings=None),
+    "quick": None,
+    "smoke": dict(
+        sizes=dict(
+            train_images=8,
+            validation_images=2,
+            eval_images=4,
+            questions_per_image=2,
+        ),
+        settings=dict(
+            decoder="scratch",
+            decoder_width=16,
+            decoder_layers=1,
+            mapper="pooled",
+            mapper_width=8,
+            prefix_length=4,
+            batch_size=8,
+            epochs=1,
+        ),
+    ),
+}
+# Budgets whose VQA task runs only with `--all`.
+VQA_ONLY_WITH_ALL = ("default",)
+
 # The options of a run and their defaults: the command line of
 # `recipes/scenes_compare.py` has one flag per key (`--train-size` for
 # `train_size`, ...); `None` takes the budget's value.
@@ -148,6 +183,7 @@ DEFAULT_OPTIONS = dict(
     no_resume=False,
     no_captioning=False,
     captioning_lm="smollm2",
+    no_vqa=False,
 )
 
 SMOKE_BACKBONE = dict(
@@ -203,6 +239,7 @@ FINGERPRINT_KEYS = (
     "with_discriminator",
     "downstream",
     "captioning",
+    "vqa_task",
 )
 
 
@@ -243,6 +280,8 @@ def resolve_settings(options=None):
         of the `scenes` preset, `discriminator` (kept only when the run
         reaches the preset's `disc_start`, or on request), `downstream`
         (the LQAE downstream budget), `captioning` (`captioning_budget`),
+        `vqa` (`vqa_budget`), `vqa_task` (the budget's VQA task with
+        `--all`, fingerprinted) and `no_vqa`,
         `out`, `data_dir`, `verbose`, `save`,
         `resume` and `backend`.
 
@@ -367,6 +406,17 @@ def resolve_settings(options=None):
         mode, off=bool(args["no_captioning"]),
         language_model=args["captioning_lm"],
     )
+    settings["no_vqa"] = bool(args["no_vqa"])
+    settings["vqa"] = vqa_budget(
+        mode, off=settings["no_vqa"], all_rows=settings["all_rows"],
+        language_model=args["captioning_lm"],
+    )
+    # The VQA task a stored `vqa.json` holds in this budget, whether this
+    # run has it or not: the fingerprint's, so `--all` or `--no-vqa` in
+    # the same `--out` reuses the stored tokenizers.
+    settings["vqa_task"] = vqa_budget(
+        mode, all_rows=True, language_model=args["captioning_lm"],
+    )
     settings.update(
         out=str(args["out"]),
         data_dir=args["data_dir"],
@@ -465,6 +515,70 @@ def captioning_budget(mode, off=False, language_model="smollm2"):
         "settings": check_captioning_settings(budget["settings"]),
         "language_model": language_model,
         "use_java": budget["use_java"],
+    }
+
+
+def vqa_budget(mode, off=False, all_rows=False, language_model="smollm2"):
+    """The VQA settings of a budget, complete, or None (no VQA task).
+
+    Args:
+        mode: "default", "quick" or "smoke".
+        off: bool. `--no-vqa`: None whatever the budget.
+        all_rows: bool. `--all`: the default budget runs VQA only then
+            (`VQA_ONLY_WITH_ALL`).
+        language_model: str. The LM source of the VQA models (a scratch
+            decoder's tokenizer, or the pretrained decoder): the run's
+            `--captioning-lm`.
+
+    Returns:
+        None, or a dict: `sizes` (train / validation / eval images and
+        questions per image of `vqa_downstream_scenes`, its defaults with
+        the budget's overrides), `settings` (`VQA_DEFAULTS` with the
+        budget's overrides, `check_vqa_settings`) and `language_model`.
+        With `all_rows=True` and `off=False` it is the result
+        fingerprint's `vqa_task`, so a change of `VQA_DEFAULTS` is a change
+        of settings for a resumed run.
+
+    Examples:
+
+    ```python
+    vqa_budget("default")                       # None: only with --all
+    vqa_budget("default", all_rows=True)["settings"]["epochs"]   # 10
+    vqa_budget("smoke")["sizes"]["eval_images"]                   # 4
+    ```
+    """
+    import inspect
+
+    from keras_lgvq.evaluation.vqa_downstream import check_vqa_settings
+    from keras_lgvq.evaluation.vqa_downstream import vqa_downstream_scenes
+
+    if mode not in VQA_BUDGETS:
+        raise ValueError(
+            f"`mode` must be one of {sorted(VQA_BUDGETS)}; received {mode!r}."
+        )
+    budget = VQA_BUDGETS[mode]
+    if off or budget is None or (
+        mode in VQA_ONLY_WITH_ALL and not all_rows
+    ):
+        return None
+    if not isinstance(language_model, str) or not language_model:
+        raise ValueError(
+            "--captioning-lm (the VQA models' LM source) must be \"smollm2\", "
+            "a .gguf path or a keras-hub preset directory; received "
+            f"{language_model!r}."
+        )
+    # The function's own defaults, read from its signature (not copied).
+    parameters = inspect.signature(vqa_downstream_scenes).parameters
+    sizes = {
+        key: parameters[key].default
+        for key in ("train_images", "validation_images", "eval_images",
+                    "questions_per_image")
+    }
+    sizes.update(budget["sizes"] or {})
+    return {
+        "sizes": sizes,
+        "settings": check_vqa_settings(budget["settings"]),
+        "language_model": language_model,
     }
 
 

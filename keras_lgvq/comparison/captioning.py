@@ -1,9 +1,11 @@
 """The captioning downstream task of the comparison (issue 18, Deliver 4).
 
-For every row whose tokenizer gives one code per grid position (LG-VQ,
-VQGAN, CVQ+LG, CVQ; not VQCT / VQCT+LG, whose positions hold several codes
-(top-k adjective codes and a noun code) that the prefix captioner does not
-read, nor the LQAE / VQAE ViTs, which have their own downstream table),
+For every VQGAN-family row (LG-VQ, VQGAN, CVQ+LG, CVQ, VQCT+LG, VQCT: a
+code grid the prefix captioner reads, one id per position or VQCT's
+several ids per position (top-k adjective ids and a noun id), which
+`PrefixLanguageModel._image_inputs` accepts and the VQCT quantizer turns
+into one code vector per position, `keras_lgvq.utils.code_layout`; not
+the LQAE / VQAE ViTs, which have their own downstream table),
 `keras_lgvq.evaluation.captioning_downstream.captioning_downstream_scenes`
 trains a ClipCap-style captioner over the frozen tokenizer's codes and the
 same model with a constant code grid (the blind baseline), captions the
@@ -53,19 +55,17 @@ SMOLLM2_MISSING = (
 )
 
 
-# Trainer classes whose tokenizer gives one code per grid position.
-CAPTIONED_CLASSES = ("LGVQ", "VQGAN")
-# The note of a VQGAN-family row without captions (VQCT, VQCT+LG).
+# The note of a row without captions (the LQAE family).
 NOT_CAPTIONED = (
-    "not captioned: each grid position holds several codes (top-k "
-    "adjective codes and a noun code), which the prefix captioner (one "
-    "code vector per position) does not read"
+    "not captioned: the LQAE-family rows are evaluated downstream by their "
+    "own table"
 )
 
 
 def has_captioning(kind):
-    """Whether row `kind` gets the captioning task (one code per position:
-    LG-VQ, VQGAN, CVQ+LG, CVQ).
+    """Whether row `kind` gets the captioning task: every VQGAN-family row
+    (LG-VQ, VQGAN, CVQ+LG, CVQ, VQCT+LG, VQCT; VQCT's several codes per
+    position become one code vector each), not LQAE / VQAE.
 
     Args:
         kind: str. A `MODELS` key.
@@ -74,13 +74,16 @@ def has_captioning(kind):
 
     ```python
     has_captioning("lgvq"), has_captioning("vqct"), has_captioning("lqae")
-    # True, False, False
+    # True, True, False
     ```
     """
     from keras_lgvq.comparison.systems import MODELS
 
-    spec = MODELS[kind]
-    return spec.family == "vqgan" and spec.model_class in CAPTIONED_CLASSES
+    if kind not in MODELS:
+        raise ValueError(
+            f"`kind` must be one of {list(MODELS)}; received {kind!r}."
+        )
+    return MODELS[kind].family == "vqgan"
 
 
 def captioning_unavailable(settings):
@@ -391,7 +394,6 @@ def captioning_notes(summary, kinds, settings):
     ```
     """
     from keras_lgvq.comparison.systems import MODEL_NAMES
-    from keras_lgvq.comparison.systems import MODELS
 
     notes = []
     reason = summary.get("comparison", {}).get("captioning_skipped")
@@ -399,10 +401,8 @@ def captioning_notes(summary, kinds, settings):
         notes.append(f"Captioning downstream task: {reason}.")
     elif summary.get("comparison", {}).get("captioned"):
         for kind in kinds:
-            if not has_captioning(kind) and MODELS[kind].family == "vqgan":
-                notes.append(
-                    f"{MODEL_NAMES[kind]} {NOT_CAPTIONED}."
-                )
+            if not has_captioning(kind):
+                notes.append(f"{MODEL_NAMES[kind]} {NOT_CAPTIONED}.")
     seen = set()
     for kind in kinds:
         result = summary.get(kind, {}).get("captioning")

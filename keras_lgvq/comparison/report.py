@@ -4,14 +4,16 @@
 guided-vs-baseline pair, the verdict of every metric with its interval,
 the budget and each system's settings), then the full metric table and
 its figures, the LQAE downstream table (when an LQAE-family row ran), the
-captioning task (image and blind captioners per VQGAN-family row), the
-notes, the per-system figures and the timing.
+captioning and VQA tasks (image and blind models per VQGAN-family row),
+the notes, the per-system figures and the timing.
 """
 
 from keras_lgvq.comparison.captioning import captioning_notes
 from keras_lgvq.comparison.captioning import captioning_section
 from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
+from keras_lgvq.comparison.vqa import vqa_notes
+from keras_lgvq.comparison.vqa import vqa_section
 
 
 def best_sentence(best_counts):
@@ -90,7 +92,7 @@ def _budget_sentence(settings, summary, kinds):
         f"{summary[kinds[0]]['num_eval_images']} test images scored; probes "
         f"trained on {settings['probe_size']} training images for "
         f"{settings['probe_epochs']} epoch(s)." + _captioning_sentence(
-            summary, kinds)
+            summary, kinds) + _vqa_sentence(summary)
     )
 
 
@@ -106,6 +108,20 @@ def _captioning_sentence(summary, kinds):
         )
     reason = summary.get("comparison", {}).get("captioning_skipped")
     return f" No captioning task: {reason}." if reason else ""
+
+
+def _vqa_sentence(summary):
+    answered = summary.get("comparison", {}).get("answered") or []
+    if answered:
+        sizes = summary[answered[0]]["vqa"]["sizes"]
+        return (
+            " VQA: image and blind models over each of "
+            + ", ".join(MODEL_NAMES[k] for k in answered)
+            + f"'s codes ({sizes['train_images']} training images, "
+            f"{sizes['eval_images']} test images' questions answered)."
+        )
+    reason = summary.get("comparison", {}).get("vqa_skipped")
+    return f" No VQA task: {reason}." if reason else ""
 
 
 def _setup_table(summary, kinds):
@@ -341,6 +357,7 @@ def report_notes(settings, summary, kinds):
         )
     notes += downstream_notes(summary, kinds, settings)
     notes += captioning_notes(summary, kinds, settings)
+    notes += vqa_notes(summary, kinds, settings)
     reused = summary["comparison"].get("reused", [])
     if reused:
         notes.append(
@@ -411,6 +428,7 @@ def write_report(summary, rows, header, artifacts_by_model, settings):
         ]
     lines += downstream_section(summary, kinds, settings)
     lines += captioning_section(summary, kinds)
+    lines += vqa_section(summary, kinds)
     lines += ["## Notes", ""]
     lines += [f"- {n}" if not n.startswith("- ") else n for n in summary[
         "notes"

@@ -37,6 +37,7 @@ SETTINGS_FILE = "comparison_settings.json"
 RESULT_FILE = "result.json"
 RECONSTRUCTIONS_FILE = "reconstructions.npz"
 CAPTIONING_FILE = "captioning.json"
+VQA_FILE = "vqa.json"
 
 
 def _default(value):
@@ -243,10 +244,12 @@ def save_unit(out, kind, seed, unit, reconstructions=None, model=None):
     result = os.path.join(folder, RESULT_FILE)
     if os.path.exists(result):
         os.remove(result)
-    # Nor are captions of the tokenizer that attempt trained.
-    captions = os.path.join(folder, CAPTIONING_FILE)
-    if os.path.exists(captions):
-        os.remove(captions)
+    # Nor are captions or VQA answers of the tokenizer that attempt
+    # trained.
+    for name in (CAPTIONING_FILE, VQA_FILE):
+        stale = os.path.join(folder, name)
+        if os.path.exists(stale):
+            os.remove(stale)
     if reconstructions is not None:
         temporary = os.path.join(folder, "reconstructions.partial.npz")
         np.savez_compressed(
@@ -300,6 +303,46 @@ def load_captioning(out, kind, seed):
     ```
     """
     path = os.path.join(unit_dir(out, kind, seed), CAPTIONING_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_vqa(out, kind, seed, result):
+    """Store the VQA result of one (system, seed), atomically.
+
+    Args:
+        out: str. The run's output folder.
+        kind: str. `MODELS` key.
+        seed: int.
+        result: dict from `keras_lgvq.comparison.vqa.run_vqa`.
+
+    Examples:
+
+    ```python
+    save_vqa("runs/scenes", "lgvq", 0, result)
+    ```
+    """
+    write_json_atomic(os.path.join(unit_dir(out, kind, seed), VQA_FILE),
+                      result)
+
+
+def load_vqa(out, kind, seed):
+    """The stored VQA result of one (system, seed), or None.
+
+    Args:
+        out: str. The run's output folder.
+        kind: str. `MODELS` key.
+        seed: int.
+
+    Examples:
+
+    ```python
+    load_vqa("runs/scenes", "lgvq", 0)
+    ```
+    """
+    path = os.path.join(unit_dir(out, kind, seed), VQA_FILE)
     if not os.path.isfile(path):
         return None
     with open(path) as f:

@@ -4,7 +4,8 @@ Steps: resolve the settings, check `--out` against a stored run (resume),
 build the shared scenes splits, then for every seed and system either
 reuse its stored result or train, evaluate (and, for LQAE-family rows, run
 the downstream evaluations) and store it, then (VQGAN-family rows, unless
-the budget has none) reuse or run and store its captioning task; finally test every
+the budget has none) reuse or run and store its captioning task and its
+VQA task; finally test every
 guided-vs-baseline pair, draw the figures and write `summary.json` and
 `report.md`. Progress lines with an ETA mark every training and
 evaluation step.
@@ -46,14 +47,22 @@ from keras_lgvq.comparison.report import write_report
 from keras_lgvq.comparison.run_state import check_settings
 from keras_lgvq.comparison.run_state import load_captioning
 from keras_lgvq.comparison.run_state import load_unit
+from keras_lgvq.comparison.run_state import load_vqa
 from keras_lgvq.comparison.run_state import save_captioning
 from keras_lgvq.comparison.run_state import save_unit
+from keras_lgvq.comparison.run_state import save_vqa
 from keras_lgvq.comparison.run_state import unit_dir
 from keras_lgvq.comparison.run_state import write_json_atomic
 from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
 from keras_lgvq.comparison.training import image_size_of
 from keras_lgvq.comparison.training import train_system
+from keras_lgvq.comparison.vqa import VQA_SPECS
+from keras_lgvq.comparison.vqa import has_vqa
+from keras_lgvq.comparison.vqa import run_vqa
+from keras_lgvq.comparison.vqa import vqa_items
+from keras_lgvq.comparison.vqa import vqa_metrics
+from keras_lgvq.comparison.vqa import vqa_unavailable
 from keras_lgvq.utils.machine import quiet_tensorflow
 
 PHASES = ("train", "evaluate")
@@ -99,7 +108,8 @@ def run_unit(kind, seed, prior, splits, settings, watch, progress,
         `training`, `table_metrics`, `per_item`, `report_artifacts`,
         `downstream` and `downstream_metrics` for LQAE-family rows,
         `evaluation_wall_s`), with its `reconstructions` and the trained
-        `tokenizer` backbone (for the captioning task) in memory.
+        `tokenizer` backbone (for the captioning and VQA tasks) in
+        memory.
 
     Examples:
 
@@ -211,6 +221,47 @@ def caption_unit(kind, seed, unit, settings, watch, progress):
     return unit
 
 
+def vqa_unit(kind, seed, unit, settings, watch, progress):
+    """Run (or reuse) the VQA task of one (system, seed) and merge it into
+    `unit` (`vqa`, `vqa_metrics`, and the per-question values into
+    `per_item` for the pair tests).
+
+    The tokenizer is the one just trained (`unit["tokenizer"]`) or, for a
+    reused unit, its stored preset. The result is stored in the unit's
+    folder (`vqa.json`), so a rerun reuses it.
+
+    Args:
+        kind: str. `MODELS` key (a row with `has_vqa`).
+        seed: int.
+        unit: dict from `run_unit` or `load_unit`.
+        settings: dict from `resolve_settings` (`vqa` not None).
+        watch: `Stopwatch` of the run.
+        progress: `ComparisonProgress` of the run.
+
+    Examples:
+
+    ```python
+    vqa_unit("lgvq", 0, unit, settings, watch, progress)
+    ```
+    """
+    out = settings["out"]
+    result = load_vqa(out, kind, seed) if unit.get("reused") else None
+    if result is None:
+        tokenizer = unit.get("tokenizer") or os.path.join(
+            unit_dir(out, kind, seed), "preset"
+        )
+        with progress.step("vqa", kind, seed):
+            print(f"\n== VQA over {MODEL_NAMES[kind]} codes (seed {seed}): "
+                  "image and blind models")
+            with watch.phase(f"vqa_{kind}"):
+                result = run_vqa(tokenizer, settings, seed)
+        save_vqa(out, kind, seed, result)
+    unit["vqa"] = result
+    unit["vqa_metrics"] = vqa_metrics(result)
+    unit["per_item"] = {**unit["per_item"], **vqa_items(result)}
+    return unit
+
+
 def _summary_entry(kind, unit, figures, seed_units):
     entry = dict(unit["results"])
     entry["training"] = unit["training"]
@@ -222,6 +273,9 @@ def _summary_entry(kind, unit, figures, seed_units):
     if "captioning" in unit:
         entry["captioning"] = unit["captioning"]
         entry["captioning_metrics"] = unit["captioning_metrics"]
+    if "vqa" in unit:
+        entry["vqa"] = unit["vqa"]
+        entry["vqa_metrics"] = unit["vqa_metrics"]
     entry["reused"] = bool(unit.get("reused"))
     entry["seed_runs"] = []
     for other in seed_units:
@@ -238,6 +292,8 @@ def _summary_entry(kind, unit, figures, seed_units):
             run["downstream_metrics"] = other["downstream_metrics"]
         if "captioning_metrics" in other:
             run["captioning_metrics"] = other["captioning_metrics"]
+        if "vqa_metrics" in other:
+            run["vqa_metrics"] = other["vqa_metrics"]
         entry["seed_runs"].append(run)
     return entry
 
@@ -337,6 +393,14 @@ def run_comparison(options=None):
             captioned = tuple(k for k in kinds if has_captioning(k))
         else:
             print(f"Captioning task: {captioning_skipped}.")
+    vqa_skipped = None
+    answered = ()
+    if any(has_vqa(k) for k in kinds):
+        vqa_skipped = vqa_unavailable(settings)
+        if vqa_skipped is None:
+            answered = tuple(k for k in kinds if has_vqa(k))
+        else:
+            print(f"VQA task: {vqa_skipped}.")
     stored = {}
     if settings["resume"]:
         for seed in seeds:
@@ -345,19 +409,24 @@ def run_comparison(options=None):
                 if unit is None:
                     continue
                 folder = unit_dir(out, kind, seed)
-                if kind in captioned and load_captioning(
-                    out, kind, seed
-                ) is None and not os.path.isdir(
+                missing = (
+                    kind in captioned
+                    and load_captioning(out, kind, seed) is None
+                ) or (kind in answered and load_vqa(out, kind, seed) is None)
+                if missing and not os.path.isdir(
                     os.path.join(folder, "preset")
                 ):
-                    # Stored with --no-save and no captions: the tokenizer
-                    # to caption with is gone, so the unit is retrained.
+                    # Stored with --no-save and without a downstream task
+                    # this run has: the tokenizer to run it with is gone,
+                    # so the unit is retrained.
                     continue
                 unit["reused"] = True
                 stored[(kind, seed)] = unit
     progress = ComparisonProgress(
         [(phase, kind, seed) for seed in seeds for kind in kinds
-         for phase in PHASES + (("caption",) if kind in captioned else ())],
+         for phase in PHASES
+         + (("caption",) if kind in captioned else ())
+         + (("vqa",) if kind in answered else ())],
         names=MODEL_NAMES,
     )
     # Reused results first: their recorded durations inform the ETA.
@@ -378,6 +447,12 @@ def run_comparison(options=None):
                 "caption", kind, seed,
                 seconds=captions["seconds"].get("total"), reason="reused",
             )
+        answers = load_vqa(out, kind, seed) if kind in answered else None
+        if answers is not None:
+            progress.skip(
+                "vqa", kind, seed,
+                seconds=answers["seconds"].get("total"), reason="reused",
+            )
     text = get_preset("scenes")["text"]
     with watch.phase("data"):
         print("\n== Text prior and the scenes set")
@@ -395,15 +470,19 @@ def run_comparison(options=None):
                                 progress, causal_lm_state)
             if kind in captioned:
                 caption_unit(kind, seed, unit, settings, watch, progress)
+            if kind in answered:
+                vqa_unit(kind, seed, unit, settings, watch, progress)
             # The trained model is not needed any more.
             unit.pop("tokenizer", None)
             units[(kind, seed)] = unit
-    specs = {**METRIC_SPECS, **DOWNSTREAM_SPECS, **CAPTIONING_SPECS}
+    specs = {**METRIC_SPECS, **DOWNSTREAM_SPECS, **CAPTIONING_SPECS,
+             **VQA_SPECS}
     flats_by_seed = {
         k: [
             {**units[(k, s)]["table_metrics"],
              **units[(k, s)].get("downstream_metrics", {}),
-             **units[(k, s)].get("captioning_metrics", {})}
+             **units[(k, s)].get("captioning_metrics", {}),
+             **units[(k, s)].get("vqa_metrics", {})}
             for s in seeds
         ]
         for k in kinds
@@ -482,6 +561,8 @@ def run_comparison(options=None):
             "progress": list(progress.lines),
             "captioned": list(captioned),
             "captioning_skipped": captioning_skipped,
+            "answered": list(answered),
+            "vqa_skipped": vqa_skipped,
         },
         significance=significance,
         seed_statistics=seed_stats,

@@ -43,9 +43,12 @@ def _result(image, blind, seed=0):
     }
 
 
-def test_rows_with_one_code_per_position_are_captioned():
+def test_every_vqgan_family_row_is_captioned():
     captioned = [k for k in comparison.MODELS if captioning.has_captioning(k)]
-    assert captioned == ["lgvq", "vqgan", "cvq_lg", "cvq"]
+    # VQCT's several codes per position included; not the LQAE ViTs.
+    assert captioned == ["lgvq", "vqgan", "cvq_lg", "cvq", "vqct_lg", "vqct"]
+    with pytest.raises(ValueError, match="`kind`"):
+        captioning.has_captioning("vqtc")
 
 
 def test_budgets():
@@ -104,11 +107,11 @@ def test_flat_metrics_items_and_report_section():
     summary = {
         "lgvq": {"captioning": result},
         "vqgan": {"captioning": _result(blind, blind)},
-        "vqct_lg": {},
+        "lqae": {},
         "comparison": {"captioned": ["lgvq", "vqgan"]},
     }
     lines = captioning.captioning_section(summary, ["lgvq", "vqgan",
-                                                    "vqct_lg"])
+                                                    "lqae"])
     text = "\n".join(lines)
     assert "| LG-VQ | image | 0.100 | — | 0.500 | 1.000 |" in text
     assert "| LG-VQ | blind | 0.100 | — | 0.250 | 0.500 |" in text
@@ -116,9 +119,10 @@ def test_flat_metrics_items_and_report_section():
     # A '|' inside a caption does not break the table.
     assert "a red / box" in text
     notes = captioning.captioning_notes(
-        summary, ["lgvq", "vqgan", "vqct_lg"], {})
+        summary, ["lgvq", "vqgan", "lqae"], {})
     assert "Captioning (LG-VQ): METEOR not scored: no Java." in notes
-    assert any(n.startswith("VQCT+LG not captioned") for n in notes)
+    assert f"LQAE {captioning.NOT_CAPTIONED}." in notes
+    assert not any("VQGAN not captioned" in n for n in notes)
     assert captioning.captioning_section({"lgvq": {}}, ["lgvq"]) == []
 
 
@@ -132,3 +136,26 @@ def test_stored_captions_are_dropped_with_a_retrained_unit(tmp_path):
     # Retraining the tokenizer invalidates the captions made over it.
     run_state.save_unit(out, "lgvq", 0, {"kind": "lgvq"})
     assert run_state.load_captioning(out, "lgvq", 0) is None
+
+
+def test_run_captioning_at_smoke_size_over_vqct_codes(tmp_path):
+    # VQCT gives (B, h, w, top_k + 1) codes: the captioners read them
+    # (one code vector per position) and the blind one a mean grid.
+    from keras_lgvq.comparison.budgets import SMOKE_VQCT
+    from keras_lgvq.models import VQCTBackbone
+    from tests.models.captioning.tiny_lm import write_tiny_lm_gguf
+
+    tokenizer = VQCTBackbone.from_preset("scenes_vqct", **SMOKE_VQCT)
+    lm = write_tiny_lm_gguf(tmp_path / "tiny.gguf")
+    settings = comparison.resolve_settings({
+        "smoke": True, "captioning_lm": lm, "bootstrap_resamples": 100})
+    settings["captioning"]["sizes"].update(train_images=4, eval_images=3,
+                                           validation_images=2)
+    result = captioning.run_captioning(tokenizer, settings, seed=0)
+    assert len(result["image_ids"]) == 3
+    items = captioning.captioning_items(result)
+    assert set(items) == {"caption_bleu4", "caption_rouge_l",
+                          "caption_cider_d"}
+    assert all(len(v) == 3 for v in items.values())
+    assert result["image_vs_blind"]["CIDEr-D"]["n"] == 3
+    assert all(isinstance(e["image"], str) for e in result["examples"])

@@ -8,6 +8,8 @@ from keras_lgvq import comparison
 from keras_lgvq import visualization
 from keras_lgvq.comparison.captioning import CAPTION_METRICS
 from keras_lgvq.comparison.captioning import CAPTIONING_SPECS
+from keras_lgvq.comparison.vqa import VQA_METRICS
+from keras_lgvq.comparison.vqa import VQA_SPECS
 from keras_lgvq.evaluation import METRIC_SPECS
 from keras_lgvq.evaluation import REFERENCE_KEYS
 from recipes import scenes_compare
@@ -85,6 +87,15 @@ def test_settings_per_mode_and_overrides():
         scenes_compare.parse_args(["--no-captioning"]))
     assert off["captioning"] is None
     assert comparison.result_fingerprint(default)["captioning"] == caption
+    # VQA: off in the default budget unless --all, none under --quick,
+    # tiny under --smoke, --no-vqa turns it off.
+    assert default["vqa"] is None and quick["vqa"] is None
+    assert smoke["vqa"]["sizes"]["eval_images"] == 4
+    everything = comparison.resolve_settings(
+        scenes_compare.parse_args(["--all"]))
+    assert everything["vqa"]["settings"]["epochs"] == 10
+    assert comparison.resolve_settings(
+        scenes_compare.parse_args(["--smoke", "--no-vqa"]))["vqa"] is None
     # --leak-free-mtp is documented as a no-op for the `scenes` rows.
     from keras_lgvq.models.presets import get_preset
 
@@ -257,24 +268,29 @@ def test_smoke_significance_fields_against_numpy(smoke_run):
     # Every metric both models have is in the pair; the ones with per-item
     # values (PSNR, SSIM, probe retrieval) carry a bootstrap interval.
     flat_a = {**summary["lgvq"]["table_metrics"],
-              **summary["lgvq"]["captioning_metrics"]}
+              **summary["lgvq"]["captioning_metrics"],
+              **summary["lgvq"]["vqa_metrics"]}
     flat_b = {**summary["vqgan"]["table_metrics"],
-              **summary["vqgan"]["captioning_metrics"]}
-    specs = {**METRIC_SPECS, **CAPTIONING_SPECS}
+              **summary["vqgan"]["captioning_metrics"],
+              **summary["vqgan"]["vqa_metrics"]}
+    specs = {**METRIC_SPECS, **CAPTIONING_SPECS, **VQA_SPECS}
     # Smoke captions are scored without Java: no METEOR.
     captioned = ["caption_bleu4", "caption_rouge_l", "caption_cider_d"]
     both = [k for k in specs
             if flat_a.get(k) is not None and flat_b.get(k) is not None]
     assert list(metrics) == both and set(captioned) <= set(both)
+    assert set(VQA_SPECS) <= set(both)
     per_item = {k for k, m in metrics.items() if m["per_item"]}
     assert per_item == {"psnr", "ssim"} | {
         f"retrieval_{t}_R@{k}_probe" for t in ("i2t", "t2i")
         for k in (1, 5, 10)
-    } | set(captioned)
+    } | set(captioned) | set(VQA_SPECS)
     runs = {
         kind: [{**summary[kind]["table_metrics"],
-                **summary[kind]["captioning_metrics"]}]
-        + [{**r["table_metrics"], **r["captioning_metrics"]}
+                **summary[kind]["captioning_metrics"],
+                **summary[kind]["vqa_metrics"]}]
+        + [{**r["table_metrics"], **r["captioning_metrics"],
+            **r["vqa_metrics"]}
            for r in summary[kind]["seed_runs"]]
         for kind in ("lgvq", "vqgan")
     }
@@ -300,6 +316,18 @@ def test_smoke_significance_fields_against_numpy(smoke_run):
                 # per-image values are sentence-level).
                 assert a_items.mean() == pytest.approx(flat_a[key], abs=1e-9)
             assert test["n"] == 8
+        elif test is not None and key.startswith("vqa_"):
+            # Paired over the same test questions: the mean difference of
+            # the stored per-question values, which average to the scores.
+            name = VQA_METRICS[key]
+            a_items = np.array(
+                summary["lgvq"]["vqa"]["per_question"]["image"][name])
+            b_items = np.array(
+                summary["vqgan"]["vqa"]["per_question"]["image"][name])
+            assert test["difference"] == pytest.approx(
+                (a_items - b_items).mean(), abs=1e-12)
+            assert a_items.mean() == pytest.approx(flat_a[key], abs=1e-9)
+            assert test["n"] == len(summary["lgvq"]["vqa"]["question_ids"])
         elif test is not None:
             # The per-item means are the table's numbers (recall hits in %).
             rel = 1e-3 if key in ("psnr", "ssim") else 1e-9
@@ -412,6 +440,47 @@ def test_smoke_captioning_task_per_system_with_its_blind_baseline(smoke_run):
     assert "Captioning (LG-VQ): METEOR not scored" in report
     timing = summary["timing"]
     assert {"caption_lgvq", "caption_vqgan"} <= set(timing)
+
+
+@pytest.mark.end_to_end("tensorflow")
+@needs_minilm
+def test_smoke_vqa_task_per_system_with_its_blind_baseline(smoke_run):
+    import numpy as np
+
+    out, _, summary = smoke_run
+    assert summary["comparison"]["answered"] == ["lgvq", "vqgan"]
+    assert summary["comparison"]["vqa_skipped"] is None
+    ids = None
+    for kind in ("lgvq", "vqgan"):
+        result = summary[kind]["vqa"]
+        # The same test questions for both rows (they pair up).
+        ids = ids or result["question_ids"]
+        assert result["question_ids"] == ids and ids
+        assert result["sizes"]["train_images"] == 8
+        flat = summary[kind]["vqa_metrics"]
+        for key, name in VQA_METRICS.items():
+            for model, suffix in (("image", ""), ("blind", "_blind")):
+                assert flat[key + suffix] == (
+                    result["scores"][model]["test"][name])
+                assert len(result["per_question"][model][name]) == len(ids)
+            test = result["image_vs_blind"]["test"][name]
+            diff = (np.array(result["per_question"]["image"][name])
+                    - np.array(result["per_question"]["blind"][name]))
+            assert test["difference"] == pytest.approx(diff.mean(),
+                                                       abs=1e-12)
+        assert summary[kind]["seed_runs"][0]["vqa_metrics"]
+        for seed in (0, 1):
+            assert (out / kind / f"seed_{seed}" / "vqa.json").is_file()
+    report = (out / "report.md").read_text()
+    section = report.split("## Downstream: VQA")[1].split("## ")[0]
+    assert "| System | Model | Split | accuracy | WUPS@0.9 | WUPS@0.0 |" in (
+        section)
+    for name in ("LG-VQ", "VQGAN"):
+        for model in ("image", "blind", "type prior"):
+            assert f"| {name} | {model} | test |" in section
+    assert "VQA: image and blind models over each of LG-VQ, VQGAN's" in (
+        report)
+    assert {"vqa_lgvq", "vqa_vqgan"} <= set(summary["timing"])
 
 
 @pytest.mark.end_to_end("tensorflow")
@@ -555,6 +624,10 @@ def test_smoke_all_rows_resume_and_lqae_downstream(
         kind: (out / kind / "seed_0" / "captioning.json").stat().st_mtime_ns
         for kind in ("lgvq", "vqgan")
     }
+    answers = {
+        kind: (out / kind / "seed_0" / "vqa.json").stat().st_mtime_ns
+        for kind in ("lgvq", "vqgan")
+    }
     summary = scenes_compare.run(
         scenes_compare.parse_args([
             "--smoke", "--all", "--out", str(out), "--data-dir", data,
@@ -573,24 +646,32 @@ def test_smoke_all_rows_resume_and_lqae_downstream(
             "captioning"]
         assert (out / kind / "seed_0" / "captioning.json").stat(
         ).st_mtime_ns == captions[kind]
+        assert summary[kind]["vqa"] == first_summary[kind]["vqa"]
+        assert (out / kind / "seed_0" / "vqa.json").stat(
+        ).st_mtime_ns == answers[kind]
     progress = summary["comparison"]["progress"]
     assert progress[0] == (
-        f"[1/12] train LG-VQ seed 0: reused from "
+        f"[1/16] train LG-VQ seed 0: reused from "
         f"{out / 'lgvq' / 'seed_0'}"
     )
-    assert progress[2].startswith("[3/12] caption LG-VQ seed 0: reused")
-    # VQCT+LG's positions hold several codes: no captioner, a note says so.
+    assert progress[2].startswith("[3/16] caption LG-VQ seed 0: reused")
+    assert progress[3].startswith("[4/16] vqa LG-VQ seed 0: reused")
+    # VQCT+LG's several codes per position are captioned and answered
+    # over too; the LQAE rows have neither (a note says so).
+    phases = {"VQCT+LG": ("train", "evaluate", "caption", "vqa"),
+              "LQAE": ("train", "evaluate"), "VQAE": ("train", "evaluate")}
     trained = [line for line in progress if "reused" not in line]
     assert [line.split(" ... ")[0] for line in trained] == [
-        f"[{i}/12] {phase} {name} seed 0"
+        f"[{i}/16] {phase} {name} seed 0"
         for i, (phase, name) in enumerate(
-            [(p, n) for n in ("VQCT+LG", "LQAE", "VQAE")
-             for p in ("train", "evaluate")],
-            start=7,
+            [(p, n) for n, ps in phases.items() for p in ps],
+            start=9,
         )
     ]
-    assert summary["comparison"]["captioned"] == ["lgvq", "vqgan"]
-    assert "captioning" not in summary["vqct_lg"]
+    assert summary["comparison"]["captioned"] == ["lgvq", "vqgan", "vqct_lg"]
+    assert summary["comparison"]["answered"] == ["lgvq", "vqgan", "vqct_lg"]
+    assert len(summary["vqct_lg"]["captioning"]["image_ids"]) == 8
+    assert summary["vqct_lg"]["vqa"]["question_ids"]
     # The reused steps' recorded times give an ETA from the first step on.
     assert "ETA" in trained[0] and "unknown" not in trained[0]
     assert summary["comparison"]["reused"] == ["LG-VQ seed 0", "VQGAN seed 0"]
@@ -623,9 +704,8 @@ def test_smoke_all_rows_resume_and_lqae_downstream(
             "untested"
         )
     assert "### LQAE vs VQAE" in report and "### VQCT+LG vs" not in report
-    assert "VQCT+LG not captioned: each grid position holds several codes" in (
-        report
-    )
+    assert "LQAE not captioned: the LQAE-family rows" in report
+    assert "LQAE has no VQA task" in report
     # Each system's setup is recorded: the VQCT and LQAE trainers.
     setup = {k: summary[k]["training"]["setup"] for k in ran}
     assert not setup["vqct_lg"]["cvq_reinit"]
