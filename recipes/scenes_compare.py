@@ -71,6 +71,23 @@ Sizes: `VQA_DEFAULTS` / `VQA_SIZES` of `keras_lgvq.evaluation.
 vqa_downstream` (about 15 CPU-minutes per row on 2 cores); stored per
 (system, seed) (`vqa.json`) and reused by a resumed run.
 
+Downstream text-to-image and completion (`--all` and `--smoke`; off in the
+default budget, which it would take past 30 minutes;
+`--no-text-to-image` turns it off, `--quick` has none): for LG-VQ, VQGAN,
+CVQ+LG and CVQ (one code per position; not VQCT, not LQAE), a
+masked-token generator trained over the frozen codes draws the same
+scenes test captions and completes the bottom half of the same test
+images; one attribute-classifier judge, trained once per run on real
+scenes and cached in `--out`, scores conditioning accuracy against the
+shuffled-caption chance (and on held-out attribute combinations),
+completion PSNR / SSIM / conditioning against completion without the
+caption; between rows, every metric gets a paired bootstrap over the
+captions / images. Sizes: `T2I_SIZES` / `T2I_DEFAULTS` of
+`keras_lgvq.evaluation.text_to_image_downstream` (recipes/
+text_to_image.py's CPU default, about 15 CPU-minutes per row on 2 cores);
+stored per (system, seed) (`text_to_image.json`, with a sample grid) and
+reused by a resumed run.
+
 LQAE rows (`--models lqae,vqae` or `--all`) add their own downstream
 numbers: linear probes of the scene attributes over encoder / LM layers and
 few-shot prompting of the local SmolLM2 (a missing SmolLM2 gives a warning
@@ -260,6 +277,16 @@ def parse_args(argv=None):
             "row gets an image and a blind VQA model over its codes, scored "
             "with accuracy / WUPS) and at --smoke size; the default budget "
             "and --quick have none."
+        ),
+    )
+    parser.add_argument(
+        "--no-text-to-image",
+        action="store_true",
+        help=(
+            "Leave out the text-to-image and completion task. It runs with "
+            "--all (LG-VQ, VQGAN, CVQ+LG and CVQ each get a generator over "
+            "their codes, judged by one attribute classifier) and at "
+            "--smoke size; the default budget and --quick have none."
         ),
     )
     parser.add_argument(

@@ -18,7 +18,8 @@ the captioned scenes, evaluates it and writes a report:
    with the chance level (real images, shuffled captions), the
    unconditional sampler, the tokenizer's own reconstructions (with their
    own captions, and with shuffled ones: the chance level of images this
-   tokenizer can draw) and the real images as references), held-out attribute combinations separately,
+   tokenizer can draw) and the real images as references), held-out
+   attribute combinations separately,
    image completion (top half known, with and without the caption: PSNR /
    SSIM of the completed half, conditioning accuracy), and FID when
    Inception weights are available;
@@ -58,10 +59,8 @@ validation split, cached like the training codes), and the NaN/Inf guard
 """
 
 import argparse
-import json
 import os
 import sys
-import time
 
 try:
     from recipes import common
@@ -70,6 +69,8 @@ except ImportError:  # Run as `python recipes/text_to_image.py`.
         0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     )
     from recipes import common
+
+from keras_lgvq.evaluation import text_to_image_downstream as t2i_lib
 
 BUDGETS = {
     "default": dict(
@@ -280,496 +281,162 @@ def _default_name(path, index):
     return name or f"tokenizer{index}"
 
 
-# === Data ===
+# === Data, judge, generator: keras_lgvq.evaluation.text_to_image_downstream
 
-
-def scenes_examples(num_images, image_size, split, seed=0, holdout=None):
-    """Scenes images in [-1, 1] and their examples (captions, attributes).
-
-    The same images as the tfds `lgvq_scenes` split of this seed and size:
-    every image depends only on `(seed, split, index)`.
-    """
-    import numpy as np
-
-    from keras_lgvq.datasets import scenes
-
-    examples = list(
-        scenes.generate(
-            num_images,
-            seed=seed,
-            image_size=image_size,
-            split=split,
-            holdout=holdout,
-        )
-    )
-    images = np.stack([e["image"] for e in examples]).astype("float32")
-    return images / 127.5 - 1.0, examples
+# Re-exported under the names this recipe always had.
+scenes_examples = t2i_lib.scenes_examples
+held_out_captions = t2i_lib.held_out_captions
 
 
 def prepare_training_data(tokenizer, prior, settings, cache_root, verbose,
                           split="train"):
     """Code cache and text-feature cache of the training (or validation)
     split; both draw scenes without the held-out combinations."""
-    from keras_lgvq.datasets import code_cache as codes_lib
-    from keras_lgvq.datasets import scenes
-    from keras_lgvq.text_priors import feature_cache as text_lib
-
     n = settings["train_size" if split == "train" else "validation_size"]
-    c = settings["captions_per_image"]
-    size = int(tokenizer.resolution)
-    images, examples = scenes_examples(
-        n, size, split, holdout=scenes.DEFAULT_HOLDOUT
+    return t2i_lib.prepare_code_data(
+        tokenizer, prior, n, settings["captions_per_image"], cache_root,
+        split=split, verbose=verbose,
     )
-    fingerprint = codes_lib.tokenizer_fingerprint(tokenizer)
-    code_dir = codes_lib.code_cache_path(
-        os.path.join(cache_root, "codes"),
-        "scenes",
-        f"{split}_{size}px_n{n}",
-        fingerprint,
-    )
-    if os.path.exists(os.path.join(code_dir, codes_lib.MANIFEST)):
-        code_cache = codes_lib.CodeCache(code_dir, tokenizer=tokenizer)
-    else:
-        batches = (
-            {
-                "images": images[i : i + 64],
-                "image_id": [e["image_id"] for e in examples[i : i + 64]],
-            }
-            for i in range(0, n, 64)
-        )
-        code_cache = codes_lib.build_code_cache(
-            tokenizer, batches, code_dir, "scenes", split, verbose=verbose
-        )
-    text_dir = os.path.join(
-        text_lib.cache_path(
-            os.path.join(cache_root, "text"),
-            "scenes",
-            split,
-            prior,
-            prior.sequence_length,
-        ),
-        f"n{n}_c{c}",
-    )
-    if os.path.exists(os.path.join(text_dir, text_lib.MANIFEST)):
-        feature_cache = text_lib.FeatureCache(text_dir, prior=prior)
-    else:
-        if verbose:
-            print(f"Encoding {n * c} captions with {prior.name_or_path} ...")
-        feature_cache = text_lib.build_feature_cache(
-            prior,
-            [(e["image_id"], e["captions"][:c]) for e in examples],
-            text_dir,
-            dataset="scenes",
-            split=split,
-            captions_per_image=c,
-        )
-    return code_cache, feature_cache
-
-
-def held_out_captions(examples, count):
-    """Test captions that ask for a held-out combination (one per image)."""
-    from keras_lgvq.metrics.conditioning_accuracy import held_out_combinations
-    from keras_lgvq.metrics.conditioning_accuracy import parse_scene_caption
-
-    picked = []
-    for index, example in enumerate(examples):
-        for caption in example["captions"]:
-            parsed = parse_scene_caption(caption)
-            if any(held_out_combinations(o) for o in parsed["objects"]):
-                picked.append((index, caption))
-                break
-        if len(picked) == count:
-            break
-    return picked
-
-
-# === The judge ===
 
 
 def load_or_train_judge(args, settings, image_size, cache_root, verbose):
     import keras
 
-    from keras_lgvq.metrics import conditioning_accuracy as judge_lib
-
     if args.judge:
         judge = keras.saving.load_model(args.judge, safe_mode=True)
         return judge, {"source": args.judge}
-    n, epochs = settings["judge_images"], settings["judge_epochs"]
-    degradation = settings["judge_degradation"]
-    # A judge trained on clean scenes only keeps its old cache name.
-    suffix = f"_deg{round(100 * degradation)}" if degradation > 0 else ""
-    path = os.path.join(
-        cache_root,
-        "judges",
-        f"scenes_{image_size}px_n{n}_e{epochs}_b32_seed{settings['seed']}"
-        + suffix,
+    return t2i_lib.load_or_train_scenes_judge(
+        cache_root, image_size, images=settings["judge_images"],
+        epochs=settings["judge_epochs"],
+        degradation=settings["judge_degradation"], seed=settings["seed"],
+        verbose=verbose,
     )
-    model_path = path + ".keras"
-    if os.path.exists(model_path) and os.path.exists(path + ".json"):
-        with open(path + ".json") as f:
-            report = json.load(f)
-        report["source"] = model_path
-        return keras.saving.load_model(model_path, safe_mode=True), report
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    print(
-        f"\n== Training the conditioning judge on {n} real scenes "
-        f"({epochs} epochs per stage; cached at {model_path})"
-    )
-    judge, report = judge_lib.train_scene_attribute_classifier(
-        num_images=n,
-        image_size=image_size,
-        detector_epochs=epochs,
-        recognizer_epochs=epochs,
-        seed=settings["seed"],
-        validation_images=min(256, n),
-        verbose=2 if verbose else 0,
-        degradation_fraction=degradation,
-    )
-    judge.save(model_path)
-    common.write_json(path + ".json", report)
-    report["source"] = model_path
-    return judge, report
 
 
-# === One generator ===
-
-
-def build_generator(tokenizer, prior, settings, args):
-    import keras
-
-    from keras_lgvq.models.text_to_image import TextToImage
-
-    overrides = SMOKE_GENERATOR if settings["mode"] == "smoke" else {}
-    model = TextToImage.from_preset(
-        args.preset,
-        tokenizer=tokenizer,
-        text_prior=prior,
-        seed=settings["seed"],
-        **overrides,
-    )
-    steps = settings["train_steps"]
-    warmup = settings["warmup_steps"]
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=settings["learning_rate"] * 0.01,
-        decay_steps=max(1, steps - warmup),
-        warmup_target=settings["learning_rate"],
-        warmup_steps=warmup,
-        alpha=0.05,
-    )
-    model.compile(
-        optimizer=keras.optimizers.AdamW(
-            schedule,
-            weight_decay=settings["weight_decay"],
-            beta_2=0.99,
-            global_clipnorm=1.0,
-        ),
-        jit_compile=settings["jit_compile"],
-    )
-    return model
-
-
-def train_generator(model, caches, validation_caches, settings, args,
-                    out_dir, name):
-    """Trains through `common.train` (backups, best / last, logs, guard).
-
-    Args:
-        caches: `(code_cache, feature_cache)` of the training split.
-        validation_caches: the same of the validation split.
-        name: the tokenizer's label (its backup sub-folder).
-    """
-    from keras_lgvq.callbacks import epoch_seed
-    from keras_lgvq.datasets.code_cache import make_code_dataset
-
-    seed = settings["seed"]
-
-    def epoch_data(epoch):
-        # Seeded per epoch (shuffle, caption draw): a resumed run rebuilds
-        # its epoch and skips the batches it had trained.
-        return make_code_dataset(
-            *caches,
-            batch_size=settings["batch_size"],
-            training=True,
-            seed=epoch_seed(seed, epoch),
-        ).repeat()
-
-    def validation_data():
-        ds = make_code_dataset(
-            *validation_caches,
-            batch_size=settings["batch_size"],
-            training=False,
-            seed=seed,
-        )
-        return ds.take(args.validation_steps) if args.validation_steps else ds
-
-    steps = settings["train_steps"]
-    epochs = min(5, steps)
-    history = common.train(
-        model,
-        epoch_data,
-        validation_data,
-        common.model_arguments(args, name),
-        out_dir,
-        epochs=epochs,
-        steps_per_epoch=steps // epochs,
-    )
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-
-def _judge(judge, images, captions):
-    from keras_lgvq.metrics import scenes_conditioning_accuracy
-
-    result = scenes_conditioning_accuracy(judge, images, captions)
-    result.pop("per_caption")
-    return result
-
-
-def _bottom_half_quality(originals, images):
-    import numpy as np
-
-    from keras_lgvq.metrics import psnr
-    from keras_lgvq.metrics import ssim
-
-    half = originals.shape[1] // 2
-    a, b = originals[:, half:], images[:, half:]
-    return {
-        "psnr": float(np.mean(np.asarray(psnr(a, b)))),
-        "ssim": float(np.mean(np.asarray(ssim(a, b)))),
-    }
-
-
-def _fid(args, real, fake):
-    from keras_lgvq.metrics import FrechetInceptionDistance
-
-    try:
-        metric = FrechetInceptionDistance(weights=args.inception_weights)
-    except (FileNotFoundError, ValueError) as error:
-        return {
-            "available": False,
-            "reason": str(error).splitlines()[0],
-            "num_generated": int(len(fake)),
-        }
-    for start in range(0, len(fake), 32):
-        metric.update_state(real[start : start + 32], fake[start : start + 32])
-    return {
-        "available": True,
-        "value": float(metric.result()),
-        "num_generated": int(len(fake)),
-        "num_real": int(len(real)),
-        "note": "few-sample FID is biased upward; compare runs only at the "
-        "same sample count",
-    }
-
-
-def evaluate_generator(model, judge, test, held, settings, args, out_dir,
-                       watch, name, verbose):
-    """Samples, judges and draws one generator; returns its results."""
-    import numpy as np
-
-    from keras_lgvq.visualization import generation_figures as figures
-
-    images, examples = test
-    seed = settings["seed"]
-    sampling = dict(
-        steps=settings["sampling_steps"],
+def generator_settings(settings, args):
+    """The `text_to_image_downstream_scenes` settings of this run."""
+    return dict(
+        preset=args.preset,
+        train_steps=settings["train_steps"],
+        batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"],
+        weight_decay=settings["weight_decay"],
+        warmup_steps=settings["warmup_steps"],
+        sampling_steps=settings["sampling_steps"],
+        guidance_scale=settings["sampling_guidance_scale"],
         temperature=settings["sampling_temperature"],
         top_k=settings["sampling_top_k"],
         remask_temperature=settings["sampling_remask_temperature"],
+        generator=SMOKE_GENERATOR if settings["mode"] == "smoke" else None,
+        jit_compile=settings["jit_compile"],
     )
+
+
+def generator_sizes(settings):
+    """The `text_to_image_downstream_scenes` sizes of this run."""
+    return dict(
+        train_images=settings["train_size"],
+        captions_per_image=settings["captions_per_image"],
+        validation_images=settings["validation_size"],
+        eval_images=settings["eval_size"],
+        held_out_images=settings["held_out_size"],
+        completion_images=settings["completion_size"],
+        figure_captions=settings["figure_captions"],
+        samples_per_caption=settings["samples_per_caption"],
+    )
+
+
+# The keys of a tokenizer's entry in `summary.json` (the library's result
+# has more: per-caption lists, references, sizes).
+RESULT_KEYS = (
+    "tokenizer_class", "grid_size", "num_codes", "codebook_usage_train",
+    "generator_parameters", "history", "train_seconds", "train_tokens_per_s",
+    "tokenizer_reconstruction", "tokenizer_reconstruction_chance",
+    "sampling", "generated", "codebook_usage_generated", "unconditional",
+    "fid", "held_out_generated", "completion",
+)
+
+
+def draw_figures(out, arrays, settings, name, out_dir):
+    """`samples.png` and `completions.png` of one tokenizer."""
+    from keras_lgvq.visualization import generation_figures as figures
+
     scale = settings["sampling_guidance_scale"]
-    n = settings["eval_size"]
-    captions = [e["captions"][i % len(e["captions"])]
-                for i, e in enumerate(examples[:n])]
-    results = {}
-
-    print(f"\n== [{name}] Sampling {n} test captions (guidance {scale})")
-    with watch.phase(f"{name}_sample"):
-        start = time.perf_counter()
-        codes = model.generate_codes(
-            captions, guidance_scale=scale, seed=seed, verbose=verbose,
-            **sampling,
-        )
-        seconds = time.perf_counter() - start
-        generated = model.decode_codes(codes)
-    results["sampling"] = {
-        "images": n,
-        "seconds": round(seconds, 2),
-        "images_per_s": round(n / seconds, 3),
-        **sampling,
-        "guidance_scale": scale,
-    }
-    results["generated"] = _judge(judge, generated, captions)
-    results["codebook_usage_generated"] = int(len(np.unique(codes)))
-
-    print(f"== [{name}] Unconditional samples (the generator's own chance)")
-    with watch.phase(f"{name}_sample"):
-        unconditional = model.decode_codes(
-            model.generate_codes(
-                num_samples=n, seed=seed, verbose=verbose, **sampling
-            )
-        )
-    results["unconditional"] = _judge(judge, unconditional, captions)
-    results["fid"] = _fid(args, images[:n], generated)
-
-    # Held-out combinations (compositional generalisation).
-    if held:
-        held_captions = [c for _, c in held]
-        print(f"== [{name}] {len(held)} captions with held-out combinations")
-        with watch.phase(f"{name}_sample"):
-            held_images = model.decode_codes(
-                model.generate_codes(
-                    held_captions, guidance_scale=scale, seed=seed + 1,
-                    verbose=verbose, **sampling,
-                )
-            )
-        results["held_out_generated"] = _judge(
-            judge, held_images, held_captions
-        )
-
-    # Completion: the top half of the code grid is known.
-    m = settings["completion_size"]
-    originals = images[:m]
-    completion_captions = captions[:m]
-    grid = model.grid_size
-    known = np.zeros((grid, grid), bool)
-    known[: grid // 2] = True
-    print(f"== [{name}] Completing {m} test images (top half known)")
-    with watch.phase(f"{name}_complete"):
-        given = model.encode_images(originals)
-        no_caption = model.decode_codes(
-            model.complete(given, known, seed=seed, verbose=verbose,
-                           **sampling)
-        )
-        with_caption = model.decode_codes(
-            model.complete(
-                given, known, captions=completion_captions,
-                guidance_scale=scale, seed=seed, verbose=verbose, **sampling,
-            )
-        )
-        reconstruction = model.decode_codes(given)
-    results["completion"] = {
-        "images": m,
-        "known": "top half of the code grid",
-        "no_caption": {
-            **_bottom_half_quality(originals, no_caption),
-            "conditioning": _judge(judge, no_caption, completion_captions),
-        },
-        "caption": {
-            **_bottom_half_quality(originals, with_caption),
-            "conditioning": _judge(judge, with_caption, completion_captions),
-        },
-        "tokenizer_reconstruction": _bottom_half_quality(
-            originals, reconstruction
-        ),
-    }
-
-    # Figures.
-    f = settings["figure_captions"]
-    s = settings["samples_per_caption"]
-    figure_captions = captions[:f]
-    with watch.phase(f"{name}_sample"):
-        grid_samples = model.decode_codes(
-            model.generate_codes(
-                figure_captions, samples_per_caption=s,
-                guidance_scale=scale, seed=seed + 2, **sampling,
-            )
-        )
     files = {}
-    path = os.path.join(out_dir, "samples.png")
-    figures.caption_samples_figure(
-        figure_captions,
-        grid_samples.reshape((f, s) + grid_samples.shape[1:]),
-        path=path,
-        references=images[:f],
-        title=f"{name}: generated (guidance {scale})",
-    )
-    files["samples"] = path
-    k = min(6, m)
+    if "samples" in arrays:
+        captions = arrays["figure_captions"]
+        path = os.path.join(out_dir, "samples.png")
+        figures.caption_samples_figure(
+            captions, arrays["samples"], path=path,
+            references=arrays["images"][: len(captions)],
+            title=f"{name}: generated (guidance {scale})",
+        )
+        files["samples"] = path
+    k = min(6, len(arrays["completion_originals"]))
     path = os.path.join(out_dir, "completions.png")
     figures.completion_figure(
-        originals[:k],
-        known,
-        [no_caption[:k], with_caption[:k], reconstruction[:k]],
+        arrays["completion_originals"][:k],
+        arrays["known"],
+        [arrays["completion_no_caption"][:k],
+         arrays["completion_caption"][:k],
+         arrays["completion_reconstruction"][:k]],
         path=path,
-        captions=completion_captions[:k],
+        captions=out["captions"][:k],
         labels=["no caption", "caption", "tokenizer"],
         title=f"{name}: completion of the bottom half",
     )
     files["completions"] = path
-    results["figures"] = files
-    return results
+    return files
 
 
-def run_one(tokenizer_path, name, prior, judge, test, held, settings, args,
-            cache_root, watch):
-    import keras
-
-    from keras_lgvq.models.text_to_image import load_tokenizer
-
+def run_one(tokenizer_path, name, prior, judge, settings, args, cache_root,
+            watch):
+    """Train and evaluate one generator (`text_to_image_downstream_scenes`
+    with this recipe's checkpointing training); returns its summary entry
+    and the library's full result."""
     out_dir = os.path.join(args.out, name)
     os.makedirs(out_dir, exist_ok=True)
-    verbose = args.verbose
-    keras.utils.set_random_seed(settings["seed"])
-    with watch.phase(f"{name}_data"):
-        tokenizer = load_tokenizer(tokenizer_path)
-        code_cache, feature_cache = prepare_training_data(
-            tokenizer, prior, settings, cache_root, verbose
+
+    def fit(model, epoch_data, validation_data, epochs, steps_per_epoch):
+        # Through `common.train`: backups, best / last, logs, NaN guard.
+        def validation():
+            ds = validation_data()
+            return (ds.take(args.validation_steps) if args.validation_steps
+                    else ds)
+
+        history = common.train(
+            model, epoch_data, validation,
+            common.model_arguments(args, name), out_dir,
+            epochs=epochs, steps_per_epoch=steps_per_epoch,
         )
-        validation_caches = prepare_training_data(
-            tokenizer, prior, settings, cache_root, verbose,
-            split="validation",
-        )
-    model = build_generator(tokenizer, prior, settings, args)
-    print(
-        f"\n== [{name}] Training {model.backbone.num_layers} x "
-        f"{model.backbone.hidden_dim} generator "
-        f"({model.backbone.count_params():,} parameters) for "
-        f"{settings['train_steps']} steps of {settings['batch_size']}"
+        return history.history
+
+    print(f"\n== [{name}] Text-to-image generator over {tokenizer_path}")
+    out = t2i_lib.text_to_image_downstream_scenes(
+        tokenizer_path,
+        seed=settings["seed"],
+        judge=judge,
+        settings=generator_settings(settings, args),
+        prior=prior,
+        cache_dir=cache_root,
+        # The recipe always drew seed-0 scenes (its caches say so).
+        data_seed=0,
+        fit=fit,
+        phase=lambda part: watch.phase(f"{name}_{part}"),
+        fid_weights=args.inception_weights,
+        fid=True,
+        verbose=args.verbose,
+        return_arrays=True,
+        **generator_sizes(settings),
     )
-    with watch.phase(f"{name}_train"):
-        start = time.perf_counter()
-        history = train_generator(
-            model, (code_cache, feature_cache), validation_caches, settings,
-            args, out_dir, name,
-        )
-        train_seconds = time.perf_counter() - start
-    tokens = settings["train_steps"] * settings["batch_size"] * (
-        model.grid_size**2
-    )
-    results = {
-        "tokenizer": tokenizer_path,
-        "tokenizer_class": type(tokenizer).__name__,
-        "grid_size": model.grid_size,
-        "num_codes": model.num_codes,
-        "codebook_usage_train": int(len(set(code_cache.codes.reshape(-1)))),
-        "generator_parameters": int(model.backbone.count_params()),
-        "history": history,
-        "train_seconds": round(train_seconds, 1),
-        "train_tokens_per_s": round(tokens / train_seconds, 1),
-    }
-    images, _ = test
-    reconstruction = model.decode_codes(
-        model.encode_images(images[: settings["eval_size"]])
-    )
-    n = settings["eval_size"]
-    captions = [e["captions"][i % 10] for i, e in enumerate(test[1][:n])]
-    results["tokenizer_reconstruction"] = _judge(
-        judge, reconstruction, captions
-    )
-    # The chance level of images that went through this tokenizer: its
-    # reconstructions against the next image's caption (the real-image
-    # chance counts crisp objects a blurry decoder cannot draw).
-    results["tokenizer_reconstruction_chance"] = _judge(
-        judge, reconstruction, captions[1:] + captions[:1]
-    )
-    results.update(
-        evaluate_generator(
-            model, judge, test, held, settings, args, out_dir, watch, name,
-            verbose,
-        )
-    )
+    model = out.pop("model")
+    arrays = out.pop("arrays")
+    results = {"tokenizer": tokenizer_path}
+    results.update({k: out[k] for k in RESULT_KEYS if k in out})
+    results["figures"] = draw_figures(out, arrays, settings, name, out_dir)
     model.save(os.path.join(out_dir, "model.keras"))
     model.save_to_preset(os.path.join(out_dir, "preset"))
-    return results
+    return results, out
 
 
 # === Report ===
@@ -948,33 +615,14 @@ def run(args):
         judge, judge_report = load_or_train_judge(
             args, settings, image_size, cache_root, args.verbose
         )
-        test_count = max(
-            settings["eval_size"], settings["completion_size"],
-            settings["figure_captions"],
-        )
-        scan = max(test_count, 40 * settings["held_out_size"])
-        images, examples = scenes_examples(scan, image_size, "test")
-        held = held_out_captions(examples, settings["held_out_size"])
-        test = (images[:test_count], examples[:test_count])
-        n = settings["eval_size"]
-        captions = [e["captions"][i % 10] for i, e in enumerate(examples[:n])]
-        references = {
-            "ceiling": _judge(judge, images[:n], captions),
-            # Image i judged against the caption of image i + 1.
-            "chance": _judge(judge, images[:n], captions[1:] + captions[:1]),
-        }
-        if held:
-            references["held_out_ceiling"] = _judge(
-                judge,
-                images[[i for i, _ in held]],
-                [c for _, c in held],
-            )
     models = {}
+    references = None
     for path, name in zip(args.tokenizer, settings["names"]):
-        models[name] = run_one(
-            path, name, prior, judge, test, held, settings, args,
-            cache_root, watch,
+        models[name], out = run_one(
+            path, name, prior, judge, settings, args, cache_root, watch,
         )
+        # The same judge, images and captions for every tokenizer.
+        references = references or out["references"]
     summary = {
         "settings": settings,
         "judge": judge_report,

@@ -17,6 +17,10 @@ One module per job:
 - `downstream`: the LQAE rows' linear probes and few-shot prompting;
 - `captioning`, `vqa`: the VQGAN-family rows' captioning and VQA tasks
   (image and blind models over each tokenizer's codes);
+- `text_to_image`: the single-code rows' text-to-image and completion
+  task (a generator over each tokenizer's codes, one judge per run);
+- `stage2_tasks`: the table of those tasks (`Stage2Task`,
+  `STAGE2_TASKS`) that `runner` runs, stores and reports alike;
 - `pair_tests`: per-item bootstrap and across-seed tests of each
   guided-vs-baseline pair;
 - `progress`: the stopwatch and the progress lines with an ETA;
@@ -33,6 +37,7 @@ from keras_lgvq.comparison.budgets import SMOKE_BACKBONE
 from keras_lgvq.comparison.budgets import SMOKE_HEADS
 from keras_lgvq.comparison.budgets import SMOKE_LQAE
 from keras_lgvq.comparison.budgets import SMOKE_VQCT
+from keras_lgvq.comparison.budgets import TEXT_TO_IMAGE_BUDGETS
 from keras_lgvq.comparison.budgets import VQA_BUDGETS
 from keras_lgvq.comparison.budgets import resolve_settings
 from keras_lgvq.comparison.budgets import result_fingerprint
@@ -47,4 +52,5 @@ from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
 from keras_lgvq.comparison.systems import ComparedModel
 from keras_lgvq.comparison.systems import parse_models
+from keras_lgvq.comparison.text_to_image import TEXT_TO_IMAGE_SPECS
 from keras_lgvq.comparison.vqa import VQA_SPECS

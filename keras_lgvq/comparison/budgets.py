@@ -151,6 +151,44 @@ VQA_BUDGETS = {
 # Budgets whose VQA task runs only with `--all`.
 VQA_ONLY_WITH_ALL = ("default",)
 
+# The text-to-image task of the single-code VQGAN-family rows
+# (`keras_lgvq.comparison.text_to_image`) per budget: `sizes` of
+# `text_to_image_downstream_scenes` (None: its defaults, `T2I_SIZES`),
+# `settings` overrides of its `T2I_DEFAULTS` and `judge` overrides of
+# `JUDGE_DEFAULTS` (None: none). The defaults are recipes/text_to_image.py's
+# CPU default: about 15 minutes per row on 2 cores plus a few minutes once
+# for the judge, more than the 11.5 min the default run (18.5 min) has
+# left of its 30, so the default budget runs it only with `--all`
+# (`TEXT_TO_IMAGE_ONLY_WITH_ALL`). `--quick` has none; `--smoke` runs the
+# whole path with a one-block generator of width 16 and a judge trained on
+# 64 scenes for one epoch.
+TEXT_TO_IMAGE_BUDGETS = {
+    "default": dict(sizes=None, settings=None, judge=None),
+    "quick": None,
+    "smoke": dict(
+        sizes=dict(
+            train_images=32,
+            captions_per_image=1,
+            validation_images=8,
+            eval_images=8,
+            held_out_images=2,
+            completion_images=4,
+            figure_captions=2,
+            samples_per_caption=2,
+        ),
+        settings=dict(
+            train_steps=4,
+            batch_size=8,
+            sampling_steps=4,
+            generator=dict(hidden_dim=16, num_layers=1, num_heads=2,
+                           intermediate_dim=32),
+        ),
+        judge=dict(images=64, epochs=1),
+    ),
+}
+# Budgets whose text-to-image task runs only with `--all`.
+TEXT_TO_IMAGE_ONLY_WITH_ALL = ("default",)
+
 # The options of a run and their defaults: the command line of
 # `recipes/scenes_compare.py` has one flag per key (`--train-size` for
 # `train_size`, ...); `None` takes the budget's value.
@@ -184,6 +222,7 @@ DEFAULT_OPTIONS = dict(
     no_captioning=False,
     captioning_lm="smollm2",
     no_vqa=False,
+    no_text_to_image=False,
 )
 
 SMOKE_BACKBONE = dict(
@@ -240,6 +279,7 @@ FINGERPRINT_KEYS = (
     "downstream",
     "captioning",
     "vqa_task",
+    "text_to_image_task",
 )
 
 
@@ -281,7 +321,9 @@ def resolve_settings(options=None):
         reaches the preset's `disc_start`, or on request), `downstream`
         (the LQAE downstream budget), `captioning` (`captioning_budget`),
         `vqa` (`vqa_budget`), `vqa_task` (the budget's VQA task with
-        `--all`, fingerprinted) and `no_vqa`,
+        `--all`, fingerprinted) and `no_vqa`; `text_to_image`
+        (`text_to_image_budget`), `text_to_image_task` and
+        `no_text_to_image` likewise,
         `out`, `data_dir`, `verbose`, `save`,
         `resume` and `backend`.
 
@@ -417,6 +459,14 @@ def resolve_settings(options=None):
     settings["vqa_task"] = vqa_budget(
         mode, all_rows=True, language_model=args["captioning_lm"],
     )
+    settings["no_text_to_image"] = bool(args["no_text_to_image"])
+    settings["text_to_image"] = text_to_image_budget(
+        mode, off=settings["no_text_to_image"],
+        all_rows=settings["all_rows"],
+    )
+    # As for VQA: the task a stored `text_to_image.json` holds.
+    settings["text_to_image_task"] = text_to_image_budget(
+        mode, all_rows=True)
     settings.update(
         out=str(args["out"]),
         data_dir=args["data_dir"],
@@ -579,6 +629,54 @@ def vqa_budget(mode, off=False, all_rows=False, language_model="smollm2"):
         "sizes": sizes,
         "settings": check_vqa_settings(budget["settings"]),
         "language_model": language_model,
+    }
+
+
+def text_to_image_budget(mode, off=False, all_rows=False):
+    """The text-to-image settings of a budget, complete, or None (no
+    text-to-image task).
+
+    Args:
+        mode: "default", "quick" or "smoke".
+        off: bool. `--no-text-to-image`: None whatever the budget.
+        all_rows: bool. `--all`: the default budget runs it only then
+            (`TEXT_TO_IMAGE_ONLY_WITH_ALL`).
+
+    Returns:
+        None, or a dict: `sizes` (`T2I_SIZES` with the budget's
+        overrides), `settings` (`check_t2i_settings` of the budget's
+        overrides: every value filled in) and `judge` (`JUDGE_DEFAULTS`
+        with the budget's overrides). With `all_rows=True` and `off=False`
+        it is the result fingerprint's `text_to_image_task`, so a change of
+        the defaults is a change of settings for a resumed run.
+
+    Examples:
+
+    ```python
+    text_to_image_budget("default")                  # None: only with --all
+    text_to_image_budget("default", all_rows=True)["settings"]["train_steps"]
+    # 1000
+    text_to_image_budget("smoke")["sizes"]["eval_images"]   # 8
+    ```
+    """
+    from keras_lgvq.evaluation.text_to_image_downstream import JUDGE_DEFAULTS
+    from keras_lgvq.evaluation.text_to_image_downstream import T2I_SIZES
+    from keras_lgvq.evaluation.text_to_image_downstream import check_t2i_settings
+
+    if mode not in TEXT_TO_IMAGE_BUDGETS:
+        raise ValueError(
+            f"`mode` must be one of {sorted(TEXT_TO_IMAGE_BUDGETS)}; "
+            f"received {mode!r}."
+        )
+    budget = TEXT_TO_IMAGE_BUDGETS[mode]
+    if off or budget is None or (
+        mode in TEXT_TO_IMAGE_ONLY_WITH_ALL and not all_rows
+    ):
+        return None
+    return {
+        "sizes": {**T2I_SIZES, **(budget["sizes"] or {})},
+        "settings": check_t2i_settings(budget["settings"]),
+        "judge": {**JUDGE_DEFAULTS, **(budget["judge"] or {})},
     }
 
 

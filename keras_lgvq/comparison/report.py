@@ -12,6 +12,8 @@ from keras_lgvq.comparison.captioning import captioning_notes
 from keras_lgvq.comparison.captioning import captioning_section
 from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
+from keras_lgvq.comparison.text_to_image import text_to_image_notes
+from keras_lgvq.comparison.text_to_image import text_to_image_section
 from keras_lgvq.comparison.vqa import vqa_notes
 from keras_lgvq.comparison.vqa import vqa_section
 
@@ -93,6 +95,7 @@ def _budget_sentence(settings, summary, kinds):
         f"trained on {settings['probe_size']} training images for "
         f"{settings['probe_epochs']} epoch(s)." + _captioning_sentence(
             summary, kinds) + _vqa_sentence(summary)
+        + _text_to_image_sentence(summary)
     )
 
 
@@ -122,6 +125,21 @@ def _vqa_sentence(summary):
         )
     reason = summary.get("comparison", {}).get("vqa_skipped")
     return f" No VQA task: {reason}." if reason else ""
+
+
+def _text_to_image_sentence(summary):
+    drawn = summary.get("comparison", {}).get("drawn") or []
+    if drawn:
+        sizes = summary[drawn[0]]["text_to_image"]["sizes"]
+        return (
+            " Text-to-image: a generator over each of "
+            + ", ".join(MODEL_NAMES[k] for k in drawn)
+            + f"'s codes ({sizes['train_images']} training images, "
+            f"{sizes['eval_images']} test captions drawn, "
+            f"{sizes['completion_images']} test images completed)."
+        )
+    reason = summary.get("comparison", {}).get("text_to_image_skipped")
+    return f" No text-to-image task: {reason}." if reason else ""
 
 
 def _setup_table(summary, kinds):
@@ -358,6 +376,7 @@ def report_notes(settings, summary, kinds):
     notes += downstream_notes(summary, kinds, settings)
     notes += captioning_notes(summary, kinds, settings)
     notes += vqa_notes(summary, kinds, settings)
+    notes += text_to_image_notes(summary, kinds, settings)
     reused = summary["comparison"].get("reused", [])
     if reused:
         notes.append(
@@ -429,6 +448,7 @@ def write_report(summary, rows, header, artifacts_by_model, settings):
     lines += downstream_section(summary, kinds, settings)
     lines += captioning_section(summary, kinds)
     lines += vqa_section(summary, kinds)
+    lines += text_to_image_section(summary, kinds)
     lines += ["## Notes", ""]
     lines += [f"- {n}" if not n.startswith("- ") else n for n in summary[
         "notes"

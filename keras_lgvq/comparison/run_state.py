@@ -19,6 +19,9 @@ Layout of `--out`:
   `result.json`: a run killed while captioning keeps the trained tokenizer
   (its preset) and reruns only the captioners; finished captioners are
   reused.
+- `<system>/seed_<s>/vqa.json`, `<system>/seed_<s>/text_to_image.json`
+  (and its figure `text_to_image_samples.png`): the VQA and text-to-image
+  tasks of that tokenizer, kept the same way.
 
 A rerun with the same `--out` and settings skips every (system, seed) with
 a `result.json` (and its preset, when saving), trains the rest and writes
@@ -38,6 +41,12 @@ RESULT_FILE = "result.json"
 RECONSTRUCTIONS_FILE = "reconstructions.npz"
 CAPTIONING_FILE = "captioning.json"
 VQA_FILE = "vqa.json"
+TEXT_TO_IMAGE_FILE = "text_to_image.json"
+TEXT_TO_IMAGE_FIGURE = "text_to_image_samples.png"
+# The stage-2 files of a unit: made over its tokenizer, so a retrained
+# tokenizer invalidates them.
+STAGE2_FILES = (CAPTIONING_FILE, VQA_FILE, TEXT_TO_IMAGE_FILE,
+                TEXT_TO_IMAGE_FIGURE)
 
 
 def _default(value):
@@ -244,9 +253,9 @@ def save_unit(out, kind, seed, unit, reconstructions=None, model=None):
     result = os.path.join(folder, RESULT_FILE)
     if os.path.exists(result):
         os.remove(result)
-    # Nor are captions or VQA answers of the tokenizer that attempt
-    # trained.
-    for name in (CAPTIONING_FILE, VQA_FILE):
+    # Nor are the stage-2 results (captions, VQA answers, generated
+    # images) of the tokenizer that attempt trained.
+    for name in STAGE2_FILES:
         stale = os.path.join(folder, name)
         if os.path.exists(stale):
             os.remove(stale)
@@ -266,6 +275,48 @@ def save_unit(out, kind, seed, unit, reconstructions=None, model=None):
         os.replace(partial, final)
     write_json_atomic(result, unit)
     return folder
+
+
+def save_task_result(out, kind, seed, filename, result):
+    """Store a stage-2 result of one (system, seed), atomically.
+
+    Args:
+        out: str. The run's output folder.
+        kind: str. `MODELS` key.
+        seed: int.
+        filename: str. The file in the unit's folder (e.g. `VQA_FILE`).
+        result: JSON-ready dict.
+
+    Examples:
+
+    ```python
+    save_task_result("runs/scenes", "lgvq", 0, VQA_FILE, result)
+    ```
+    """
+    write_json_atomic(os.path.join(unit_dir(out, kind, seed), filename),
+                      result)
+
+
+def load_task_result(out, kind, seed, filename):
+    """A stored stage-2 result of one (system, seed), or None.
+
+    Args:
+        out: str. The run's output folder.
+        kind: str. `MODELS` key.
+        seed: int.
+        filename: str. The file in the unit's folder.
+
+    Examples:
+
+    ```python
+    load_task_result("runs/scenes", "lgvq", 0, VQA_FILE)
+    ```
+    """
+    path = os.path.join(unit_dir(out, kind, seed), filename)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def save_captioning(out, kind, seed, result):
@@ -347,3 +398,39 @@ def load_vqa(out, kind, seed):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def save_text_to_image(out, kind, seed, result):
+    """Store the text-to-image result of one (system, seed), atomically.
+
+    Args:
+        out: str. The run's output folder.
+        kind: str. `MODELS` key.
+        seed: int.
+        result: dict from
+            `keras_lgvq.comparison.text_to_image.run_text_to_image`.
+
+    Examples:
+
+    ```python
+    save_text_to_image("runs/scenes", "lgvq", 0, result)
+    ```
+    """
+    save_task_result(out, kind, seed, TEXT_TO_IMAGE_FILE, result)
+
+
+def load_text_to_image(out, kind, seed):
+    """The stored text-to-image result of one (system, seed), or None.
+
+    Args:
+        out: str. The run's output folder.
+        kind: str. `MODELS` key.
+        seed: int.
+
+    Examples:
+
+    ```python
+    load_text_to_image("runs/scenes", "lgvq", 0)
+    ```
+    """
+    return load_task_result(out, kind, seed, TEXT_TO_IMAGE_FILE)

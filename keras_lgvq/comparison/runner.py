@@ -3,14 +3,15 @@
 Steps: resolve the settings, check `--out` against a stored run (resume),
 build the shared scenes splits, then for every seed and system either
 reuse its stored result or train, evaluate (and, for LQAE-family rows, run
-the downstream evaluations) and store it, then (VQGAN-family rows, unless
-the budget has none) reuse or run and store its captioning task and its
-VQA task; finally test every
+the downstream evaluations) and store it, then reuse or run and store each
+stage-2 task of its row (`stage2_tasks.STAGE2_TASKS`: captioning, VQA,
+text-to-image, unless the budget has none); finally test every
 guided-vs-baseline pair, draw the figures and write `summary.json` and
 `report.md`. Progress lines with an ETA mark every training and
 evaluation step.
 """
 
+import functools
 import os
 import shutil
 import time
@@ -18,12 +19,6 @@ import time
 from keras_lgvq.comparison.budgets import SMOKE_HEADS
 from keras_lgvq.comparison.budgets import resolve_settings
 from keras_lgvq.comparison.budgets import result_fingerprint
-from keras_lgvq.comparison.captioning import CAPTIONING_SPECS
-from keras_lgvq.comparison.captioning import captioning_items
-from keras_lgvq.comparison.captioning import captioning_metrics
-from keras_lgvq.comparison.captioning import captioning_unavailable
-from keras_lgvq.comparison.captioning import has_captioning
-from keras_lgvq.comparison.captioning import run_captioning
 from keras_lgvq.comparison.data import comparison_splits
 from keras_lgvq.comparison.downstream import DOWNSTREAM_SPECS
 from keras_lgvq.comparison.downstream import downstream_metrics
@@ -45,24 +40,17 @@ from keras_lgvq.comparison.report import report_notes
 from keras_lgvq.comparison.report import verdict_lines
 from keras_lgvq.comparison.report import write_report
 from keras_lgvq.comparison.run_state import check_settings
-from keras_lgvq.comparison.run_state import load_captioning
 from keras_lgvq.comparison.run_state import load_unit
-from keras_lgvq.comparison.run_state import load_vqa
-from keras_lgvq.comparison.run_state import save_captioning
 from keras_lgvq.comparison.run_state import save_unit
-from keras_lgvq.comparison.run_state import save_vqa
 from keras_lgvq.comparison.run_state import unit_dir
 from keras_lgvq.comparison.run_state import write_json_atomic
+from keras_lgvq.comparison.stage2_tasks import CAPTIONING
+from keras_lgvq.comparison.stage2_tasks import STAGE2_TASKS
+from keras_lgvq.comparison.stage2_tasks import VQA
 from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
 from keras_lgvq.comparison.training import image_size_of
 from keras_lgvq.comparison.training import train_system
-from keras_lgvq.comparison.vqa import VQA_SPECS
-from keras_lgvq.comparison.vqa import has_vqa
-from keras_lgvq.comparison.vqa import run_vqa
-from keras_lgvq.comparison.vqa import vqa_items
-from keras_lgvq.comparison.vqa import vqa_metrics
-from keras_lgvq.comparison.vqa import vqa_unavailable
 from keras_lgvq.utils.machine import quiet_tensorflow
 
 PHASES = ("train", "evaluate")
@@ -180,86 +168,54 @@ def run_unit(kind, seed, prior, splits, settings, watch, progress,
     return unit
 
 
-def caption_unit(kind, seed, unit, settings, watch, progress):
-    """Run (or reuse) the captioning task of one (system, seed) and merge
-    it into `unit` (`captioning`, `captioning_metrics`, and the per-image
-    scores into `per_item` for the pair tests).
+def task_unit(task, kind, seed, unit, settings, watch, progress):
+    """Run (or reuse) one stage-2 task of one (system, seed) and merge it
+    into `unit` (`unit[task.name]`, `unit[task.metrics_key]`, and its
+    per-item values into `per_item` for the pair tests).
 
     The tokenizer is the one just trained (`unit["tokenizer"]`) or, for a
     reused unit, its stored preset. The result is stored in the unit's
-    folder (`captioning.json`), so a rerun reuses it.
+    folder (`task.save`), so a rerun reuses it; only a reused unit reads a
+    stored one (a freshly trained tokenizer's folder has none).
 
     Args:
-        kind: str. `MODELS` key (a row with `has_captioning`).
+        task: a `stage2_tasks.Stage2Task`.
+        kind: str. `MODELS` key (a row with `task.has(kind)`).
         seed: int.
         unit: dict from `run_unit` or `load_unit`.
-        settings: dict from `resolve_settings` (`captioning` not None).
+        settings: dict from `resolve_settings` (the task's budget set).
         watch: `Stopwatch` of the run.
         progress: `ComparisonProgress` of the run.
+
+    Returns:
+        `unit`, updated.
 
     Examples:
 
     ```python
-    caption_unit("lgvq", 0, unit, settings, watch, progress)
+    task_unit(stage2_tasks.VQA, "lgvq", 0, unit, settings, watch, progress)
     ```
     """
     out = settings["out"]
-    result = load_captioning(out, kind, seed) if unit.get("reused") else None
+    result = task.load(out, kind, seed) if unit.get("reused") else None
     if result is None:
-        tokenizer = unit.get("tokenizer") or os.path.join(
-            unit_dir(out, kind, seed), "preset"
-        )
-        with progress.step("caption", kind, seed):
-            print(f"\n== Captioning over {MODEL_NAMES[kind]} codes (seed "
-                  f"{seed}): image and blind captioners")
-            with watch.phase(f"caption_{kind}"):
-                result = run_captioning(tokenizer, settings, seed)
-        save_captioning(out, kind, seed, result)
-    unit["captioning"] = result
-    unit["captioning_metrics"] = captioning_metrics(result)
-    unit["per_item"] = {**unit["per_item"], **captioning_items(result)}
+        folder = unit_dir(out, kind, seed)
+        tokenizer = unit.get("tokenizer") or os.path.join(folder, "preset")
+        with progress.step(task.phase, kind, seed):
+            print("\n== " + task.heading.format(model=MODEL_NAMES[kind],
+                                                 seed=seed))
+            with watch.phase(f"{task.phase}_{kind}"):
+                result = task.run(tokenizer, settings, seed, folder)
+        task.save(out, kind, seed, result)
+    unit[task.name] = result
+    unit[task.metrics_key] = task.metrics(result)
+    unit["per_item"] = {**unit["per_item"], **task.items(result)}
     return unit
 
 
-def vqa_unit(kind, seed, unit, settings, watch, progress):
-    """Run (or reuse) the VQA task of one (system, seed) and merge it into
-    `unit` (`vqa`, `vqa_metrics`, and the per-question values into
-    `per_item` for the pair tests).
-
-    The tokenizer is the one just trained (`unit["tokenizer"]`) or, for a
-    reused unit, its stored preset. The result is stored in the unit's
-    folder (`vqa.json`), so a rerun reuses it.
-
-    Args:
-        kind: str. `MODELS` key (a row with `has_vqa`).
-        seed: int.
-        unit: dict from `run_unit` or `load_unit`.
-        settings: dict from `resolve_settings` (`vqa` not None).
-        watch: `Stopwatch` of the run.
-        progress: `ComparisonProgress` of the run.
-
-    Examples:
-
-    ```python
-    vqa_unit("lgvq", 0, unit, settings, watch, progress)
-    ```
-    """
-    out = settings["out"]
-    result = load_vqa(out, kind, seed) if unit.get("reused") else None
-    if result is None:
-        tokenizer = unit.get("tokenizer") or os.path.join(
-            unit_dir(out, kind, seed), "preset"
-        )
-        with progress.step("vqa", kind, seed):
-            print(f"\n== VQA over {MODEL_NAMES[kind]} codes (seed {seed}): "
-                  "image and blind models")
-            with watch.phase(f"vqa_{kind}"):
-                result = run_vqa(tokenizer, settings, seed)
-        save_vqa(out, kind, seed, result)
-    unit["vqa"] = result
-    unit["vqa_metrics"] = vqa_metrics(result)
-    unit["per_item"] = {**unit["per_item"], **vqa_items(result)}
-    return unit
+# The task units under their former names.
+caption_unit = functools.partial(task_unit, CAPTIONING)
+vqa_unit = functools.partial(task_unit, VQA)
 
 
 def _summary_entry(kind, unit, figures, seed_units):
@@ -270,12 +226,10 @@ def _summary_entry(kind, unit, figures, seed_units):
     if "downstream" in unit:
         entry["downstream"] = unit["downstream"]
         entry["downstream_metrics"] = unit["downstream_metrics"]
-    if "captioning" in unit:
-        entry["captioning"] = unit["captioning"]
-        entry["captioning_metrics"] = unit["captioning_metrics"]
-    if "vqa" in unit:
-        entry["vqa"] = unit["vqa"]
-        entry["vqa_metrics"] = unit["vqa_metrics"]
+    for task in STAGE2_TASKS:
+        if task.name in unit:
+            entry[task.name] = unit[task.name]
+            entry[task.metrics_key] = unit[task.metrics_key]
     entry["reused"] = bool(unit.get("reused"))
     entry["seed_runs"] = []
     for other in seed_units:
@@ -290,10 +244,9 @@ def _summary_entry(kind, unit, figures, seed_units):
         }
         if "downstream_metrics" in other:
             run["downstream_metrics"] = other["downstream_metrics"]
-        if "captioning_metrics" in other:
-            run["captioning_metrics"] = other["captioning_metrics"]
-        if "vqa_metrics" in other:
-            run["vqa_metrics"] = other["vqa_metrics"]
+        for task in STAGE2_TASKS:
+            if task.metrics_key in other:
+                run[task.metrics_key] = other[task.metrics_key]
         entry["seed_runs"].append(run)
     return entry
 
@@ -385,22 +338,19 @@ def run_comparison(options=None):
             + "; ".join(f"{MODEL_NAMES[k]}: {r}" for k, r in skipped.items())
         )
     seeds = settings["seeds"]
-    captioning_skipped = None
-    captioned = ()
-    if any(has_captioning(k) for k in kinds):
-        captioning_skipped = captioning_unavailable(settings)
-        if captioning_skipped is None:
-            captioned = tuple(k for k in kinds if has_captioning(k))
-        else:
-            print(f"Captioning task: {captioning_skipped}.")
-    vqa_skipped = None
-    answered = ()
-    if any(has_vqa(k) for k in kinds):
-        vqa_skipped = vqa_unavailable(settings)
-        if vqa_skipped is None:
-            answered = tuple(k for k in kinds if has_vqa(k))
-        else:
-            print(f"VQA task: {vqa_skipped}.")
+    # Per stage-2 task: the rows that run it, or why the run has none.
+    task_rows = {}
+    task_skipped = {}
+    for task in STAGE2_TASKS:
+        task_rows[task.name] = ()
+        task_skipped[task.name] = None
+        if any(task.has(k) for k in kinds):
+            reason = task.unavailable(settings)
+            task_skipped[task.name] = reason
+            if reason is None:
+                task_rows[task.name] = tuple(k for k in kinds if task.has(k))
+            else:
+                print(f"{task.label}: {reason}.")
     stored = {}
     if settings["resume"]:
         for seed in seeds:
@@ -409,10 +359,11 @@ def run_comparison(options=None):
                 if unit is None:
                     continue
                 folder = unit_dir(out, kind, seed)
-                missing = (
-                    kind in captioned
-                    and load_captioning(out, kind, seed) is None
-                ) or (kind in answered and load_vqa(out, kind, seed) is None)
+                missing = any(
+                    kind in task_rows[task.name]
+                    and task.load(out, kind, seed) is None
+                    for task in STAGE2_TASKS
+                )
                 if missing and not os.path.isdir(
                     os.path.join(folder, "preset")
                 ):
@@ -424,9 +375,9 @@ def run_comparison(options=None):
                 stored[(kind, seed)] = unit
     progress = ComparisonProgress(
         [(phase, kind, seed) for seed in seeds for kind in kinds
-         for phase in PHASES
-         + (("caption",) if kind in captioned else ())
-         + (("vqa",) if kind in answered else ())],
+         for phase in PHASES + tuple(
+             task.phase for task in STAGE2_TASKS
+             if kind in task_rows[task.name])],
         names=MODEL_NAMES,
     )
     # Reused results first: their recorded durations inform the ETA.
@@ -439,20 +390,15 @@ def run_comparison(options=None):
             "evaluate", kind, seed, seconds=unit.get("evaluation_wall_s"),
             reason="reused",
         )
-        captions = (
-            load_captioning(out, kind, seed) if kind in captioned else None
-        )
-        if captions is not None:
-            progress.skip(
-                "caption", kind, seed,
-                seconds=captions["seconds"].get("total"), reason="reused",
-            )
-        answers = load_vqa(out, kind, seed) if kind in answered else None
-        if answers is not None:
-            progress.skip(
-                "vqa", kind, seed,
-                seconds=answers["seconds"].get("total"), reason="reused",
-            )
+        for task in STAGE2_TASKS:
+            stored_result = (task.load(out, kind, seed)
+                             if kind in task_rows[task.name] else None)
+            if stored_result is not None:
+                progress.skip(
+                    task.phase, kind, seed,
+                    seconds=stored_result["seconds"].get("total"),
+                    reason="reused",
+                )
     text = get_preset("scenes")["text"]
     with watch.phase("data"):
         print("\n== Text prior and the scenes set")
@@ -468,24 +414,26 @@ def run_comparison(options=None):
             if unit is None:
                 unit = run_unit(kind, seed, prior, splits, settings, watch,
                                 progress, causal_lm_state)
-            if kind in captioned:
-                caption_unit(kind, seed, unit, settings, watch, progress)
-            if kind in answered:
-                vqa_unit(kind, seed, unit, settings, watch, progress)
+            for task in STAGE2_TASKS:
+                if kind in task_rows[task.name]:
+                    task_unit(task, kind, seed, unit, settings, watch,
+                              progress)
             # The trained model is not needed any more.
             unit.pop("tokenizer", None)
             units[(kind, seed)] = unit
-    specs = {**METRIC_SPECS, **DOWNSTREAM_SPECS, **CAPTIONING_SPECS,
-             **VQA_SPECS}
+    specs = {**METRIC_SPECS, **DOWNSTREAM_SPECS}
+    for task in STAGE2_TASKS:
+        specs.update(task.specs)
+
+    def flat_metrics(unit):
+        flat = {**unit["table_metrics"],
+                **unit.get("downstream_metrics", {})}
+        for task in STAGE2_TASKS:
+            flat.update(unit.get(task.metrics_key, {}))
+        return flat
+
     flats_by_seed = {
-        k: [
-            {**units[(k, s)]["table_metrics"],
-             **units[(k, s)].get("downstream_metrics", {}),
-             **units[(k, s)].get("captioning_metrics", {}),
-             **units[(k, s)].get("vqa_metrics", {})}
-            for s in seeds
-        ]
-        for k in kinds
+        k: [flat_metrics(units[(k, s)]) for s in seeds] for k in kinds
     }
     items_by_seed = {k: [units[(k, s)]["per_item"] for s in seeds]
                      for k in kinds}
@@ -559,10 +507,10 @@ def run_comparison(options=None):
             "figures": comparison_figures,
             "reused": reused,
             "progress": list(progress.lines),
-            "captioned": list(captioned),
-            "captioning_skipped": captioning_skipped,
-            "answered": list(answered),
-            "vqa_skipped": vqa_skipped,
+            **{task.rows_key: list(task_rows[task.name])
+               for task in STAGE2_TASKS},
+            **{task.skipped_key: task_skipped[task.name]
+               for task in STAGE2_TASKS},
         },
         significance=significance,
         seed_statistics=seed_stats,

@@ -194,7 +194,8 @@ def test_vqa_unit_stores_and_a_resumed_unit_reuses(tmp_path, monkeypatch):
         calls.append((tokenizer, seed))
         return stored
 
-    monkeypatch.setattr(runner, "run_vqa", fake_run_vqa)
+    # The task table reads `vqa.run_vqa` when it runs.
+    monkeypatch.setattr(vqa, "run_vqa", fake_run_vqa)
     settings = {"out": out}
     fresh = {"per_item": {"psnr": [1.0, 2.0]}, "tokenizer": "backbone"}
     progress = _Progress()

@@ -167,7 +167,9 @@ def smoke_run(tmp_path_factory):
     lm = write_tiny_lm_gguf(root / "tiny_lm.gguf")
     scenes_compare.main(
         ["--smoke", "--seeds", "2", "--out", str(out), "--data-dir", data,
-         "--verbose", "0", "--captioning-lm", lm]
+         "--verbose", "0", "--captioning-lm", lm,
+         # Tested in tests/comparison/text_to_image_test.py.
+         "--no-text-to-image"]
     )
     with open(out / "summary.json") as f:
         summary = json.load(f)
@@ -632,6 +634,7 @@ def test_smoke_all_rows_resume_and_lqae_downstream(
         scenes_compare.parse_args([
             "--smoke", "--all", "--out", str(out), "--data-dir", data,
             "--verbose", "0", "--captioning-lm", _captioning_lm(out),
+            "--no-text-to-image",
         ])
     )
     # Reused: same weights files, same metrics, same captioners, said so

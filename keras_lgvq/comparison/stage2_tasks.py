@@ -1,0 +1,150 @@
+"""The table of the comparison's stage-2 tasks (trained over a frozen
+tokenizer's codes after the tokenizer is trained and evaluated).
+
+Every task has the same wiring in `runner.run_comparison`: a row rule
+(`has`), a reason the run has none (`unavailable`), a run per (system,
+seed) whose JSON-ready result is stored in the unit's folder (`save` /
+`load`, reused on resume, deleted by `run_state.save_unit` when the
+tokenizer is retrained), flat metrics (`metrics`, described by `specs`)
+and per-item lists for the paired bootstrap between rows (`items`), a
+progress phase and the keys of the summary. `STAGE2_TASKS` lists them in
+run and report order; a new task is one more `Stage2Task` here (plus its
+budget, report section and flag).
+
+Keys, per task `t`: the unit and the summary entry of a row keep the
+result under `t.name` and its flat metrics under `t.metrics_key`; the
+summary's `comparison` lists the rows that ran it under `t.rows_key` and
+the reason it did not run under `t.skipped_key`.
+"""
+
+import dataclasses
+
+from keras_lgvq.comparison import captioning
+from keras_lgvq.comparison import run_state
+from keras_lgvq.comparison import text_to_image
+from keras_lgvq.comparison import vqa
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage2Task:
+    """One stage-2 task of the comparison.
+
+    Args:
+        name: str. Key of the result in a unit and a summary entry
+            (`"captioning"`); its flat metrics go under `<name>_metrics`.
+        phase: str. Progress phase and `Stopwatch` phase prefix.
+        heading: str. Printed before a run; `{model}` and `{seed}` are
+            filled in.
+        label: str. Names the task in the line printed when it is
+            unavailable.
+        rows_key: str. `summary["comparison"]` key listing its rows.
+        skipped_key: str. `summary["comparison"]` key of why it did not
+            run (None when it ran).
+        has: callable. `has(kind)`: whether row `kind` gets the task.
+        unavailable: callable. `unavailable(settings)`: None or why the
+            run has no such task.
+        run: callable. `run(tokenizer, settings, seed, folder)`: the
+            JSON-ready result of one (system, seed); `folder` is the
+            unit's folder (for figures).
+        metrics: callable. `metrics(result)`: flat metrics.
+        items: callable. `items(result)`: per-item lists keyed like the
+            flat metrics.
+        save: callable. `save(out, kind, seed, result)`.
+        load: callable. `load(out, kind, seed)`: the stored result or None.
+        specs: dict. Flat key -> `MetricSpec`.
+
+    Examples:
+
+    ```python
+    task = STAGE2_TASKS[0]
+    task.name, task.phase, task.metrics_key   # "captioning", "caption", ...
+    ```
+    """
+
+    name: str
+    phase: str
+    heading: str
+    label: str
+    rows_key: str
+    skipped_key: str
+    has: object
+    unavailable: object
+    run: object
+    metrics: object
+    items: object
+    save: object
+    load: object
+    specs: dict
+
+    @property
+    def metrics_key(self):
+        return f"{self.name}_metrics"
+
+
+# The task modules' `run_*` are read when called (not bound here), so a
+# test can replace them on their module.
+def _run_captioning(tokenizer, settings, seed, folder):
+    return captioning.run_captioning(tokenizer, settings, seed)
+
+
+def _run_vqa(tokenizer, settings, seed, folder):
+    return vqa.run_vqa(tokenizer, settings, seed)
+
+
+def _run_text_to_image(tokenizer, settings, seed, folder):
+    return text_to_image.run_text_to_image(tokenizer, settings, seed,
+                                           folder=folder)
+
+
+CAPTIONING = Stage2Task(
+    name="captioning",
+    phase="caption",
+    heading="Captioning over {model} codes (seed {seed}): image and blind "
+    "captioners",
+    label="Captioning task",
+    rows_key="captioned",
+    skipped_key="captioning_skipped",
+    has=captioning.has_captioning,
+    unavailable=captioning.captioning_unavailable,
+    run=_run_captioning,
+    metrics=captioning.captioning_metrics,
+    items=captioning.captioning_items,
+    save=run_state.save_captioning,
+    load=run_state.load_captioning,
+    specs=captioning.CAPTIONING_SPECS,
+)
+VQA = Stage2Task(
+    name="vqa",
+    phase="vqa",
+    heading="VQA over {model} codes (seed {seed}): image and blind models",
+    label="VQA task",
+    rows_key="answered",
+    skipped_key="vqa_skipped",
+    has=vqa.has_vqa,
+    unavailable=vqa.vqa_unavailable,
+    run=_run_vqa,
+    metrics=vqa.vqa_metrics,
+    items=vqa.vqa_items,
+    save=run_state.save_vqa,
+    load=run_state.load_vqa,
+    specs=vqa.VQA_SPECS,
+)
+TEXT_TO_IMAGE = Stage2Task(
+    name="text_to_image",
+    phase="t2i",
+    heading="Text-to-image and completion over {model} codes (seed "
+    "{seed}): generator and judge",
+    label="Text-to-image task",
+    rows_key="drawn",
+    skipped_key="text_to_image_skipped",
+    has=text_to_image.has_text_to_image,
+    unavailable=text_to_image.text_to_image_unavailable,
+    run=_run_text_to_image,
+    metrics=text_to_image.text_to_image_metrics,
+    items=text_to_image.text_to_image_items,
+    save=run_state.save_text_to_image,
+    load=run_state.load_text_to_image,
+    specs=text_to_image.TEXT_TO_IMAGE_SPECS,
+)
+# In run and report order.
+STAGE2_TASKS = (CAPTIONING, VQA, TEXT_TO_IMAGE)
