@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+import pytest
+
 BENCHMARKS = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "benchmarks"
 )
@@ -13,6 +15,8 @@ sys.path.insert(0, BENCHMARKS)
 import step_profile_benchmark  # noqa: E402
 
 
+# A whole benchmark-script run (its model code is tested on every backend).
+@pytest.mark.end_to_end("torch")
 def test_quick_profile_of_tiny(tmp_path):
     out = str(tmp_path / "profile.json")
     step_profile_benchmark.main(

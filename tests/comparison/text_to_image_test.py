@@ -334,6 +334,8 @@ def _expected_captions(seed, count):
             [f"{e['image_id']}:{k}" for e, k in zip(examples, picks)])
 
 
+# A whole text-to-image task run (its model code is tested on every backend).
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_library_function_at_tiny_size(tiny_run_dir):
     from keras_lgvq.evaluation import text_to_image_downstream as lib
@@ -377,6 +379,8 @@ def test_library_function_at_tiny_size(tiny_run_dir):
                                             eval_size=3)
 
 
+# A whole text-to-image task run (its model code is tested on every backend).
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_run_text_to_image_pairs_with_other_rows(tiny_run_dir):
     from keras_lgvq.comparison.budgets import SMOKE_BACKBONE

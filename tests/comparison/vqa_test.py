@@ -235,6 +235,8 @@ def _tiny_settings():
     return dict(vqa_budget("smoke")["settings"], decoder_width=8)
 
 
+# A whole VQA task run (its model code is tested on every backend).
+@pytest.mark.end_to_end("jax")
 def test_vqa_downstream_scenes_pairs_image_and_blind_models(tiny_lm):
     import keras
 
@@ -282,6 +284,8 @@ def test_vqa_downstream_scenes_pairs_image_and_blind_models(tiny_lm):
     keras.backend.clear_session()
 
 
+# A whole VQA task run (its model code is tested on every backend).
+@pytest.mark.end_to_end("jax")
 def test_run_vqa_at_smoke_size_over_vqct_codes(tiny_lm):
     from keras_lgvq.comparison.budgets import SMOKE_VQCT
     from keras_lgvq.models import VQCTBackbone

@@ -45,6 +45,8 @@ def _write_tree(root, count):
             handle.write(f"a {name} square\na {name} image with white\n")
 
 
+# A whole README-snippet run (its model code is tested on every backend).
+@pytest.mark.end_to_end("torch")
 def test_readme_snippet_runs(tmp_path, capsys):
     from keras_lgvq.text_priors import minilm_assets
 
