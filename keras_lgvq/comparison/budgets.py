@@ -511,6 +511,74 @@ def text_cache_enabled(mode, settings):
     return mode == "on" and guided
 
 
+def _task_budget(budgets, mode, off, only_with_all=(), all_rows=False):
+    """The budget entry of a stage-2 task in `mode`, or None when the run
+    has no such task.
+
+    Args:
+        budgets: dict. Mode -> the task's budget entry (or None).
+        mode: str. Must be a key of `budgets`.
+        off: bool. The task's `--no-...` flag.
+        only_with_all: tuple of str. The modes that run the task only with
+            `--all`.
+        all_rows: bool. `--all`.
+
+    Examples:
+
+    ```python
+    _task_budget(VQA_BUDGETS, "default", False, VQA_ONLY_WITH_ALL)   # None
+    ```
+    """
+    if mode not in budgets:
+        raise ValueError(
+            f"`mode` must be one of {sorted(budgets)}; received {mode!r}."
+        )
+    budget = budgets[mode]
+    if off or budget is None or (mode in only_with_all and not all_rows):
+        return None
+    return budget
+
+
+def _check_language_model(language_model, what):
+    """Raise unless `language_model` is a non-empty str (an LM source).
+
+    Args:
+        language_model: the value of `--captioning-lm`.
+        what: str. The message before `; received ...`.
+
+    Examples:
+
+    ```python
+    _check_language_model("smollm2", "--captioning-lm must be ...")
+    ```
+    """
+    if not isinstance(language_model, str) or not language_model:
+        raise ValueError(f"{what}; received {language_model!r}.")
+
+
+def _default_sizes(function, keys, overrides):
+    """The defaults of `function`'s size arguments `keys`, read from its
+    signature (not copied), updated with `overrides`.
+
+    Args:
+        function: callable. The library's `*_downstream_scenes`.
+        keys: tuple of str. Its size arguments.
+        overrides: dict or None. The budget's sizes.
+
+    Examples:
+
+    ```python
+    _default_sizes(vqa_downstream_scenes, ("eval_images",), {})
+    ```
+    """
+    import inspect
+
+    parameters = inspect.signature(function).parameters
+    sizes = {key: parameters[key].default for key in keys}
+    sizes.update(overrides or {})
+    return sizes
+
+
 def captioning_budget(mode, off=False, language_model="smollm2"):
     """The captioning settings of a budget, complete, or None (no
     captioning).
@@ -538,30 +606,22 @@ def captioning_budget(mode, off=False, language_model="smollm2"):
     captioning_budget("quick")                           # None
     ```
     """
-    import inspect
-
     from keras_lgvq.evaluation.captioning_downstream import captioning_downstream_scenes
     from keras_lgvq.evaluation.captioning_downstream import check_captioning_settings
 
     budget = CAPTIONING_BUDGETS[mode]
     if off or budget is None:
         return None
-    if not isinstance(language_model, str) or not language_model:
-        raise ValueError(
-            "--captioning-lm must be an LM source (\"smollm2\", a .gguf "
-            "path or a keras-hub preset directory); received "
-            f"{language_model!r}."
-        )
-    # The function's own defaults, read from its signature (not copied).
-    parameters = inspect.signature(captioning_downstream_scenes).parameters
-    sizes = {
-        key: parameters[key].default
-        for key in ("train_images", "validation_images", "eval_images",
-                    "captions_per_image")
-    }
-    sizes.update(budget["sizes"] or {})
+    _check_language_model(
+        language_model,
+        "--captioning-lm must be an LM source (\"smollm2\", a .gguf path "
+        "or a keras-hub preset directory)")
     return {
-        "sizes": sizes,
+        "sizes": _default_sizes(
+            captioning_downstream_scenes,
+            ("train_images", "validation_images", "eval_images",
+             "captions_per_image"),
+            budget["sizes"]),
         "settings": check_captioning_settings(budget["settings"]),
         "language_model": language_model,
         "use_java": budget["use_java"],
@@ -597,36 +657,23 @@ def vqa_budget(mode, off=False, all_rows=False, language_model="smollm2"):
     vqa_budget("smoke")["sizes"]["eval_images"]                   # 4
     ```
     """
-    import inspect
-
     from keras_lgvq.evaluation.vqa_downstream import check_vqa_settings
     from keras_lgvq.evaluation.vqa_downstream import vqa_downstream_scenes
 
-    if mode not in VQA_BUDGETS:
-        raise ValueError(
-            f"`mode` must be one of {sorted(VQA_BUDGETS)}; received {mode!r}."
-        )
-    budget = VQA_BUDGETS[mode]
-    if off or budget is None or (
-        mode in VQA_ONLY_WITH_ALL and not all_rows
-    ):
+    budget = _task_budget(VQA_BUDGETS, mode, off, VQA_ONLY_WITH_ALL,
+                          all_rows)
+    if budget is None:
         return None
-    if not isinstance(language_model, str) or not language_model:
-        raise ValueError(
-            "--captioning-lm (the VQA models' LM source) must be \"smollm2\", "
-            "a .gguf path or a keras-hub preset directory; received "
-            f"{language_model!r}."
-        )
-    # The function's own defaults, read from its signature (not copied).
-    parameters = inspect.signature(vqa_downstream_scenes).parameters
-    sizes = {
-        key: parameters[key].default
-        for key in ("train_images", "validation_images", "eval_images",
-                    "questions_per_image")
-    }
-    sizes.update(budget["sizes"] or {})
+    _check_language_model(
+        language_model,
+        "--captioning-lm (the VQA models' LM source) must be \"smollm2\", "
+        "a .gguf path or a keras-hub preset directory")
     return {
-        "sizes": sizes,
+        "sizes": _default_sizes(
+            vqa_downstream_scenes,
+            ("train_images", "validation_images", "eval_images",
+             "questions_per_image"),
+            budget["sizes"]),
         "settings": check_vqa_settings(budget["settings"]),
         "language_model": language_model,
     }
@@ -663,15 +710,9 @@ def text_to_image_budget(mode, off=False, all_rows=False):
     from keras_lgvq.evaluation.text_to_image_downstream import T2I_SIZES
     from keras_lgvq.evaluation.text_to_image_downstream import check_t2i_settings
 
-    if mode not in TEXT_TO_IMAGE_BUDGETS:
-        raise ValueError(
-            f"`mode` must be one of {sorted(TEXT_TO_IMAGE_BUDGETS)}; "
-            f"received {mode!r}."
-        )
-    budget = TEXT_TO_IMAGE_BUDGETS[mode]
-    if off or budget is None or (
-        mode in TEXT_TO_IMAGE_ONLY_WITH_ALL and not all_rows
-    ):
+    budget = _task_budget(TEXT_TO_IMAGE_BUDGETS, mode, off,
+                          TEXT_TO_IMAGE_ONLY_WITH_ALL, all_rows)
+    if budget is None:
         return None
     return {
         "sizes": {**T2I_SIZES, **(budget["sizes"] or {})},

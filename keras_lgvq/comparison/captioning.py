@@ -26,8 +26,7 @@ to the corpus scores; METEOR's need Java (without it the column is left
 out and a note says so).
 """
 
-import warnings
-
+from keras_lgvq.comparison import task_tables
 from keras_lgvq.evaluation.metric_table import MetricSpec
 
 # Flat key -> name in `evaluate_captions` / `per_image_caption_scores`.
@@ -77,13 +76,7 @@ def has_captioning(kind):
     # True, True, False
     ```
     """
-    from keras_lgvq.comparison.systems import MODELS
-
-    if kind not in MODELS:
-        raise ValueError(
-            f"`kind` must be one of {list(MODELS)}; received {kind!r}."
-        )
-    return MODELS[kind].family == "vqgan"
+    return task_tables.model_of(kind).family == "vqgan"
 
 
 def captioning_unavailable(settings):
@@ -103,31 +96,14 @@ def captioning_unavailable(settings):
     captioning_unavailable(resolve_settings({"quick": True}))
     ```
     """
-    from keras_lgvq.language_models import smollm2_assets
-
     budget = settings.get("captioning")
     if budget is None:
-        if settings["mode"] == "quick":
-            return "the --quick budget has no downstream task"
-        return "turned off (--no-captioning)"
-    if budget["language_model"] == "smollm2" and not (
-        smollm2_assets.is_available()
-    ):
-        reason = SMOLLM2_MISSING.format(command=smollm2_assets.fetch_command())
-        warnings.warn(reason + ".", UserWarning, stacklevel=2)
-        return reason
-    return None
+        return task_tables.no_budget_reason(settings, "--no-captioning")
+    return task_tables.smollm2_missing(budget, SMOLLM2_MISSING)
 
 
-def _bootstrap(a, b, settings, seed):
-    from keras_lgvq.comparison.pair_tests import verdict
-    from keras_lgvq.evaluation.significance import paired_bootstrap
-
-    test = paired_bootstrap(
-        a, b, num_resamples=settings["bootstrap_resamples"], seed=seed
-    )
-    test["verdict"] = verdict(test, True)
-    return test
+# The paired bootstrap of the task (tests build results with it).
+_bootstrap = task_tables.bootstrap
 
 
 def run_captioning(tokenizer, settings, seed):
@@ -169,29 +145,13 @@ def run_captioning(tokenizer, settings, seed):
         use_java=budget.get("use_java"),
         **budget["sizes"],
     )
-    result = {
-        "scores": {},
-        "per_image": {},
-        "image_ids": [str(i) for i in out["image_ids"]],
-        "image_vs_blind": {},
-        "loss": {},
-        "val_loss": {},
-        "sizes": dict(out["sizes"]),
-        "settings": dict(budget["settings"]),
-        "language_model": budget["language_model"],
-        "seconds": {"total": round(float(out["seconds"]), 1)},
-        "notes": [],
-    }
-    for model in ("image", "blind"):
-        part = out[model]
-        result["scores"][model] = part["scores"]
-        result["per_image"][model] = {
-            name: values for name, values in part["per_image"].items()
-            if values is not None
-        }
-        result["loss"][model] = part["loss"]
-        result["val_loss"][model] = part["val_loss"]
-        result["seconds"][model] = part["seconds"]
+    result = task_tables.image_blind_result(
+        out, budget, "per_image",
+        lambda part: {name: values
+                      for name, values in part["per_image"].items()
+                      if values is not None},
+        "image_ids", [str(i) for i in out["image_ids"]],
+    )
     unavailable = out["image"]["scores"].get("unavailable") or {}
     for name, reason in unavailable.items():
         result["notes"].append(f"{name} not scored: {reason}")
@@ -199,7 +159,8 @@ def run_captioning(tokenizer, settings, seed):
         a = result["per_image"]["image"].get(name)
         b = result["per_image"]["blind"].get(name)
         if a is not None and b is not None:
-            result["image_vs_blind"][name] = _bootstrap(a, b, settings, seed)
+            result["image_vs_blind"][name] = task_tables.bootstrap(
+                a, b, settings, seed)
     count = min(STORED_PREDICTIONS, len(result["image_ids"]))
     references = _test_references(tokenizer, out, count, seed)
     result["examples"] = [
@@ -269,22 +230,8 @@ def captioning_items(result):
     len(items["caption_rouge_l"]) == len(result["image_ids"])   # True
     ```
     """
-    per_image = result["per_image"]["image"]
-    return {
-        key: list(per_image[name])
-        for key, name in CAPTION_METRICS.items() if name in per_image
-    }
-
-
-def _fmt(value):
-    return "—" if value is None else f"{value:.3f}"
-
-
-def _ci(test):
-    return (
-        f"{test['difference']:+.3f} [{test['ci_low']:+.3f}, "
-        f"{test['ci_high']:+.3f}] {test['verdict']}"
-    )
+    return task_tables.keyed_items(result["per_image"]["image"],
+                                   CAPTION_METRICS)
 
 
 def captioning_section(summary, kinds):
@@ -307,7 +254,7 @@ def captioning_section(summary, kinds):
     """
     from keras_lgvq.comparison.systems import MODEL_NAMES
 
-    rows = [k for k in kinds if "captioning" in summary.get(k, {})]
+    rows = task_tables.task_rows(summary, kinds, "captioning")
     if not rows:
         return []
     first = summary[rows[0]]["captioning"]
@@ -328,25 +275,25 @@ def captioning_section(summary, kinds):
         "against their 10 references. Image − blind: paired bootstrap over "
         "the test images, 95% interval.",
         "",
-        "| System | Captioner | " + " | ".join(names) + " |",
-        "|---|---|" + "---:|" * len(names),
+        *task_tables.table_header(["System", "Captioner"], names),
     ]
     for kind in rows:
         scores = summary[kind]["captioning"]["scores"]
         for model in ("image", "blind"):
             lines.append(
                 f"| {MODEL_NAMES[kind]} | {model} | "
-                + " | ".join(_fmt(scores[model].get(n)) for n in names)
+                + " | ".join(task_tables.fmt(scores[model].get(n))
+                             for n in names)
                 + " |"
             )
-    lines += ["", "| System | " + " | ".join(
-        f"{n}: image − blind" for n in names) + " |",
-        "|---|" + "---|" * len(names)]
+    lines += ["", *task_tables.table_header(
+        ["System"], names, ": image − blind", "---|")]
     for kind in rows:
         tests = summary[kind]["captioning"]["image_vs_blind"]
         lines.append(
             f"| {MODEL_NAMES[kind]} | "
-            + " | ".join(_ci(tests[n]) if n in tests else "—" for n in names)
+            + " | ".join(task_tables.ci(tests[n]) if n in tests else "—"
+                         for n in names)
             + " |"
         )
     lines += [
@@ -371,9 +318,7 @@ def captioning_section(summary, kinds):
             reference = (example["references"] or [""])[0]
             cells = [example["image_id"], reference, example["image"],
                      example["blind"]]
-            lines.append("| " + " | ".join(
-                c.replace("|", "/").replace("\n", " ") for c in cells
-            ) + " |")
+            lines.append(task_tables.table_row(cells))
         lines.append("")
     return lines
 
@@ -393,23 +338,7 @@ def captioning_notes(summary, kinds, settings):
     notes += captioning_notes(summary, kinds, settings)
     ```
     """
-    from keras_lgvq.comparison.systems import MODEL_NAMES
-
-    notes = []
-    reason = summary.get("comparison", {}).get("captioning_skipped")
-    if reason:
-        notes.append(f"Captioning downstream task: {reason}.")
-    elif summary.get("comparison", {}).get("captioned"):
-        for kind in kinds:
-            if not has_captioning(kind):
-                notes.append(f"{MODEL_NAMES[kind]} {NOT_CAPTIONED}.")
-    seen = set()
-    for kind in kinds:
-        result = summary.get(kind, {}).get("captioning")
-        if not result:
-            continue
-        for note in result.get("notes", []):
-            if note not in seen:
-                seen.add(note)
-                notes.append(f"Captioning ({MODEL_NAMES[kind]}): {note}.")
-    return notes
+    return task_tables.task_notes(
+        summary, kinds, "captioning", "Captioning", "captioning_skipped",
+        "captioned",
+        lambda kind: None if has_captioning(kind) else NOT_CAPTIONED)

@@ -93,53 +93,43 @@ def _budget_sentence(settings, summary, kinds):
         f"{', '.join(map(str, settings['seeds']))}; "
         f"{summary[kinds[0]]['num_eval_images']} test images scored; probes "
         f"trained on {settings['probe_size']} training images for "
-        f"{settings['probe_epochs']} epoch(s)." + _captioning_sentence(
-            summary, kinds) + _vqa_sentence(summary)
-        + _text_to_image_sentence(summary)
+        f"{settings['probe_epochs']} epoch(s)." + "".join(
+            _task_sentence(summary, *task) for task in _TASK_SENTENCES)
     )
 
 
-def _captioning_sentence(summary, kinds):
-    captioned = summary.get("comparison", {}).get("captioned") or []
-    if captioned:
-        sizes = summary[captioned[0]]["captioning"]["sizes"]
+# Per stage-2 task: its name, `summary["comparison"]` keys of its rows and
+# of why it did not run, the sentence's start and its counts (`{sizes}`
+# keys filled in), and the task's name after "No".
+_TASK_SENTENCES = (
+    ("captioning", "captioned", "captioning_skipped",
+     "Downstream: image and blind captioners",
+     "{eval_images} test images captioned", "captioning"),
+    ("vqa", "answered", "vqa_skipped", "VQA: image and blind models",
+     "{eval_images} test images' questions answered", "VQA"),
+    ("text_to_image", "drawn", "text_to_image_skipped",
+     "Text-to-image: a generator",
+     "{eval_images} test captions drawn, {completion_images} test images "
+     "completed", "text-to-image"),
+)
+
+
+def _task_sentence(summary, name, rows_key, skipped_key, lead, counts,
+                   label):
+    """The setup's sentence of one stage-2 task: its rows and sizes, or
+    why it did not run (empty when neither)."""
+    comparison = summary.get("comparison", {})
+    rows = comparison.get(rows_key) or []
+    if rows:
+        sizes = summary[rows[0]][name]["sizes"]
         return (
-            " Downstream: image and blind captioners over each of "
-            + ", ".join(MODEL_NAMES[k] for k in captioned)
+            f" {lead} over each of "
+            + ", ".join(MODEL_NAMES[k] for k in rows)
             + f"'s codes ({sizes['train_images']} training images, "
-            f"{sizes['eval_images']} test images captioned)."
+            + counts.format(**sizes) + ")."
         )
-    reason = summary.get("comparison", {}).get("captioning_skipped")
-    return f" No captioning task: {reason}." if reason else ""
-
-
-def _vqa_sentence(summary):
-    answered = summary.get("comparison", {}).get("answered") or []
-    if answered:
-        sizes = summary[answered[0]]["vqa"]["sizes"]
-        return (
-            " VQA: image and blind models over each of "
-            + ", ".join(MODEL_NAMES[k] for k in answered)
-            + f"'s codes ({sizes['train_images']} training images, "
-            f"{sizes['eval_images']} test images' questions answered)."
-        )
-    reason = summary.get("comparison", {}).get("vqa_skipped")
-    return f" No VQA task: {reason}." if reason else ""
-
-
-def _text_to_image_sentence(summary):
-    drawn = summary.get("comparison", {}).get("drawn") or []
-    if drawn:
-        sizes = summary[drawn[0]]["text_to_image"]["sizes"]
-        return (
-            " Text-to-image: a generator over each of "
-            + ", ".join(MODEL_NAMES[k] for k in drawn)
-            + f"'s codes ({sizes['train_images']} training images, "
-            f"{sizes['eval_images']} test captions drawn, "
-            f"{sizes['completion_images']} test images completed)."
-        )
-    reason = summary.get("comparison", {}).get("text_to_image_skipped")
-    return f" No text-to-image task: {reason}." if reason else ""
+    reason = comparison.get(skipped_key)
+    return f" No {label} task: {reason}." if reason else ""
 
 
 def _setup_table(summary, kinds):

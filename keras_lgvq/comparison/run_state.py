@@ -319,118 +319,44 @@ def load_task_result(out, kind, seed, filename):
         return json.load(f)
 
 
-def save_captioning(out, kind, seed, result):
-    """Store the captioning result of one (system, seed), atomically.
+def _task_store(filename, what, producer):
+    """`save_<task>(out, kind, seed, result)` and `load_<task>(out, kind,
+    seed)`: `save_task_result` / `load_task_result` of `filename`.
 
     Args:
-        out: str. The run's output folder.
-        kind: str. `MODELS` key.
-        seed: int.
-        result: dict from `keras_lgvq.comparison.captioning.run_captioning`.
+        filename: str. The file in the unit's folder.
+        what: str. The task, as the docstrings name it.
+        producer: str. The function whose result is stored.
 
     Examples:
 
     ```python
-    save_captioning("runs/scenes", "lgvq", 0, result)
+    save_vqa, load_vqa = _task_store(VQA_FILE, "VQA", "run_vqa")
     ```
     """
-    write_json_atomic(
-        os.path.join(unit_dir(out, kind, seed), CAPTIONING_FILE), result
+
+    def save(out, kind, seed, result):
+        save_task_result(out, kind, seed, filename, result)
+
+    def load(out, kind, seed):
+        return load_task_result(out, kind, seed, filename)
+
+    save.__doc__ = (
+        f"Store the {what} result (from `{producer}`) of one (system, "
+        f"seed), atomically: `save_task_result` of `{filename}`."
     )
+    load.__doc__ = (
+        f"The stored {what} result of one (system, seed), or None: "
+        f"`load_task_result` of `{filename}`."
+    )
+    return save, load
 
 
-def load_captioning(out, kind, seed):
-    """The stored captioning result of one (system, seed), or None.
-
-    Args:
-        out: str. The run's output folder.
-        kind: str. `MODELS` key.
-        seed: int.
-
-    Examples:
-
-    ```python
-    load_captioning("runs/scenes", "lgvq", 0)
-    ```
-    """
-    path = os.path.join(unit_dir(out, kind, seed), CAPTIONING_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def save_vqa(out, kind, seed, result):
-    """Store the VQA result of one (system, seed), atomically.
-
-    Args:
-        out: str. The run's output folder.
-        kind: str. `MODELS` key.
-        seed: int.
-        result: dict from `keras_lgvq.comparison.vqa.run_vqa`.
-
-    Examples:
-
-    ```python
-    save_vqa("runs/scenes", "lgvq", 0, result)
-    ```
-    """
-    write_json_atomic(os.path.join(unit_dir(out, kind, seed), VQA_FILE),
-                      result)
-
-
-def load_vqa(out, kind, seed):
-    """The stored VQA result of one (system, seed), or None.
-
-    Args:
-        out: str. The run's output folder.
-        kind: str. `MODELS` key.
-        seed: int.
-
-    Examples:
-
-    ```python
-    load_vqa("runs/scenes", "lgvq", 0)
-    ```
-    """
-    path = os.path.join(unit_dir(out, kind, seed), VQA_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def save_text_to_image(out, kind, seed, result):
-    """Store the text-to-image result of one (system, seed), atomically.
-
-    Args:
-        out: str. The run's output folder.
-        kind: str. `MODELS` key.
-        seed: int.
-        result: dict from
-            `keras_lgvq.comparison.text_to_image.run_text_to_image`.
-
-    Examples:
-
-    ```python
-    save_text_to_image("runs/scenes", "lgvq", 0, result)
-    ```
-    """
-    save_task_result(out, kind, seed, TEXT_TO_IMAGE_FILE, result)
-
-
-def load_text_to_image(out, kind, seed):
-    """The stored text-to-image result of one (system, seed), or None.
-
-    Args:
-        out: str. The run's output folder.
-        kind: str. `MODELS` key.
-        seed: int.
-
-    Examples:
-
-    ```python
-    load_text_to_image("runs/scenes", "lgvq", 0)
-    ```
-    """
-    return load_task_result(out, kind, seed, TEXT_TO_IMAGE_FILE)
+save_captioning, load_captioning = _task_store(
+    CAPTIONING_FILE, "captioning",
+    "keras_lgvq.comparison.captioning.run_captioning")
+save_vqa, load_vqa = _task_store(
+    VQA_FILE, "VQA", "keras_lgvq.comparison.vqa.run_vqa")
+save_text_to_image, load_text_to_image = _task_store(
+    TEXT_TO_IMAGE_FILE, "text-to-image",
+    "keras_lgvq.comparison.text_to_image.run_text_to_image")

@@ -96,55 +96,66 @@ def _run_text_to_image(tokenizer, settings, seed, folder):
                                            folder=folder)
 
 
-CAPTIONING = Stage2Task(
-    name="captioning",
+def _task(module, name, run, specs, **wording):
+    """The `Stage2Task` of task module `module`, whose functions follow the
+    naming of the task modules (`has_<name>`, `<name>_unavailable`,
+    `<name>_metrics`, `<name>_items`; `run_state.save_<name>` /
+    `load_<name>`).
+
+    Args:
+        module: the task module (`captioning`).
+        name: str. The task's name (`"captioning"`).
+        run: callable. The `Stage2Task.run` wrapper.
+        specs: dict. Flat key -> `MetricSpec`.
+        **wording: the other `Stage2Task` fields (`phase`, `heading`,
+            `label`, `rows_key`, `skipped_key`).
+
+    Examples:
+
+    ```python
+    _task(vqa, "vqa", _run_vqa, vqa.VQA_SPECS, phase="vqa", ...)
+    ```
+    """
+    return Stage2Task(
+        name=name,
+        has=getattr(module, f"has_{name}"),
+        unavailable=getattr(module, f"{name}_unavailable"),
+        run=run,
+        metrics=getattr(module, f"{name}_metrics"),
+        items=getattr(module, f"{name}_items"),
+        save=getattr(run_state, f"save_{name}"),
+        load=getattr(run_state, f"load_{name}"),
+        specs=specs,
+        **wording,
+    )
+
+
+CAPTIONING = _task(
+    captioning, "captioning", _run_captioning, captioning.CAPTIONING_SPECS,
     phase="caption",
     heading="Captioning over {model} codes (seed {seed}): image and blind "
     "captioners",
     label="Captioning task",
     rows_key="captioned",
     skipped_key="captioning_skipped",
-    has=captioning.has_captioning,
-    unavailable=captioning.captioning_unavailable,
-    run=_run_captioning,
-    metrics=captioning.captioning_metrics,
-    items=captioning.captioning_items,
-    save=run_state.save_captioning,
-    load=run_state.load_captioning,
-    specs=captioning.CAPTIONING_SPECS,
 )
-VQA = Stage2Task(
-    name="vqa",
+VQA = _task(
+    vqa, "vqa", _run_vqa, vqa.VQA_SPECS,
     phase="vqa",
     heading="VQA over {model} codes (seed {seed}): image and blind models",
     label="VQA task",
     rows_key="answered",
     skipped_key="vqa_skipped",
-    has=vqa.has_vqa,
-    unavailable=vqa.vqa_unavailable,
-    run=_run_vqa,
-    metrics=vqa.vqa_metrics,
-    items=vqa.vqa_items,
-    save=run_state.save_vqa,
-    load=run_state.load_vqa,
-    specs=vqa.VQA_SPECS,
 )
-TEXT_TO_IMAGE = Stage2Task(
-    name="text_to_image",
+TEXT_TO_IMAGE = _task(
+    text_to_image, "text_to_image", _run_text_to_image,
+    text_to_image.TEXT_TO_IMAGE_SPECS,
     phase="t2i",
     heading="Text-to-image and completion over {model} codes (seed "
     "{seed}): generator and judge",
     label="Text-to-image task",
     rows_key="drawn",
     skipped_key="text_to_image_skipped",
-    has=text_to_image.has_text_to_image,
-    unavailable=text_to_image.text_to_image_unavailable,
-    run=_run_text_to_image,
-    metrics=text_to_image.text_to_image_metrics,
-    items=text_to_image.text_to_image_items,
-    save=run_state.save_text_to_image,
-    load=run_state.load_text_to_image,
-    specs=text_to_image.TEXT_TO_IMAGE_SPECS,
 )
 # In run and report order.
 STAGE2_TASKS = (CAPTIONING, VQA, TEXT_TO_IMAGE)

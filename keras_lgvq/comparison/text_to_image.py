@@ -47,6 +47,7 @@ import functools
 import os
 import warnings
 
+from keras_lgvq.comparison import task_tables
 from keras_lgvq.evaluation.metric_table import MetricSpec
 
 CHANCE = "t2i_conditioning_chance"
@@ -113,12 +114,7 @@ def has_text_to_image(kind):
     has_text_to_image("lgvq"), has_text_to_image("vqct")   # True, False
     ```
     """
-    from keras_lgvq.comparison.systems import MODELS
-
-    if kind not in MODELS:
-        raise ValueError(
-            f"`kind` must be one of {list(MODELS)}; received {kind!r}."
-        )
+    task_tables.model_of(kind)
     return kind in TEXT_TO_IMAGE_ROWS
 
 
@@ -141,26 +137,13 @@ def text_to_image_unavailable(settings):
     from keras_lgvq.text_priors import minilm_assets
 
     if settings.get("text_to_image") is None:
-        if settings["mode"] == "quick":
-            return "the --quick budget has no downstream task"
-        if settings.get("no_text_to_image"):
-            return "turned off (--no-text-to-image)"
-        return OFF_BY_DEFAULT
+        return task_tables.no_budget_reason(
+            settings, "--no-text-to-image", "no_text_to_image",
+            OFF_BY_DEFAULT)
     if not minilm_assets.is_available():
         warnings.warn(MINILM_MISSING + ".", UserWarning, stacklevel=2)
         return MINILM_MISSING
     return None
-
-
-def _bootstrap(a, b, settings, seed):
-    from keras_lgvq.comparison.pair_tests import verdict
-    from keras_lgvq.evaluation.significance import paired_bootstrap
-
-    test = paired_bootstrap(
-        a, b, num_resamples=settings["bootstrap_resamples"], seed=seed
-    )
-    test["verdict"] = verdict(test, True)
-    return test
 
 
 def scaled_passes(per_caption):
@@ -327,19 +310,20 @@ def run_text_to_image(tokenizer, settings, seed, folder=None):
     for key, list_name in (("t2i_conditioning", "generated"),):
         values = scaled_passes(per_caption[list_name])
         if values is not None and chance is not None:
-            within[f"{key}_vs_chance"] = _bootstrap(values, chance,
-                                                    settings, seed)
+            within[f"{key}_vs_chance"] = task_tables.bootstrap(
+                values, chance, settings, seed)
     completion = out["completion_per_image"]
     for metric in ("psnr", "ssim"):
-        within[f"completion_{metric}_caption_vs_none"] = _bootstrap(
-            completion["caption"][metric], completion["no_caption"][metric],
-            settings, seed)
+        within[f"completion_{metric}_caption_vs_none"] = (
+            task_tables.bootstrap(completion["caption"][metric],
+                                  completion["no_caption"][metric],
+                                  settings, seed))
     with_caption = scaled_passes(per_caption["completion_caption"])
     no_caption = scaled_passes(per_caption["completion_no_caption"])
     if with_caption is not None and no_caption is not None:
         # Both lists judge the same captions: the same scale.
-        within["completion_conditioning_caption_vs_none"] = _bootstrap(
-            with_caption, no_caption, settings, seed)
+        within["completion_conditioning_caption_vs_none"] = (
+            task_tables.bootstrap(with_caption, no_caption, settings, seed))
     result["within_row"] = within
     if "held_out_generated" not in out:
         result["notes"].append(
@@ -419,15 +403,11 @@ def text_to_image_items(result):
 
 
 def _pct(value):
-    return "—" if value is None else f"{100 * value:.1f}"
+    return task_tables.fmt(value, 100, 1)
 
 
 def _ci(test, scale=100.0, digits=1):
-    return (
-        f"{scale * test['difference']:+.{digits}f} "
-        f"[{scale * test['ci_low']:+.{digits}f}, "
-        f"{scale * test['ci_high']:+.{digits}f}] {test['verdict']}"
-    )
+    return task_tables.ci(test, scale, digits)
 
 
 def text_to_image_section(summary, kinds):
@@ -450,7 +430,7 @@ def text_to_image_section(summary, kinds):
     """
     from keras_lgvq.comparison.systems import MODEL_NAMES
 
-    rows = [k for k in kinds if "text_to_image" in summary.get(k, {})]
+    rows = task_tables.task_rows(summary, kinds, "text_to_image")
     if not rows:
         return []
     first = summary[rows[0]]["text_to_image"]
@@ -552,27 +532,12 @@ def text_to_image_notes(summary, kinds, settings):
     notes += text_to_image_notes(summary, kinds, settings)
     ```
     """
-    from keras_lgvq.comparison.systems import MODEL_NAMES
-    from keras_lgvq.comparison.systems import MODELS
+    def row_note(kind):
+        if has_text_to_image(kind):
+            return None
+        family = task_tables.model_of(kind).family
+        return NOT_DRAWN["lqae" if family == "lqae" else "vqct"]
 
-    notes = []
-    comparison = summary.get("comparison", {})
-    reason = comparison.get("text_to_image_skipped")
-    if reason:
-        notes.append(f"Text-to-image downstream task: {reason}.")
-    elif comparison.get("drawn"):
-        for kind in kinds:
-            if has_text_to_image(kind):
-                continue
-            family = "lqae" if MODELS[kind].family == "lqae" else "vqct"
-            notes.append(f"{MODEL_NAMES[kind]} {NOT_DRAWN[family]}.")
-    seen = set()
-    for kind in kinds:
-        result = summary.get(kind, {}).get("text_to_image")
-        if not result:
-            continue
-        for note in result.get("notes", []):
-            if note not in seen:
-                seen.add(note)
-                notes.append(f"Text-to-image ({MODEL_NAMES[kind]}): {note}.")
-    return notes
+    return task_tables.task_notes(
+        summary, kinds, "text_to_image", "Text-to-image",
+        "text_to_image_skipped", "drawn", row_note)

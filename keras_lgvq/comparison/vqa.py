@@ -28,6 +28,7 @@ lists under the same keys feed the bootstrap (their means are the scores).
 
 import warnings
 
+from keras_lgvq.comparison import task_tables
 from keras_lgvq.evaluation.metric_table import MetricSpec
 
 # Flat key -> name in `evaluate_vqa` / `per_question_scores`.
@@ -77,13 +78,7 @@ def has_vqa(kind):
     has_vqa("lgvq"), has_vqa("vqct"), has_vqa("lqae")   # True, True, False
     ```
     """
-    from keras_lgvq.comparison.systems import MODELS
-
-    if kind not in MODELS:
-        raise ValueError(
-            f"`kind` must be one of {list(MODELS)}; received {kind!r}."
-        )
-    return MODELS[kind].family == "vqgan"
+    return task_tables.model_of(kind).family == "vqgan"
 
 
 def vqa_unavailable(settings):
@@ -102,21 +97,14 @@ def vqa_unavailable(settings):
     vqa_unavailable(resolve_settings({"quick": True}))
     ```
     """
-    from keras_lgvq.language_models import smollm2_assets
     from keras_lgvq.metrics.vqa_metrics import find_wordnet_dir
 
     budget = settings.get("vqa")
     if budget is None:
-        if settings["mode"] == "quick":
-            return "the --quick budget has no downstream task"
-        if settings.get("no_vqa"):
-            return "turned off (--no-vqa)"
-        return OFF_BY_DEFAULT
-    if budget["language_model"] == "smollm2" and not (
-        smollm2_assets.is_available()
-    ):
-        reason = SMOLLM2_MISSING.format(command=smollm2_assets.fetch_command())
-        warnings.warn(reason + ".", UserWarning, stacklevel=2)
+        return task_tables.no_budget_reason(settings, "--no-vqa", "no_vqa",
+                                            OFF_BY_DEFAULT)
+    reason = task_tables.smollm2_missing(budget, SMOLLM2_MISSING)
+    if reason:
         return reason
     try:
         find_wordnet_dir()
@@ -128,15 +116,8 @@ def vqa_unavailable(settings):
     return None
 
 
-def _bootstrap(a, b, settings, seed):
-    from keras_lgvq.comparison.pair_tests import verdict
-    from keras_lgvq.evaluation.significance import paired_bootstrap
-
-    test = paired_bootstrap(
-        a, b, num_resamples=settings["bootstrap_resamples"], seed=seed
-    )
-    test["verdict"] = verdict(test, True)
-    return test
+# The paired bootstrap of the task (tests build results with it).
+_bootstrap = task_tables.bootstrap
 
 
 def run_vqa(tokenizer, settings, seed):
@@ -179,32 +160,17 @@ def run_vqa(tokenizer, settings, seed):
         settings=budget["settings"],
         **budget["sizes"],
     )
-    result = {
-        "scores": {},
-        "type_prior": out["type_prior"],
-        "per_question": {},
-        "question_ids": list(out["question_ids"][FLAT_SPLIT]),
-        "image_vs_blind": {},
-        "loss": {},
-        "val_loss": {},
-        "sizes": dict(out["sizes"]),
-        "settings": dict(budget["settings"]),
-        "language_model": budget["language_model"],
-        "seconds": {"total": round(float(out["seconds"]), 1)},
-        "notes": [],
-    }
-    for model in ("image", "blind"):
-        part = out[model]
-        result["scores"][model] = part["scores"]
-        result["per_question"][model] = part["per_question"][FLAT_SPLIT]
-        result["loss"][model] = part["loss"]
-        result["val_loss"][model] = part["val_loss"]
-        result["seconds"][model] = part["seconds"]
+    result = task_tables.image_blind_result(
+        out, budget, "per_question",
+        lambda part: part["per_question"][FLAT_SPLIT],
+        "question_ids", list(out["question_ids"][FLAT_SPLIT]),
+        extra={"type_prior": out["type_prior"]},
+    )
     for split in out["question_ids"]:
         result["image_vs_blind"][split] = {
-            name: _bootstrap(out["image"]["per_question"][split][name],
-                             out["blind"]["per_question"][split][name],
-                             settings, seed)
+            name: task_tables.bootstrap(
+                out["image"]["per_question"][split][name],
+                out["blind"]["per_question"][split][name], settings, seed)
             for name in VQA_METRICS.values()
         }
     if "holdout" not in out["question_ids"]:
@@ -260,26 +226,8 @@ def vqa_items(result):
     len(items["vqa_accuracy"]) == len(result["question_ids"])   # True
     ```
     """
-    per_question = result["per_question"]["image"]
-    return {
-        key: list(per_question[name])
-        for key, name in VQA_METRICS.items() if name in per_question
-    }
-
-
-def _fmt(value):
-    return "—" if value is None else f"{100 * value:.1f}"
-
-
-def _ci(test):
-    return (
-        f"{100 * test['difference']:+.1f} [{100 * test['ci_low']:+.1f}, "
-        f"{100 * test['ci_high']:+.1f}] {test['verdict']}"
-    )
-
-
-def _cell(text):
-    return str(text).replace("|", "/").replace("\n", " ")
+    return task_tables.keyed_items(result["per_question"]["image"],
+                                   VQA_METRICS)
 
 
 def vqa_section(summary, kinds):
@@ -302,7 +250,7 @@ def vqa_section(summary, kinds):
     """
     from keras_lgvq.comparison.systems import MODEL_NAMES
 
-    rows = [k for k in kinds if "vqa" in summary.get(k, {})]
+    rows = task_tables.task_rows(summary, kinds, "vqa")
     if not rows:
         return []
     first = summary[rows[0]]["vqa"]
@@ -331,8 +279,7 @@ def vqa_section(summary, kinds):
         "type's most frequent training answer, no model. Image − blind: "
         "paired bootstrap over the questions, 95% interval (x100).",
         "",
-        "| System | Model | Split | " + " | ".join(names) + " |",
-        "|---|---|---|" + "---:|" * len(names),
+        *task_tables.table_header(["System", "Model", "Split"], names),
     ]
     for kind in rows:
         result = summary[kind]["vqa"]
@@ -342,17 +289,17 @@ def vqa_section(summary, kinds):
             for split, entry in scores.items():
                 lines.append(
                     f"| {MODEL_NAMES[kind]} | {model} | {split} | "
-                    + " | ".join(_fmt(entry.get(n)) for n in names) + " |"
+                    + " | ".join(task_tables.fmt(entry.get(n), 100, 1)
+                                 for n in names) + " |"
                 )
-    lines += ["", "| System | Split | " + " | ".join(
-        f"{n}: image − blind" for n in names) + " |",
-        "|---|---|" + "---|" * len(names)]
+    lines += ["", *task_tables.table_header(
+        ["System", "Split"], names, ": image − blind", "---|")]
     for kind in rows:
         for split, tests in summary[kind]["vqa"]["image_vs_blind"].items():
             lines.append(
                 f"| {MODEL_NAMES[kind]} | {split} | "
-                + " | ".join(_ci(tests[n]) if n in tests else "—"
-                             for n in names)
+                + " | ".join(task_tables.ci(tests[n], 100, 1)
+                             if n in tests else "—" for n in names)
                 + " |"
             )
     lines += [
@@ -375,7 +322,7 @@ def vqa_section(summary, kinds):
         for example in examples:
             cells = [example["question"], example["answer"],
                      example["image"], example["blind"]]
-            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+            lines.append(task_tables.table_row(cells))
         lines.append("")
     return lines
 
@@ -395,24 +342,6 @@ def vqa_notes(summary, kinds, settings):
     notes += vqa_notes(summary, kinds, settings)
     ```
     """
-    from keras_lgvq.comparison.systems import MODEL_NAMES
-
-    notes = []
-    comparison = summary.get("comparison", {})
-    reason = comparison.get("vqa_skipped")
-    if reason:
-        notes.append(f"VQA downstream task: {reason}.")
-    elif comparison.get("answered"):
-        for kind in kinds:
-            if not has_vqa(kind):
-                notes.append(f"{MODEL_NAMES[kind]} {NOT_ANSWERED}.")
-    seen = set()
-    for kind in kinds:
-        result = summary.get(kind, {}).get("vqa")
-        if not result:
-            continue
-        for note in result.get("notes", []):
-            if note not in seen:
-                seen.add(note)
-                notes.append(f"VQA ({MODEL_NAMES[kind]}): {note}.")
-    return notes
+    return task_tables.task_notes(
+        summary, kinds, "vqa", "VQA", "vqa_skipped", "answered",
+        lambda kind: None if has_vqa(kind) else NOT_ANSWERED)
