@@ -222,6 +222,8 @@ def test_type_prior_answers_each_type_with_its_top_training_answer():
     assert vqa.type_prior_answers(train, questions) == ["one", "red", "one"]
 
 
+# A whole recipe run (its model code is tested on every backend).
+@pytest.mark.end_to_end("torch")
 def test_vqa_recipe_on_a_fake_coco_qa_tree(tmp_path):
     tokenizer, lm = _assets(tmp_path)
     manual = str(tmp_path / "coco_qa")
@@ -268,6 +270,8 @@ class _Crash(Exception):
     pass
 
 
+# A whole recipe run (its model code is tested on every backend).
+@pytest.mark.end_to_end("torch")
 def test_vqa_recipe_resumes_a_crashed_run_to_the_uninterrupted_weights(
     tmp_path, monkeypatch, capsys
 ):
