@@ -68,6 +68,12 @@ fi
 export JAX_COMPILATION_CACHE_DIR
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0.2}"
 export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="${JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES:-0}"
+# XLA (JAX, and TensorFlow's jit_compile) compiles the tests' tiny steps
+# with LLVM's optimisations off: compiling dominates there, so JAX test
+# files ran ~25-30 % faster (tests/layers 202 -> 151 s; three VQGAN /
+# loss files 133 -> 94 s), with the same results. Only for the tests: the
+# package and its benchmarks leave XLA's defaults alone.
+export XLA_FLAGS="${XLA_FLAGS:---xla_backend_optimization_level=0}"
 status=0
 for backend in $BACKENDS; do
   echo "=== KERAS_BACKEND=$backend ==="
