@@ -181,6 +181,30 @@ def blind_code_vectors(tokenizer, train_codes, count):
     return np.broadcast_to(vectors.mean(axis=0), (count,) + vectors.shape[1:])
 
 
+def merge_settings(defaults, settings, what):
+    """`defaults` updated with `settings`; an unknown key is a clear error.
+
+    Args:
+        defaults: dict. Every valid key with its default.
+        settings: dict or None. Overrides.
+        what: str. Names the settings in the error ("captioning").
+
+    Examples:
+
+    ```python
+    merge_settings({"epochs": 1}, {"epochs": 2}, "captioning")  # {"epochs": 2}
+    ```
+    """
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"Unknown {what} settings {unknown}; valid keys: "
+            f"{sorted(defaults)}."
+        )
+    return dict(defaults, **settings)
+
+
 def check_captioning_settings(settings):
     """`CAPTIONING_DEFAULTS` updated with `settings`; unknown keys and bad
     values are clear errors.
@@ -194,14 +218,7 @@ def check_captioning_settings(settings):
     check_captioning_settings({"epochs": 2})["epochs"]  # 2
     ```
     """
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(CAPTIONING_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"Unknown captioning settings {unknown}; valid keys: "
-            f"{sorted(CAPTIONING_DEFAULTS)}."
-        )
-    out = dict(CAPTIONING_DEFAULTS, **settings)
+    out = merge_settings(CAPTIONING_DEFAULTS, settings, "captioning")
     for key in ("decoder_width", "decoder_layers", "mapper_width",
                 "prefix_length", "max_caption_length", "batch_size",
                 "epochs", "beam_size"):

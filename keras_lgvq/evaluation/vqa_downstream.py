@@ -91,14 +91,9 @@ def check_vqa_settings(settings):
     check_vqa_settings({"epochs": 2})["language_model_training"]  # "full"
     ```
     """
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(VQA_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"Unknown VQA settings {unknown}; valid keys: "
-            f"{sorted(VQA_DEFAULTS)}."
-        )
-    out = dict(VQA_DEFAULTS, **settings)
+    from keras_lgvq.evaluation.captioning_downstream import merge_settings
+
+    out = merge_settings(VQA_DEFAULTS, settings, "VQA")
     for key in ("decoder_width", "decoder_layers", "mapper_width",
                 "mapper_layers", "prefix_length", "max_question_length",
                 "batch_size", "epochs"):
