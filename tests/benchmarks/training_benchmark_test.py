@@ -16,6 +16,10 @@ import benchmark_configs  # noqa: E402
 import training_benchmark  # noqa: E402
 
 
+# A benchmark worker run (64-px VQGAN with LPIPS and a discriminator): under
+# one backend only; the step it times is tested on every backend in
+# tests/models.
+@pytest.mark.end_to_end("torch")
 def test_official_tiny_worker_builds_issue_architecture():
     result = training_benchmark.worker(
         "official_tiny",

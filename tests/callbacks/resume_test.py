@@ -34,8 +34,11 @@ def _env(tmp_path):
         OMP_NUM_THREADS="1",
         TF_NUM_INTRAOP_THREADS="1",
         TF_NUM_INTEROP_THREADS="1",
-        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false "
-        "intra_op_parallelism_threads=1",
+        # The run's XLA flags (scripts/test.sh: unoptimised compiles of
+        # the tests' tiny steps) plus single-threaded Eigen.
+        XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
+        + " --xla_cpu_multi_thread_eigen=false"
+        " intra_op_parallelism_threads=1",
         # The restarted JAX child reuses what the first ones compiled.
         JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",

@@ -20,10 +20,11 @@ from tests.models.tiny_configs import tiny_images
 from tests.models.tiny_configs import tiny_lgvq
 from tests.models.tiny_configs import tiny_text_batch
 
+# The LPIPS backbone, the LPIPS heads and LG-VQ's token embeddings sit in
+# one model: one case checks the three (one model to build and step, not
+# three).
 PARTS = [
-    "lpips_backbone",
-    "lpips_heads",
-    "token_embeddings",
+    "lpips_backbone+lpips_heads+token_embeddings",
     "text_prior",
     "lqae_language_model",
     "captioner_language_model",
@@ -35,7 +36,7 @@ def _values(variables):
     return [np.array(ops.convert_to_numpy(v)) for v in variables]
 
 
-def _lgvq_with_lpips(tmp_path, part):
+def _lgvq_with_lpips(tmp_path):
     lpips = _random_lpips(tmp_path)
     model = tiny_lgvq(perceptual_loss=lpips, perceptual_weight=1.0)
     model.compile(learning_rate=1e-2)
@@ -43,7 +44,7 @@ def _lgvq_with_lpips(tmp_path, part):
         "lpips_backbone": lpips.feature_extractor.variables,
         "lpips_heads": [v for h in lpips.head_layers for v in h.variables],
         "token_embeddings": [model.token_embeddings],
-    }[part]
+    }
     data = tf.data.Dataset.from_tensor_slices(tiny_text_batch(2)).batch(2)
     return model, frozen, data, model.backbone.encoder.trainable_variables
 
@@ -117,13 +118,16 @@ def _stage2(tmp_path, kind):
 
 
 def _case(part, tmp_path):
-    if part in ("lpips_backbone", "lpips_heads", "token_embeddings"):
-        return _lgvq_with_lpips(tmp_path, part)
+    """(model, {part name: frozen variables}, data, trained variables)."""
+    if part.startswith("lpips_backbone"):
+        return _lgvq_with_lpips(tmp_path)
     if part == "text_prior":
-        return _lgvq_with_text_prior(tmp_path)
-    if part == "lqae_language_model":
-        return _lqae()
-    return _stage2(tmp_path, part)
+        model, frozen, data, trained = _lgvq_with_text_prior(tmp_path)
+    elif part == "lqae_language_model":
+        model, frozen, data, trained = _lqae()
+    else:
+        model, frozen, data, trained = _stage2(tmp_path, part)
+    return model, {part: frozen}, data, trained
 
 
 def _optimizer_variables(optimizer):
@@ -134,21 +138,25 @@ def _optimizer_variables(optimizer):
 @pytest.mark.parametrize("part", PARTS)
 def test_frozen_part_is_not_trained(part, tmp_path):
     keras.utils.set_random_seed(0)
-    model, frozen, data, trained = _case(part, tmp_path)
-    assert frozen, part
+    model, frozen_parts, data, trained = _case(part, tmp_path)
+    assert sorted(frozen_parts) == sorted(part.split("+"))
     trainable = {id(v) for v in model.trainable_variables}
-    for v in frozen:
-        assert id(v) not in trainable, (part, v.path)
-    before, trained_before = _values(frozen), _values(trained)
+    for name, frozen in frozen_parts.items():
+        assert frozen, name
+        for v in frozen:
+            assert id(v) not in trainable, (name, v.path)
+    before = {name: _values(f) for name, f in frozen_parts.items()}
+    trained_before = _values(trained)
     model.fit(data, epochs=1, shuffle=False, verbose=0)
     # The optimizers are built now; Adam made a slot per trained variable.
     slots = [v.path for v in _optimizer_variables(model.optimizer)]
     assert any("momentum" in s or "velocity" in s for s in slots), slots
-    for v in frozen:
-        prefix = v.path.replace("/", "_")
-        assert not any(prefix in s for s in slots), (part, v.path)
-    for old, new, v in zip(before, _values(frozen), frozen):
-        np.testing.assert_array_equal(old, new, err_msg=f"{part}: {v.path}")
+    for name, frozen in frozen_parts.items():
+        for v in frozen:
+            prefix = v.path.replace("/", "_")
+            assert not any(prefix in s for s in slots), (name, v.path)
+        for old, new, v in zip(before[name], _values(frozen), frozen):
+            np.testing.assert_array_equal(old, new, err_msg=f"{name}: {v.path}")
     assert any(
         not np.array_equal(a, b)
         for a, b in zip(trained_before, _values(trained))

@@ -309,7 +309,10 @@ def test_jax_data_parallel_two_devices_match_one(tmp_path):
         [str(tmp_path / "w.weights.h5"), "adam"],
         env={
             "KERAS_BACKEND": "jax",
-            "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+            # Keep the run's XLA flags (scripts/test.sh compiles the
+            # tests' tiny steps unoptimised) and add the two host devices.
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+            + " --xla_force_host_platform_device_count=2",
         },
     )
     # Variables are replicated over the 2-device mesh.

@@ -58,9 +58,11 @@ def test_shipped_generator_reproduces_its_recorded_nll(name):
         assert abs(again[key] - test[key]) <= NLL_TOLERANCE, (
             key, again[key], test[key])
     assert abs(again["masked_accuracy"] - test["masked_accuracy"]) <= 0.01
-    # Trained: far below an untrained generator (about log 256 = 5.5).
+    # Trained: far below an untrained generator (about log 256 = 5.5; a
+    # few scenes pin that down, far inside the 1-nat margin).
     untrained = TextToImage.from_preset(name, load_weights=False)
-    baseline = ship.score_text_to_image_nll(untrained, test["images"], seed)
+    baseline = ship.score_text_to_image_nll(
+        untrained, min(8, test["images"]), seed)
     assert baseline["nll"] > test["nll"] + 1.0, (baseline["nll"],
                                                   test["nll"])
     # It samples at once: code grids decoded to images.
