@@ -169,13 +169,19 @@ class MaskedTextDecoder(keras.layers.Layer):
 
     **Scoring only what the loss needs** (`scored_loss`, used in training):
     only masked, non-padding positions have a non-zero weight, so by
-    default the head runs on those rows alone instead of all `B x L`.
+    default the head's vocabulary projection runs on those rows alone
+    instead of all `B x L`.
     Their count is random, so the rows are gathered into a buffer of
     static size `ceil(max_masked_fraction * B * L)` (filled up with
     zero-weight rows), which keeps shapes static under XLA and `jax.jit`.
     A batch with more masked tokens than that takes the full computation
     instead (`ops.cond`), so the loss and its gradients equal those of
-    `loss(call(...))` either way, up to float summation order. A trace
+    `loss(call(...))` either way, up to float summation order. Only the
+    vocabulary projection and the softmax sit in the `cond`'s branches: the
+    head's row-wise Dense / GELU / LayerNorm (`MaskedTokenHead.transform`)
+    runs on all `B x L` rows before it, since TensorFlow's CPU build gave a
+    LayerNorm gradient inside a `tf.cond` branch that varied in its last
+    bits from call to call (training was not bit-reproducible). A trace
     whose batch size is unknown (a kept last batch, relaxed shapes) also
     takes the full computation: XLA needs the buffer size at compile time.
     So does TensorFlow with `jit_compile=True`, where the differentiated
@@ -593,10 +599,11 @@ class MaskedTextDecoder(keras.layers.Layer):
     ):
         """`loss(head(hidden_states))`, scoring masked positions only.
 
-        The training path: the head and the softmax run on the masked,
-        non-padding positions (gathered into a static buffer, see the class
-        docstring) instead of all `B x L`; with `full_logits=True` it is
-        literally `loss(head(hidden_states, token_embeddings), ...)`.
+        The training path: the head's vocabulary projection and the
+        softmax run on the masked, non-padding positions (gathered into a
+        static buffer, see the class docstring) instead of all `B x L`;
+        with `full_logits=True` it is literally
+        `loss(head(hidden_states, token_embeddings), ...)`.
 
         Args:
             hidden_states: float tensor `(B, L, hidden_dim)` from
@@ -617,7 +624,17 @@ class MaskedTextDecoder(keras.layers.Layer):
                 padding_mask,
             )
         weights = self._weights(mask, padding_mask)
-        hidden = ops.reshape(hidden_states, (-1, self.hidden_dim))
+        # The head's row-wise part (Dense, GELU, LayerNorm) runs on every
+        # row here, outside the `ops.cond` below; only the vocabulary
+        # projection and the softmax are in its branches. On TensorFlow's
+        # CPU build the gradient of the LayerNorm inside a `tf.cond` branch
+        # varied in the last bits from one call to the next (thread
+        # scheduling; also with op determinism and oneDNN off), which made
+        # LG-VQ training irreproducible across processes. The extra rows
+        # cost a D x D matmul each, against D x V for the logits.
+        hidden = self.head.transform(
+            ops.reshape(hidden_states, (-1, self.hidden_dim))
+        )
         ids = ops.reshape(ops.cast(token_ids, "int32"), (-1,))
         flat_weights = ops.reshape(weights, (-1,))
         subset = None
@@ -625,7 +642,9 @@ class MaskedTextDecoder(keras.layers.Layer):
             subset = self._subset_ids
 
         def rows_total(rows, row_ids, row_weights):
-            logits = self.head(rows, token_embeddings, token_subset=subset)
+            logits = self.head.project(
+                rows, token_embeddings, token_subset=subset
+            )
             per_token = self._per_token_loss(logits, row_ids, row_weights)
             return ops.sum(per_token * row_weights)
 

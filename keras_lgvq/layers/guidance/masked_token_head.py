@@ -85,15 +85,45 @@ class MaskedTokenHead(keras.layers.Layer):
         )
 
     def call(self, hidden_states, token_embeddings, token_subset=None):
+        return self.project(
+            self.transform(hidden_states),
+            token_embeddings,
+            token_subset=token_subset,
+        )
+
+    def transform(self, hidden_states):
+        """The per-row part of the head: `LayerNorm(GELU(Dense(h)))`.
+
+        Row-wise, so it may run on all rows before a caller picks some
+        (`MaskedTextDecoder.scored_loss` does, outside its `ops.cond`).
+
+        Args:
+            hidden_states: float tensor `(..., hidden_dim)`.
+
+        Returns:
+            float32 tensor `(..., hidden_dim)`, the input of `project`.
+        """
+        h = self.dense(hidden_states)
+        h = ops.gelu(h, approximate=False)
+        return ops.cast(self.layer_norm(h), "float32")
+
+    def project(self, features, token_embeddings, token_subset=None):
+        """Logits `features @ E^T + bias` of `transform`'s output.
+
+        Args:
+            features: float tensor `(..., hidden_dim)` from `transform`.
+            token_embeddings, token_subset: as in `call`.
+
+        Returns:
+            float32 logits, as `call`.
+        """
         expected = (self.vocabulary_size, self.hidden_dim)
         if tuple(token_embeddings.shape) != expected:
             raise ValueError(
                 f"`token_embeddings` must have shape {expected}. Received: "
                 f"shape={tuple(token_embeddings.shape)}"
             )
-        h = self.dense(hidden_states)
-        h = ops.gelu(h, approximate=False)
-        h = ops.cast(self.layer_norm(h), "float32")
+        h = ops.cast(features, "float32")
         embeddings = ops.stop_gradient(ops.cast(token_embeddings, "float32"))
         bias = ops.cast(self.bias, "float32")
         if token_subset is not None:

@@ -54,6 +54,27 @@ def test_token_embeddings_are_frozen():
     assert len(layer.trainable_weights) == 5
 
 
+def test_call_is_project_of_transform():
+    # `MaskedTextDecoder.scored_loss` runs the two halves apart.
+    rng = np.random.default_rng(3)
+    layer = MaskedTokenHead(8, 11)
+    h = rng.normal(size=(6, 8)).astype("float32")
+    emb = rng.normal(size=(11, 8)).astype("float32")
+    logits = to_numpy(layer(h, emb))
+    features = layer.transform(h)
+    assert keras.backend.standardize_dtype(features.dtype) == "float32"
+    np.testing.assert_array_equal(
+        to_numpy(layer.project(features, emb)), logits
+    )
+    subset = np.array([4, 0, 7], "int32")
+    np.testing.assert_array_equal(
+        to_numpy(layer.project(features, emb, token_subset=subset)),
+        logits[:, subset],
+    )
+    with pytest.raises(ValueError, match="token_embeddings"):
+        layer.project(features, np.zeros((10, 8), "float32"))
+
+
 def test_config_and_validation():
     layer = MaskedTokenHead(8, 11, name="mlm")
     config = layer.get_config()
