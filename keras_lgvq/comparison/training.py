@@ -359,6 +359,11 @@ def train_system(kind, text_prior, settings, seed, watch=None):
         feature_cache=feature_cache,
         **training_data_kwargs(settings, image_size, seed),
     )
+    # Seeded again: preparing the data may draw from the global generators
+    # (a first run builds the scenes set and the caption cache, later runs
+    # read them), and the first run on a machine then started from other
+    # weights than every later one.
+    keras.utils.set_random_seed(seed)
     model = build_model(kind, text_prior, settings)
     checksum = backbone_checksum(model)
     learning_rate = compile_system(kind, model, settings)
