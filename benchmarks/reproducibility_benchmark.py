@@ -15,7 +15,9 @@ losses and final backbone weights:
 Variants (each worker process sets them before importing TensorFlow):
 `plain`; `op_determinism` (`tf.config.experimental.enable_op_determinism()`);
 `op_determinism_no_onednn` (also `TF_ENABLE_ONEDNN_OPTS=0`); `hashseed0`
-(`PYTHONHASHSEED=0`). The TensorFlow-only variants are skipped on other
+(`PYTHONHASHSEED=0`); `no_grappler` (TensorFlow's graph optimiser off:
+`tf.config.optimizer.set_experimental_options({"disable_meta_optimizer":
+True})`). The TensorFlow-only variants are skipped on other
 backends. `--smoke` uses the `--smoke` sizes (32 px, tiny backbone).
 
 Writes JSON: per model and variant, each process's weight checksum (sum of
@@ -46,6 +48,7 @@ VARIANTS = {
         True,
     ),
     "hashseed0": ({"PYTHONHASHSEED": "0"}, False),
+    "no_grappler": ({"LGVQ_BENCH_NO_GRAPPLER": "1"}, True),
 }
 MARKER = "REPRODUCIBILITY_RESULT "
 
@@ -56,6 +59,12 @@ def worker(model, steps, smoke):
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    if os.environ.get("LGVQ_BENCH_NO_GRAPPLER") == "1":
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options(
+            {"disable_meta_optimizer": True}
+        )
     from keras_lgvq import text_priors
     from keras_lgvq.comparison import resolve_settings
     from keras_lgvq.comparison.training import backbone_checksum
