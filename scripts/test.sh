@@ -74,12 +74,6 @@ export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="${JAX_PERSISTENT_CACHE_MIN_ENT
 # loss files 133 -> 94 s), with the same results. Only for the tests: the
 # package and its benchmarks leave XLA's defaults alone.
 export XLA_FLAGS="${XLA_FLAGS:---xla_backend_optimization_level=0}"
-# TensorFlow on a CPU runs `fit` as a tf.function graph (no XLA): Grappler's
-# graph optimisations are the same kind of cost for the tests' one-off
-# graphs (tests/conftest.py turns them off when this is 0; measured in one
-# sitting: tests/models/vqgan/vqgan_test.py 184 -> 144 s, lgvq_test.py
-# 109 -> 88 s, same results). Only for the tests.
-export LGVQ_TEST_GRAPPLER="${LGVQ_TEST_GRAPPLER:-0}"
 status=0
 for backend in $BACKENDS; do
   echo "=== KERAS_BACKEND=$backend ==="

@@ -47,25 +47,8 @@ def _limit_torch_threads():
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
-def _tensorflow_graph_optimizations():
-    """Grappler off for the tests' graphs when LGVQ_TEST_GRAPPLER=0.
-
-    `scripts/test.sh` sets it: optimising each test's one-off `fit` graph
-    costs more than it saves (about 20 % of the TensorFlow model tests'
-    time). Plain `pytest` keeps TensorFlow's defaults.
-    """
-    if backend() != "tensorflow" or os.environ.get("LGVQ_TEST_GRAPPLER") != "0":
-        return
-    import tensorflow as tf
-
-    tf.config.optimizer.set_experimental_options(
-        {"disable_meta_optimizer": True}
-    )
-
-
 def pytest_configure(config):
     _limit_torch_threads()
-    _tensorflow_graph_optimizations()
     config.addinivalue_line(
         "markers", "slow: long-running test, deselect with -m 'not slow'"
     )
