@@ -129,6 +129,16 @@ class GANTrainer:
 
     def train_step(self, data):
         batch = self._unpack_batch(data)
+        # Every state change of the step waits for the batch. In a graph,
+        # ops with no data input (the optimizers' iteration counters, the
+        # seed generators' states) may otherwise run before the input
+        # pipeline refuses a bad batch, and a refused step would still
+        # advance them (measured: `optimizer.iterations` read 1 after
+        # `fit` raised on the first batch).
+        with tf.control_dependencies(_batch_tensors(batch)):
+            return self._gan_train_step(batch)
+
+    def _gan_train_step(self, batch):
         # Optimizers all-reduce gradients with SUM across replicas, so each
         # replica's loss is divided by the replica count.
         scale = 1.0 / num_replicas()
@@ -155,9 +165,10 @@ class GANTrainer:
         return contextlib.nullcontext()
 
     def test_step(self, data):
-        return _reducible(
-            self._record(self._evaluation_step(self._unpack_batch(data)))
-        )
+        batch = self._unpack_batch(data)
+        # As in `train_step`: a refused batch advances no seed generator.
+        with tf.control_dependencies(_batch_tensors(batch)):
+            return _reducible(self._record(self._evaluation_step(batch)))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under tf.distribute Keras builds the model symbolically from the
@@ -182,6 +193,14 @@ class GANTrainer:
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         if pairs:
             optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+
+def _batch_tensors(batch):
+    """The tensors of a (nested) batch, for control dependencies."""
+    return [
+        value for value in tf.nest.flatten(batch)
+        if isinstance(value, tf.Tensor)
+    ]
 
 
 def _reducible(logs):
