@@ -28,6 +28,12 @@ module implements the same small interface for the backend Keras runs on:
 - `conditionals_are_slow()`: True while tracing an XLA-compiled TensorFlow
   graph, where a differentiated `tf.cond` was measured ~20x slower than
   either branch; code with a branch-free equivalent takes it there.
+- `batch_dependencies(batch)`: a context in which every op of a step
+  waits for the batch (TensorFlow graphs; a no-op elsewhere), so a batch
+  the input pipeline refuses advances no counter or seed.
+- `keep_state_on_error(model)`: a context that leaves a model's variables
+  usable when `fit` / `evaluate` fail mid-way (JAX's loop detaches them
+  while it runs; a no-op elsewhere).
 - `num_replicas()`: replicas the loss is split over (for loss scaling).
 - `concrete_numpy(x)`: `x` as numpy when its values exist now, None while
   traced (`tf.function`, `jax.jit`, `torch.compile`): value checks run on
@@ -41,10 +47,12 @@ _BACKEND = keras.backend.backend()
 if _BACKEND == "tensorflow":
     from keras_lgvq.backend.tensorflow_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.tensorflow_trainer import GANTrainer
+    from keras_lgvq.backend.tensorflow_trainer import batch_dependencies
     from keras_lgvq.backend.tensorflow_trainer import concrete_numpy
     from keras_lgvq.backend.tensorflow_trainer import conditionals_are_slow
     from keras_lgvq.backend.tensorflow_trainer import gradient
     from keras_lgvq.backend.tensorflow_trainer import graph_assertions_available
+    from keras_lgvq.backend.tensorflow_trainer import keep_state_on_error
     from keras_lgvq.backend.tensorflow_trainer import num_replicas
     from keras_lgvq.backend.tensorflow_trainer import replica_all_gather
     from keras_lgvq.backend.tensorflow_trainer import replica_batch_offset
@@ -55,10 +63,12 @@ if _BACKEND == "tensorflow":
 elif _BACKEND == "jax":
     from keras_lgvq.backend.jax_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.jax_trainer import GANTrainer
+    from keras_lgvq.backend.jax_trainer import batch_dependencies
     from keras_lgvq.backend.jax_trainer import concrete_numpy
     from keras_lgvq.backend.jax_trainer import conditionals_are_slow
     from keras_lgvq.backend.jax_trainer import gradient
     from keras_lgvq.backend.jax_trainer import graph_assertions_available
+    from keras_lgvq.backend.jax_trainer import keep_state_on_error
     from keras_lgvq.backend.jax_trainer import num_replicas
     from keras_lgvq.backend.jax_trainer import replica_all_gather
     from keras_lgvq.backend.jax_trainer import replica_batch_offset
@@ -68,10 +78,12 @@ elif _BACKEND == "jax":
 elif _BACKEND == "torch":
     from keras_lgvq.backend.torch_trainer import INPUT_GRADIENT_SHARES_FORWARD
     from keras_lgvq.backend.torch_trainer import GANTrainer
+    from keras_lgvq.backend.torch_trainer import batch_dependencies
     from keras_lgvq.backend.torch_trainer import concrete_numpy
     from keras_lgvq.backend.torch_trainer import conditionals_are_slow
     from keras_lgvq.backend.torch_trainer import gradient
     from keras_lgvq.backend.torch_trainer import graph_assertions_available
+    from keras_lgvq.backend.torch_trainer import keep_state_on_error
     from keras_lgvq.backend.torch_trainer import num_replicas
     from keras_lgvq.backend.torch_trainer import replica_all_gather
     from keras_lgvq.backend.torch_trainer import replica_batch_offset

@@ -54,43 +54,8 @@ class GANTrainer:
     optimizer update is applied on top of the assigned value.
     """
 
-    @contextlib.contextmanager
     def _keep_state_on_error(self):
-        """Leaves the model usable when `fit` / `evaluate` fail mid-way.
-
-        Keras's JAX loop detaches the variables' values while it runs and
-        reattaches them at the end of the epoch; an error in between (a
-        batch the input pipeline's checks refuse) would leave every variable
-        without a value. On an error this reattaches the state of the last
-        completed step, or the values from before the call when no step
-        completed (they are intact: a batch is refused before the step that
-        would consume them).
-        """
-        variables, seen = [], set()
-        optimizer = getattr(self, "optimizer", None)
-        for variable in (
-            list(self.variables)
-            + list(optimizer.variables if optimizer is not None else [])
-            + list(self.metrics_variables)
-        ):
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                variables.append(variable)
-        values = [v._value for v in variables]
-        previous = getattr(self, "_jax_state", None)
-        completed = False
-        try:
-            yield
-            completed = True
-        finally:
-            if not completed:
-                state = getattr(self, "_jax_state", None)
-                if state is not None and state is not previous:
-                    self.jax_state_sync()
-                for variable, value in zip(variables, values):
-                    alive = value is not None and not value.is_deleted()
-                    if variable._value is None and alive:
-                        variable._value = value
+        return keep_state_on_error(self)
 
     def _stateless_run(self, fn, trainable, non_trainable, optimizer, *args):
         mapping = list(zip(self.trainable_variables, trainable))
@@ -206,8 +171,54 @@ class GANTrainer:
         return results, metrics_vars
 
 
+@contextlib.contextmanager
+def keep_state_on_error(model):
+    """Leaves the model usable when `fit` / `evaluate` fail mid-way.
+
+    Keras's JAX loop detaches the variables' values while it runs and
+    reattaches them at the end of the epoch; an error in between (a
+    batch the input pipeline's checks refuse) would leave every variable
+    without a value. On an error this reattaches the state of the last
+    completed step, or the values from before the call when no step
+    completed (they are intact: a batch is refused before the step that
+    would consume them).
+    """
+    variables, seen = [], set()
+    optimizer = getattr(model, "optimizer", None)
+    for variable in (
+        list(model.variables)
+        + list(optimizer.variables if optimizer is not None else [])
+        + list(model.metrics_variables)
+    ):
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            variables.append(variable)
+    values = [v._value for v in variables]
+    previous = getattr(model, "_jax_state", None)
+    completed = False
+    try:
+        yield
+        completed = True
+    finally:
+        if not completed:
+            state = getattr(model, "_jax_state", None)
+            if state is not None and state is not previous:
+                model.jax_state_sync()
+            for variable, value in zip(variables, values):
+                alive = value is not None and not value.is_deleted()
+                if variable._value is None and alive:
+                    variable._value = value
+
+
 def concrete_numpy(x):
     """`x` as numpy when it holds values now, else None (under `jax.jit`)."""
     if isinstance(x, jax.core.Tracer):
         return None
     return np.asarray(x)
+
+
+def batch_dependencies(batch):
+    """No-op context: steps run eagerly or as one traced program, so no
+    state change can run before the batch exists (TensorFlow's graphs
+    need one, see `tensorflow_trainer.batch_dependencies`)."""
+    return contextlib.nullcontext()

@@ -65,6 +65,10 @@ class NonFiniteStepSkipping(SkipNonfiniteStepsFlag):
     it. Costs one copy of the training state per step. Single device
     (the stage-2 models train on one).
 
+    Either way, on TensorFlow the step's ops wait for the batch
+    (`keras_lgvq.backend.batch_dependencies`): a batch the input pipeline
+    refuses advances no iteration counter or seed generator.
+
     Examples:
 
     ```python
@@ -76,6 +80,21 @@ class NonFiniteStepSkipping(SkipNonfiniteStepsFlag):
     """
 
     def train_step(self, *args):
+        from keras_lgvq.backend import batch_dependencies
+
+        # The step's state changes wait for the batch: in a TensorFlow
+        # graph the iteration counter and seed states would otherwise
+        # advance on a batch the input pipeline refuses.
+        with batch_dependencies(args[-1]):
+            return self._guarded_train_step(*args)
+
+    def test_step(self, *args):
+        from keras_lgvq.backend import batch_dependencies
+
+        with batch_dependencies(args[-1]):
+            return super().test_step(*args)
+
+    def _guarded_train_step(self, *args):
         if not self._skip_nonfinite_steps:
             return super().train_step(*args)
         if len(args) == 2 and keras.backend.backend() == "jax":

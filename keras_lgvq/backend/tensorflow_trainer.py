@@ -135,7 +135,7 @@ class GANTrainer:
         # pipeline refuses a bad batch, and a refused step would still
         # advance them (measured: `optimizer.iterations` read 1 after
         # `fit` raised on the first batch).
-        with tf.control_dependencies(_batch_tensors(batch)):
+        with batch_dependencies(batch):
             return self._gan_train_step(batch)
 
     def _gan_train_step(self, batch):
@@ -161,13 +161,12 @@ class GANTrainer:
         return _reducible(self._record(logs))
 
     def _keep_state_on_error(self):
-        # Variables keep their values through an error here.
-        return contextlib.nullcontext()
+        return keep_state_on_error(self)
 
     def test_step(self, data):
         batch = self._unpack_batch(data)
         # As in `train_step`: a refused batch advances no seed generator.
-        with tf.control_dependencies(_batch_tensors(batch)):
+        with batch_dependencies(batch):
             return _reducible(self._record(self._evaluation_step(batch)))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -195,12 +194,25 @@ class GANTrainer:
             optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
 
 
-def _batch_tensors(batch):
-    """The tensors of a (nested) batch, for control dependencies."""
-    return [
+def keep_state_on_error(model):
+    """No-op context: variables keep their values through an error in
+    `fit` here (JAX's loop needs one, see `jax_trainer`)."""
+    return contextlib.nullcontext()
+
+
+def batch_dependencies(batch):
+    """A context in which every op created waits for `batch`'s tensors.
+
+    In a graph, ops without a data input (an optimizer's iteration
+    counter, a seed generator's state update) may run before the input
+    pipeline fails on a refused batch; created in this context they run
+    only once the batch exists.
+    """
+    tensors = [
         value for value in tf.nest.flatten(batch)
         if isinstance(value, tf.Tensor)
     ]
+    return tf.control_dependencies(tensors)
 
 
 def _reducible(logs):

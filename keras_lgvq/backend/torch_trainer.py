@@ -73,8 +73,7 @@ class GANTrainer:
         return self._record(logs)
 
     def _keep_state_on_error(self):
-        # Variables keep their values through an error here.
-        return contextlib.nullcontext()
+        return keep_state_on_error(self)
 
     def test_step(self, data):
         with torch.no_grad():
@@ -97,3 +96,16 @@ def concrete_numpy(x):
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def keep_state_on_error(model):
+    """No-op context: variables keep their values through an error in
+    `fit` here (JAX's loop needs one, see `jax_trainer`)."""
+    return contextlib.nullcontext()
+
+
+def batch_dependencies(batch):
+    """No-op context: steps run eagerly or as one traced program, so no
+    state change can run before the batch exists (TensorFlow's graphs
+    need one, see `tensorflow_trainer.batch_dependencies`)."""
+    return contextlib.nullcontext()

@@ -168,6 +168,9 @@ def check_code_range(indices, num_embeddings, name="indices"):
 # assertions of traced steps and of tf.data carry it, and `fit` turns the
 # backend's error that carries it back into a ValueError.
 TEXT_CHECK_PREFIX = "Invalid text batch: "
+# The same for the code-grid checks of stage-2 training batches
+# (`keras_lgvq.datasets.code_batch_checks`).
+CODE_CHECK_PREFIX = "Invalid code batch: "
 
 
 def text_batch_problems(token_ids, padding_mask, vocabulary_size):

@@ -1,6 +1,7 @@
 """Text-to-image generation and image completion over a frozen tokenizer's
 codes: masked-token training and iterative parallel decoding (MaskGIT)."""
 
+import contextlib
 import json
 import math
 import os
@@ -11,8 +12,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lgvq.backend import keep_state_on_error
 from keras_lgvq.backend.nonfinite_skipping import NonFiniteStepSkipping
+from keras_lgvq.datasets.code_batch_checks import validate_code_batch
 from keras_lgvq.models.text_to_image.text_to_image_backbone import TextToImageBackbone
+from keras_lgvq.utils.input_errors import input_errors_as_value_errors
+from keras_lgvq.utils.validation import CODE_CHECK_PREFIX
+from keras_lgvq.utils.validation import check_code_range
 from keras_lgvq.utils.validation import check_int
 from keras_lgvq.utils.validation import check_number
 from keras_lgvq.version import __version__
@@ -855,26 +861,60 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
                 x = x.map(add_tokens, num_parallel_calls=tf.data.AUTOTUNE)
                 spec = x.element_spec
             keys = [k for k in INPUT_KEYS if k in spec]
-            return x.map(
-                lambda batch: {k: batch[k] for k in keys},
-                num_parallel_calls=tf.data.AUTOTUNE,
-            )
+            num_codes = self.num_codes
+            length = self.backbone.sequence_length
+
+            def keep_and_check(batch):
+                # Host-side: a jitted step cannot raise on a bad id (JAX
+                # gathers it silently and trains on a NaN loss).
+                return validate_code_batch(
+                    {k: batch[k] for k in keys}, num_codes, length
+                )
+
+            return x.map(keep_and_check, num_parallel_calls=tf.data.AUTOTUNE)
         if isinstance(x, dict):
-            return {k: v for k, v in x.items() if k in INPUT_KEYS}
+            x = {k: v for k, v in x.items() if k in INPUT_KEYS}
+            if "codes" in x:
+                self._check_batch_codes(x["codes"])
         return x
+
+    def _check_batch_codes(self, codes):
+        """Refuses in-memory training codes that do not fit the model."""
+        values = np.asarray(ops.convert_to_numpy(codes))
+        if values.ndim < 2 or int(np.prod(values.shape[1:])) != (
+            self.backbone.sequence_length
+        ):
+            raise ValueError(
+                f"{CODE_CHECK_PREFIX}each `codes` row must hold "
+                f"sequence_length={self.backbone.sequence_length} ids (a "
+                f"{self.grid_size}x{self.grid_size} grid); got an array of "
+                f"shape {values.shape}. The codes come from another "
+                "tokenizer or grid size."
+            )
+        check_code_range(values, self.num_codes, name="codes")
 
     def fit(self, x=None, *args, validation_data=None, **kwargs):
         if validation_data is not None:
             validation_data = self._filter_inputs(validation_data)
-        return super().fit(
-            self._filter_inputs(x),
-            *args,
-            validation_data=validation_data,
-            **kwargs,
-        )
+        x = self._filter_inputs(x)
+        with self._input_errors():
+            return super().fit(
+                x, *args, validation_data=validation_data, **kwargs
+            )
 
     def evaluate(self, x=None, *args, **kwargs):
-        return super().evaluate(self._filter_inputs(x), *args, **kwargs)
+        x = self._filter_inputs(x)
+        with self._input_errors():
+            return super().evaluate(x, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def _input_errors(self):
+        # A batch the pipeline refuses: a ValueError with the check's
+        # message, and the model as it was (JAX detaches the variables
+        # while `fit` runs).
+        with keep_state_on_error(self):
+            with input_errors_as_value_errors([CODE_CHECK_PREFIX]):
+                yield
 
     # === Tokenizer ===
 

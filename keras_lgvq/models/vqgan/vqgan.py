@@ -1,6 +1,5 @@
 """VQGAN training: reconstruction, perceptual, VQ and hinge-GAN losses."""
 
-import contextlib
 import os
 import warnings
 
@@ -16,6 +15,7 @@ from keras_lgvq.losses.gan_losses import generator_adversarial_loss
 from keras_lgvq.losses.gan_losses import hinge_discriminator_loss
 from keras_lgvq.optimizers.gan_optimizer import GANOptimizer
 from keras_lgvq.optimizers.gan_optimizer import is_discriminator_variable
+from keras_lgvq.utils.input_errors import input_errors_as_value_errors
 from keras_lgvq.utils.names import DISCRIMINATOR_NAME
 from keras_lgvq.utils.random_state import seed_generator_states
 from keras_lgvq.utils.validation import TEXT_CHECK_PREFIX
@@ -1156,7 +1156,6 @@ _NO_BATCH_MESSAGE = (
 )
 
 
-@contextlib.contextmanager
 def _input_errors_as_value_errors():
     """Re-raises the input pipeline's text checks as ValueError.
 
@@ -1167,19 +1166,9 @@ def _input_errors_as_value_errors():
     message. An empty dataset that Keras reports as `StopIteration` (JAX)
     becomes the no-batch ValueError.
     """
-    import tensorflow as tf
-
-    try:
-        yield
-    except tf.errors.InvalidArgumentError as error:
-        text = str(error)
-        if TEXT_CHECK_PREFIX not in text:
-            raise
-        start = text.index(TEXT_CHECK_PREFIX)
-        line = text[start:].splitlines()[0].strip().rstrip("'\"]")
-        raise ValueError(line) from error
-    except StopIteration as error:
-        raise ValueError(_NO_BATCH_MESSAGE) from error
+    return input_errors_as_value_errors(
+        [TEXT_CHECK_PREFIX], no_batch_message=_NO_BATCH_MESSAGE
+    )
 
 
 def _constructor_arguments(cls):
