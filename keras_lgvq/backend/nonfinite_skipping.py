@@ -84,7 +84,17 @@ class NonFiniteStepSkipping(SkipNonfiniteStepsFlag):
 
         # The step's state changes wait for the batch: in a TensorFlow
         # graph the iteration counter and seed states would otherwise
-        # advance on a batch the input pipeline refuses.
+        # advance on a batch the input pipeline refuses. A built model's
+        # optimizer variables are made first: created under that
+        # dependency, XLA could not lift their initialisers out of the
+        # step. (A model still unbuilt here makes its variables in the
+        # step, and the optimizer must then wait to see them all.)
+        if (
+            self.optimizer is not None
+            and not self.optimizer.built
+            and all(layer.built for layer in self._flatten_layers())
+        ):
+            self.optimizer.build(self.trainable_variables)
         with batch_dependencies(args[-1]):
             return self._guarded_train_step(*args)
 
