@@ -57,6 +57,12 @@ def test_vqgan_step(mixed_bfloat16):
     # The small backbone (no attention) keeps the bf16 compile short.
     model = tiny_vqgan(backbone=tiny_backbone(attn_resolutions=()))
     _check_mixed(model)
+    # The discriminator's logits conv computes in float32 (on torch CPUs
+    # without oneDNN bf16, its one-filter bf16 backward fails).
+    logits_conv = model.discriminator.sequence[-1]
+    assert logits_conv.name.startswith("conv_")
+    assert logits_conv.compute_dtype == "float32"
+    assert model.discriminator.sequence[-3].compute_dtype == "bfloat16"
     logs, seen = _one_fit_step(model, {"images": tiny_images(4)})
     assert seen and set(seen) == {"float32"}
     for key in ("loss", "rec_loss", "vq_loss", "g_loss", "d_weight",

@@ -123,7 +123,17 @@ class PatchDiscriminator(keras.layers.Layer):
                         0.0, 0.02
                     ),
                     bias_initializer="zeros",
-                    dtype=self.dtype_policy,
+                    # The logits conv computes in the variables' dtype
+                    # (float32 under a mixed policy), as Keras advises for
+                    # a model's output layer. It also keeps torch off its
+                    # CPU bf16 fallback, whose backward refuses this
+                    # one-filter kernel where oneDNN lacks bf16 (AVX2-only
+                    # CPUs: "slow_conv2d: grad_weight must be contiguous").
+                    dtype=(
+                        self.dtype_policy.variable_dtype
+                        if last
+                        else self.dtype_policy
+                    ),
                     name=f"conv_{i}",
                 )
             )
