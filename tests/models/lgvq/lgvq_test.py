@@ -20,6 +20,10 @@ def _dataset(batch, batch_size=8):
 
 
 def test_each_text_loss_falls_and_is_logged():
+    # Seeded: unseeded, the start depended on what ran before in the
+    # worker, and over seeds 0-5 (torch) the GSA loss fell by 0.03-0.27;
+    # seed 0 falls by 0.17.
+    keras.utils.set_random_seed(0)
     model = tiny_lgvq(disc_start=1000)
     model.compile(learning_rate=2e-3)
     data = _dataset(tiny_text_batch(8))
