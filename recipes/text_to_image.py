@@ -44,7 +44,9 @@ python recipes/text_to_image.py --tokenizer scenes_lgvq_trained \
 ```
 
 Budgets: the default is sized for <= 15 minutes per tokenizer on a 2-core
-CPU (plus a few minutes, once, to train the judge, which is cached);
+AVX-512 CPU, where it was measured (plus a few minutes, once, to train the
+judge, which is cached); on an AVX2-only 2-core CPU the same training took
+~29 minutes (benchmarks/results/text_to_image_measurements.md, section 5);
 `--quick` for a few minutes; `--smoke` runs the whole code path in seconds
 for CI (the numbers mean nothing).
 

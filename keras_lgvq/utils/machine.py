@@ -38,12 +38,56 @@ def load_average():
     return [round(x, 2) for x in os.getloadavg()]
 
 
+# Vector extensions that decide CPU matmul speed: the same 2-core job ran
+# 2.7x slower on an AVX2-only machine than on the one with AVX-512 where
+# the earlier figures were measured
+# (benchmarks/results/text_to_image_measurements.md section 5).
+_SIMD_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_facts(path="/proc/cpuinfo"):
+    """The CPU model name and its vector extensions, from `/proc/cpuinfo`.
+
+    Args:
+        path: str. The cpuinfo file (Linux); elsewhere nothing is read.
+
+    Returns:
+        Dict with `cpu_model` (str or None) and `cpu_simd` (the flags of
+        `_SIMD_FLAGS` the CPU has, or None when the file is missing).
+
+    Examples:
+
+    ```python
+    keras_lgvq.utils.machine.cpu_facts()
+    # {'cpu_model': 'AMD EPYC', 'cpu_simd': ['avx', 'avx2', 'fma']}
+    ```
+    """
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return {"cpu_model": None, "cpu_simd": None}
+    model, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    return {
+        "cpu_model": model,
+        "cpu_simd": [f for f in _SIMD_FLAGS if f in flags],
+    }
+
+
 def machine_info():
     """Platform, CPU count, load average, library versions and GPUs.
 
     Returns:
         Dict with `platform`, `processor`, `python`, `cpu_count`,
-        `load_average`, `backend`, `keras`, `numpy`, the backend's version
+        `load_average`, `cpu_model` and `cpu_simd` (`cpu_facts`),
+        `backend`, `keras`, `numpy`, the backend's version
         under its name, and `gpu` (a list of device names, or `None`); on
         torch also `torch_threads`.
 
@@ -63,6 +107,7 @@ def machine_info():
         "python": sys.version.split()[0],
         "cpu_count": os.cpu_count(),
         "load_average": load_average(),
+        **cpu_facts(),
         "backend": backend,
         "keras": keras.__version__,
         "numpy": np.__version__,

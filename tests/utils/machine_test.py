@@ -41,3 +41,21 @@ def test_keras_model_dirs_put_keras_home_first(monkeypatch, tmp_path):
     dirs = cache.keras_model_dirs()
     assert dirs[0] == str(tmp_path / "models")
     assert len(dirs) == len(set(dirs)) >= 2
+
+
+def test_cpu_facts_read_the_model_and_vector_extensions(tmp_path):
+    from keras_lgvq.utils.machine import cpu_facts
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Some CPU\n"
+        "flags\t\t: fpu sse2 avx avx2 fma avx512f\n\n"
+        "processor\t: 1\nmodel name\t: Some CPU\nflags\t\t: fpu\n"
+    )
+    assert cpu_facts(str(info)) == {
+        "cpu_model": "Some CPU",
+        "cpu_simd": ["avx", "avx2", "fma", "avx512f"],
+    }
+    assert cpu_facts(str(tmp_path / "missing")) == {
+        "cpu_model": None, "cpu_simd": None,
+    }
