@@ -181,10 +181,21 @@ def keep_state_on_error(model):
     without a value. On an error this reattaches the state of the last
     completed step, or the values from before the call when no step
     completed (they are intact: a batch is refused before the step that
-    would consume them).
+    would consume them). An unbuilt optimizer of a built model is built
+    first, so its variables exist before the call too.
     """
     variables, seen = [], set()
     optimizer = getattr(model, "optimizer", None)
+    if (
+        optimizer is not None
+        and not getattr(optimizer, "built", True)
+        and model.built
+        and all(layer.built for layer in model._flatten_layers())
+    ):
+        # Built here, as `fit`'s symbolic build would: variables first
+        # made inside the call are detached with no value to restore
+        # when its first batch is refused.
+        optimizer.build(model.trainable_variables)
     for variable in (
         list(model.variables)
         + list(optimizer.variables if optimizer is not None else [])

@@ -2,10 +2,12 @@
 
 import tensorflow as tf
 
+from keras_lgvq.utils.code_layout import index_depth
+from keras_lgvq.utils.code_layout import normalize_sub_codebooks
 from keras_lgvq.utils.validation import CODE_CHECK_PREFIX
 
 
-def validate_code_batch(batch, num_codes, sequence_length):
+def validate_code_batch(batch, num_codes, sequence_length, sub_codebooks=None):
     """Checks a batch's code grids in the input pipeline.
 
     Runs on the CPU inside tf.data, before any backend sees the batch, so
@@ -17,13 +19,18 @@ def validate_code_batch(batch, num_codes, sequence_length):
     it as a ValueError (`keras_lgvq.utils.input_errors`).
 
     Checks: `codes` integer, `sequence_length` ids per row (`(B, h, w)` or
-    `(B, N)`), every id in `[0, num_codes)`. Batches without `codes` pass
-    unchanged.
+    `(B, N)`), every id in `[0, num_codes)`. With `sub_codebooks` (VQCT's
+    layout, `keras_lgvq.utils.code_layout`): a trailing axis of `S` slots,
+    `sequence_length` positions per row, each slot's ids in its
+    sub-codebook's range. Batches without `codes` pass unchanged.
 
     Args:
         batch: dict of tensors with `codes`.
-        num_codes: int. Codebook size K of the tokenizer.
+        num_codes: int. Codebook size K of the tokenizer (unused with
+            `sub_codebooks`).
         sequence_length: int. Code positions per image (`h * w`).
+        sub_codebooks: None (one codebook) or the tokenizer's
+            `sub_codebooks`.
 
     Returns:
         The batch, with `codes` depending on the checks.
@@ -43,15 +50,52 @@ def validate_code_batch(batch, num_codes, sequence_length):
             f"frozen tokenizer's `encode` output); got dtype {codes.dtype}."
         )
     ids = tf.cast(codes, tf.int64)
-    per_row = tf.reduce_prod(tf.shape(ids)[1:])
-    checks = [
+    sub_codebooks = normalize_sub_codebooks(sub_codebooks)
+    if sub_codebooks is None:
+        positions = tf.reduce_prod(tf.shape(ids)[1:])
+        upper = tf.constant(int(num_codes), tf.int64)
+        range_message = (
+            f"{CODE_CHECK_PREFIX}`codes` must be < num_codes={num_codes}: "
+            "code ids come from `encode` of the model's own tokenizer."
+        )
+        checks = []
+    else:
+        depth = index_depth(sub_codebooks)
+        layout = ", ".join(
+            f"{p.slots} {p.name} id(s) in [0, {p.size})"
+            for p in sub_codebooks
+        )
+        # Per-slot bounds, broadcast over the trailing index axis.
+        upper = tf.constant(
+            [p.size for p in sub_codebooks for _ in range(p.slots)],
+            tf.int64,
+        )
+        range_message = (
+            f"{CODE_CHECK_PREFIX}each `codes` slot must lie in its "
+            f"sub-codebook's range ({layout}): code ids come from `encode` "
+            "of the model's own tokenizer."
+        )
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(ids)[-1],
+                depth,
+                message=(
+                    f"{CODE_CHECK_PREFIX}`codes` must end in an index axis of "
+                    f"{depth} slots ({layout}), as the tokenizer's `encode` "
+                    "returns."
+                ),
+            )
+        ]
+        positions = tf.reduce_prod(tf.shape(ids)[1:-1])
+    checks += [
         tf.debugging.assert_equal(
-            per_row,
+            positions,
             int(sequence_length),
             message=(
                 f"{CODE_CHECK_PREFIX}each `codes` row must hold "
-                f"sequence_length={sequence_length} ids (the generator's "
-                "grid); the codes come from another tokenizer or grid size."
+                f"sequence_length={sequence_length} grid positions (the "
+                "model's grid); the codes come from another tokenizer or "
+                "grid size."
             ),
         ),
         tf.debugging.assert_non_negative(
@@ -61,15 +105,7 @@ def validate_code_batch(batch, num_codes, sequence_length):
                 "often padding left in a grid."
             ),
         ),
-        tf.debugging.assert_less(
-            ids,
-            tf.constant(int(num_codes), tf.int64),
-            message=(
-                f"{CODE_CHECK_PREFIX}`codes` must be < num_codes="
-                f"{num_codes}: code ids come from `encode` of the "
-                "generator's own tokenizer."
-            ),
-        ),
+        tf.debugging.assert_less(ids, upper, message=range_message),
     ]
     with tf.control_dependencies(checks):
         codes = tf.identity(codes)

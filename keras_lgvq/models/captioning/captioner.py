@@ -3,6 +3,7 @@ feeds k vectors to a (by default frozen) causal LM, which is trained with
 teacher forcing on the caption tokens and decodes greedily or by beam
 search."""
 
+import contextlib
 import json
 import os
 
@@ -10,7 +11,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_lgvq.backend import keep_state_on_error
 from keras_lgvq.backend.nonfinite_skipping import NonFiniteStepSkipping
+from keras_lgvq.datasets.code_batch_checks import validate_code_batch
+from keras_lgvq.datasets.id_batch_checks import validate_id_batch
 from keras_lgvq.language_models.causal_lm import CausalLM
 from keras_lgvq.models.captioning.beam_search import beam_search
 from keras_lgvq.models.captioning.prefix_mapper import build_prefix_mapper
@@ -19,6 +23,10 @@ from keras_lgvq.models.text_to_image.text_to_image import masked_code_loss
 from keras_lgvq.utils.code_layout import check_code_layout
 from keras_lgvq.utils.code_layout import index_depth
 from keras_lgvq.utils.code_layout import sub_codebooks_of
+from keras_lgvq.utils.input_errors import input_errors_as_value_errors
+from keras_lgvq.utils.validation import CODE_CHECK_PREFIX
+from keras_lgvq.utils.validation import TEXT_CHECK_PREFIX
+from keras_lgvq.utils.validation import check_code_range
 from keras_lgvq.utils.validation import check_int
 from keras_lgvq.utils.validation import check_number
 from keras_lgvq.version import __version__
@@ -247,6 +255,20 @@ def _load_language_model(language_model, scratch=None):
     return language_model
 
 
+def _check_host_ids(values, name, size, hint):
+    """ValueError unless `values` are integer ids in `[0, size)`."""
+    values = np.asarray(ops.convert_to_numpy(values))
+    if values.dtype.kind not in "iu":
+        raise ValueError(
+            f"`{name}` must hold integer ids; got dtype {values.dtype}. {hint}"
+        )
+    if values.size and (values.min() < 0 or values.max() >= size):
+        raise ValueError(
+            f"`{name}` must be ids in [0, {size}); got values from "
+            f"{values.min()} to {values.max()}. {hint}"
+        )
+
+
 class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
     """Shared base: code grid -> prefix mapper -> frozen causal LM.
 
@@ -372,34 +394,69 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
         if (codes is None) == (code_vectors is None):
             raise ValueError("Pass exactly one of `codes` or `code_vectors`.")
         if codes is not None:
-            codes = np.asarray(ops.convert_to_numpy(codes))
-            # VQCT-like tokenizers give S ids per position (a trailing
-            # axis, `keras_lgvq.utils.code_layout`); the quantizer turns
-            # them into one code vector per position all the same.
-            sub_codebooks = (
-                None if self.tokenizer is None
-                else sub_codebooks_of(self.tokenizer)
-            )
-            depth = index_depth(sub_codebooks)
-            expected = "(batch, h, w)" if depth is None else (
-                f"(batch, h, w, {depth})")
-            if (
-                codes.ndim != (3 if depth is None else 4)
-                or codes.dtype.kind not in "iu"
-                or (depth is not None and codes.shape[-1] != depth)
-            ):
-                raise ValueError(
-                    f"`codes` must be integer code grids {expected}; "
-                    f"received shape {codes.shape}, dtype {codes.dtype}."
-                )
-            if depth is not None:
-                check_code_layout(codes, sub_codebooks, name="codes")
+            codes = self._check_codes(codes)
             return {"codes": codes.astype("int32")}, len(codes)
         vectors = np.asarray(ops.convert_to_numpy(code_vectors), "float32")
         return {"code_vectors": vectors}, len(vectors)
 
     def build(self, input_shape=None):
         self.built = True
+
+    def _check_codes(self, codes):
+        """Host-side check of integer code grids; returns them as numpy.
+
+        `(B, h, w)` ids in `[0, K)` for a single codebook; VQCT-like
+        tokenizers give S ids per position (a trailing axis,
+        `keras_lgvq.utils.code_layout`), each in its sub-codebook's range.
+        `h * w` must be the mapper's `num_positions`.
+        """
+        if self.tokenizer is None:
+            raise ValueError(
+                "`codes` need the image tokenizer to look up code vectors: "
+                f"build the {type(self).__name__} with `tokenizer=` or pass "
+                "`code_vectors`."
+            )
+        codes = np.asarray(ops.convert_to_numpy(codes))
+        sub_codebooks = sub_codebooks_of(self.tokenizer)
+        depth = index_depth(sub_codebooks)
+        expected = "(batch, h, w)" if depth is None else (
+            f"(batch, h, w, {depth})")
+        if (
+            codes.ndim != (3 if depth is None else 4)
+            or codes.dtype.kind not in "iu"
+            or (depth is not None and codes.shape[-1] != depth)
+        ):
+            raise ValueError(
+                f"`codes` must be integer code grids {expected}; "
+                f"received shape {codes.shape}, dtype {codes.dtype}."
+            )
+        positions = codes.shape[1] * codes.shape[2]
+        if positions != self.mapper.num_positions:
+            raise ValueError(
+                f"`codes` grids hold {codes.shape[1]}x{codes.shape[2]} = "
+                f"{positions} positions but the mapper reads num_positions="
+                f"{self.mapper.num_positions}; the codes come from another "
+                "tokenizer or image size."
+            )
+        if depth is not None:
+            check_code_layout(codes, sub_codebooks, name="codes")
+        else:
+            check_code_range(codes, self.tokenizer.num_embeddings,
+                             name="codes")
+        return codes
+
+    def _id_checks(self):
+        """`(key, size, allowed, hint)` of the integer id inputs."""
+        lm = self.language_model
+        allowed = None
+        if lm._compact_table is not None:
+            allowed = lm._compact_table >= 0
+        return [(
+            "token_ids", lm.tokenizer_vocabulary_size, allowed,
+            "Token ids come from the model's language-model tokenizer "
+            "(`prepare_inputs`); a compact decoder reads only its "
+            "`vocabulary_ids`.",
+        )]
 
     def _filter_inputs(self, x):
         import tensorflow as tf
@@ -408,15 +465,40 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
             x.element_spec, dict
         ):
             keys = [k for k in self.input_keys if k in x.element_spec]
-            return x.map(lambda batch: {k: batch[k] for k in keys})
+            code_check = None
+            if "codes" in keys:
+                if self.tokenizer is None:
+                    self._check_codes(None)  # raises: no tokenizer
+                code_check = (
+                    self.tokenizer.num_embeddings,
+                    self.mapper.num_positions,
+                    sub_codebooks_of(self.tokenizer),
+                )
+            id_checks = self._id_checks()
+
+            def keep_and_check(batch):
+                # In the pipeline, on the host: a jitted step cannot raise
+                # on a bad id (JAX would gather a wrong row silently).
+                batch = {k: batch[k] for k in keys}
+                if code_check is not None:
+                    batch = validate_code_batch(batch, *code_check)
+                for key, size, allowed, hint in id_checks:
+                    batch = validate_id_batch(batch, key, size, allowed, hint)
+                return batch
+
+            return x.map(keep_and_check, num_parallel_calls=tf.data.AUTOTUNE)
         if isinstance(x, dict):
-            if "token_ids" in x and not hasattr(
-                x["token_ids"], "element_spec"
-            ):
+            x = {k: v for k, v in x.items() if k in self.input_keys}
+            if "codes" in x:
+                self._check_codes(x["codes"])
+            if "token_ids" in x:
                 # Host side: a token outside a compact decoder vocabulary
                 # is an error, never another id.
                 self.language_model.check_token_ids(x["token_ids"])
-            return {k: v for k, v in x.items() if k in self.input_keys}
+            for key, size, _, hint in self._id_checks():
+                if key in x and key != "token_ids":
+                    _check_host_ids(x[key], key, size, hint)
+            return x
         return x
 
     input_keys = INPUT_KEYS
@@ -424,13 +506,27 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
     def fit(self, x=None, *args, validation_data=None, **kwargs):
         if validation_data is not None:
             validation_data = self._filter_inputs(validation_data)
-        return super().fit(
-            self._filter_inputs(x), *args, validation_data=validation_data,
-            **kwargs,
-        )
+        x = self._filter_inputs(x)
+        with self._input_errors():
+            return super().fit(
+                x, *args, validation_data=validation_data, **kwargs
+            )
 
     def evaluate(self, x=None, *args, **kwargs):
-        return super().evaluate(self._filter_inputs(x), *args, **kwargs)
+        x = self._filter_inputs(x)
+        with self._input_errors():
+            return super().evaluate(x, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def _input_errors(self):
+        # A batch the pipeline refuses: a ValueError with the check's
+        # message, and the model as it was (JAX detaches the variables
+        # while `fit` runs).
+        with keep_state_on_error(self):
+            with input_errors_as_value_errors(
+                [CODE_CHECK_PREFIX, TEXT_CHECK_PREFIX]
+            ):
+                yield
 
     def get_config(self):
         config = super().get_config()

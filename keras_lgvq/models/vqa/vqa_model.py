@@ -100,6 +100,13 @@ class VQAModel(PrefixLanguageModel):
         self.answer_accuracy = keras.metrics.Mean(name="answer_accuracy")
         self.built = True
 
+    def _id_checks(self):
+        return super()._id_checks() + [(
+            "answer_ids", len(self.answer_vocabulary), None,
+            "Answer ids come from `encode_answers` (`prepare_inputs`) with "
+            "this model's answer vocabulary.",
+        )]
+
     def encode_answers(self, answers):
         """Answer strings -> int32 class ids; unknown answers are an error.
 
