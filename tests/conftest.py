@@ -19,6 +19,14 @@ the first of the run's backends when its own is not among them), which keeps
 CI's three passes from training the same recipes three times. The names are
 spread over the backends so that each backend runs some recipes end to end.
 Without `LGVQ_TEST_BACKENDS` (plain `pytest`) they run under any backend.
+The heavy recipe runs (the main job's smoke run, the text-to-image recipe,
+the stage-2 comparisons) are given to torch: measured in one sitting they
+took 150 s there against ~600 s of TensorFlow's graph building.
+
+`one_backend(backend)` marks a check of shipped trained weights (a figure
+recorded at training time, reproduced): the code that loads and runs them
+is tested on every backend, so each preset's figure is checked under one,
+spread over the three, in the same way.
 """
 
 import os
@@ -62,21 +70,36 @@ def pytest_configure(config):
         "end_to_end(backend): a whole recipe run; scripts/test.sh runs it "
         "under `backend` only ($LGVQ_TEST_BACKENDS)",
     )
+    config.addinivalue_line(
+        "markers",
+        "one_backend(backend): a shipped preset's recorded figure; "
+        "scripts/test.sh checks it under `backend` only "
+        "($LGVQ_TEST_BACKENDS)",
+    )
 
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def _end_to_end_backend(item, run_backends):
-    """The backend this run gives an `end_to_end` test, or None."""
-    marker = item.get_closest_marker("end_to_end")
+_ONE_BACKEND_REASONS = {
+    "end_to_end": "a whole recipe run; this test run ran it under {target} "
+    "(the model code it drives is tested on every backend)",
+    "one_backend": "a shipped preset's recorded figure; this test run "
+    "checked it under {target} (the code that loads and runs it is tested "
+    "on every backend)",
+}
+
+
+def _one_backend(item, run_backends, name):
+    """The backend this run gives a test marked `name`, or None."""
+    marker = item.get_closest_marker(name)
     if marker is None:
         return None
     if len(marker.args) != 1 or marker.args[0] not in BACKENDS:
         raise pytest.UsageError(
-            f"{item.nodeid}: end_to_end takes one backend name of {BACKENDS},"
+            f"{item.nodeid}: {name} takes one backend name of {BACKENDS},"
             f" got {marker.args}; write e.g. "
-            '@pytest.mark.end_to_end("torch").'
+            f'@pytest.mark.{name}("torch").'
         )
     wanted = marker.args[0]
     return wanted if wanted in run_backends else run_backends[0]
@@ -104,15 +127,14 @@ def pytest_collection_modifyitems(config, items):
                 )
             )
         # Validated on every run; without LGVQ_TEST_BACKENDS it always runs.
-        target = _end_to_end_backend(item, run_backends or [backend()])
-        if target is not None and target != backend():
-            item.add_marker(
-                pytest.mark.skip(
-                    reason=f"end_to_end: a whole recipe run; this test run "
-                    f"ran it under {target} (the model code it drives is "
-                    "tested on every backend)"
+        for name, reason in _ONE_BACKEND_REASONS.items():
+            target = _one_backend(item, run_backends or [backend()], name)
+            if target is not None and target != backend():
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason=f"{name}: " + reason.format(target=target)
+                    )
                 )
-            )
 
 
 @pytest.fixture(autouse=True)

@@ -139,7 +139,7 @@ def test_stored_captions_are_dropped_with_a_retrained_unit(tmp_path):
 
 
 # A whole captioning task run (its model code is tested on every backend).
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 def test_run_captioning_at_smoke_size_over_vqct_codes(tmp_path):
     # VQCT gives (B, h, w, top_k + 1) codes: the captioners read them
     # (one code vector per position) and the blind one a mean grid.

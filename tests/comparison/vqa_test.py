@@ -236,7 +236,7 @@ def _tiny_settings():
 
 
 # A whole VQA task run (its model code is tested on every backend).
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 def test_vqa_downstream_scenes_pairs_image_and_blind_models(tiny_lm):
     import keras
 
@@ -285,7 +285,7 @@ def test_vqa_downstream_scenes_pairs_image_and_blind_models(tiny_lm):
 
 
 # A whole VQA task run (its model code is tested on every backend).
-@pytest.mark.end_to_end("jax")
+@pytest.mark.end_to_end("torch")
 def test_run_vqa_at_smoke_size_over_vqct_codes(tiny_lm):
     from keras_lgvq.comparison.budgets import SMOKE_VQCT
     from keras_lgvq.models import VQCTBackbone

@@ -11,6 +11,30 @@ from keras_lgvq.models.captioning import shipped
 MAX_BYTES = 10 * 1024 * 1024
 
 
+def spread_over_backends(names, backends):
+    """pytest params checking each shipped preset under one backend.
+
+    Each name is marked `one_backend(backend)` (tests/conftest.py): the
+    code that loads and runs the presets is tested on every backend, so a
+    preset's recorded figure is checked under one, and a family's three
+    presets cover the three backends.
+
+    Args:
+        names: preset names.
+        backends: one backend name per preset, in order.
+    """
+    names, backends = tuple(names), tuple(backends)
+    if len(names) != len(backends):
+        raise ValueError(
+            f"spread_over_backends: {len(names)} presets but "
+            f"{len(backends)} backends."
+        )
+    return [
+        pytest.param(name, marks=pytest.mark.one_backend(b))
+        for name, b in zip(names, backends)
+    ]
+
+
 def installed_spec(name, class_name, asset, asset_what):
     """The preset dict of a shipped model, or a skip saying what is missing.
 

@@ -189,7 +189,7 @@ def _walk_numbers(value, path=""):
             yield from _walk_numbers(v, f"{path}[{i}]")
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
     out, _, summary = smoke_run
@@ -255,7 +255,7 @@ def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
         assert visualization.read_png(str(out / name)).ndim == 3
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_smoke_significance_fields_against_numpy(smoke_run):
     import itertools
@@ -392,7 +392,7 @@ def test_smoke_significance_fields_against_numpy(smoke_run):
         assert visualization.read_png(str(out / name)).ndim == 3
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_smoke_captioning_task_per_system_with_its_blind_baseline(smoke_run):
     import numpy as np
@@ -444,7 +444,7 @@ def test_smoke_captioning_task_per_system_with_its_blind_baseline(smoke_run):
     assert {"caption_lgvq", "caption_vqgan"} <= set(timing)
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_smoke_vqa_task_per_system_with_its_blind_baseline(smoke_run):
     import numpy as np
@@ -485,7 +485,7 @@ def test_smoke_vqa_task_per_system_with_its_blind_baseline(smoke_run):
     assert {"vqa_lgvq", "vqa_vqgan"} <= set(summary["timing"])
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_smoke_report_has_a_row_for_every_metric_with_a_value(smoke_run):
     out, _, summary = smoke_run
@@ -505,7 +505,7 @@ def test_smoke_report_has_a_row_for_every_metric_with_a_value(smoke_run):
         assert f"]({figure})" in report
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_evaluate_recipe_on_the_smoke_preset(smoke_run, tmp_path):
     from recipes import evaluate
@@ -566,7 +566,7 @@ def _weights_mtimes(out):
     }
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_rerun_with_other_settings_names_them(smoke_run, tmp_path):
     out, data, _ = smoke_run
@@ -586,7 +586,7 @@ def test_rerun_with_other_settings_names_them(smoke_run, tmp_path):
     ).read_text()
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_smoke_all_rows_resume_and_lqae_downstream(
     smoke_run, tmp_path, monkeypatch

@@ -86,7 +86,7 @@ def test_held_out_captions_ask_for_a_held_out_combination():
         assert any(held_out_combinations(o) for o in objects)
 
 
-@pytest.mark.end_to_end("tensorflow")
+@pytest.mark.end_to_end("torch")
 @needs_minilm
 def test_smoke_run_writes_the_report(tmp_path):
     from keras_lgvq import visualization

@@ -6,9 +6,11 @@ made by `recipes/ship_scenes_stage2.py --install`): it loads through
 `Captioner.from_preset` with no training and its tokenizer preset attached,
 its files are small enough to ship, and it captions the fixed procedural
 test scenes recorded at training time with the recorded CIDEr-D / ROUGE-L
-(Python PTB tokenizer, no Java) on every backend, while an untrained model
-of the same architecture scores clearly lower. Skipped, with the reason,
-while the weights are not installed.
+(Python PTB tokenizer, no Java), while an untrained model of the same
+architecture scores clearly lower. Each preset's figure is checked under
+one backend, the three spread over TensorFlow, JAX and torch
+(`one_backend`, tests/conftest.py); plain `pytest` checks all three.
+Skipped, with the reason, while the weights are not installed.
 """
 
 import pytest
@@ -17,6 +19,7 @@ from keras_lgvq.language_models import smollm2_assets
 from keras_lgvq.models.captioning import Captioner
 from tests.models.shipped_presets import checked_record
 from tests.models.shipped_presets import installed_spec
+from tests.models.shipped_presets import spread_over_backends
 
 SHIPPED = (
     "scenes_lgvq_captioner",
@@ -35,7 +38,9 @@ def _installed(name):
     )
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize(
+    "name", spread_over_backends(SHIPPED, ("tensorflow", "jax", "torch"))
+)
 def test_shipped_captioner_reproduces_its_recorded_figure(name):
     from recipes import ship_scenes_stage2 as ship
 

@@ -4,10 +4,12 @@ For each shipped preset (`scenes_lgvq_text_to_image`,
 `scenes_vqgan_text_to_image`, `scenes_cvq_lg_text_to_image`, made by
 `recipes/ship_scenes_stage2.py --task text_to_image --install`): it loads
 through `TextToImage.from_preset` with no training, its tokenizer preset
-and MiniLM attached, its files are small enough to ship, and on every
-backend it gives the masked-token NLL of the fixed test scenes recorded at
-training time (same fixed mask, byte for byte), well below an untrained
-generator of the same architecture. Skipped, with the reason, while the
+and MiniLM attached, its files are small enough to ship, and it gives the
+masked-token NLL of the fixed test scenes recorded at training time (same
+fixed mask, byte for byte), well below an untrained generator of the same
+architecture. Each preset's figure is checked under one backend, the three
+spread over TensorFlow, JAX and torch (`one_backend`, tests/conftest.py);
+plain `pytest` checks all three. Skipped, with the reason, while the
 weights are not installed.
 """
 
@@ -18,6 +20,7 @@ from keras_lgvq.models.text_to_image import TextToImage
 from keras_lgvq.text_priors import minilm_assets
 from tests.models.shipped_presets import checked_record
 from tests.models.shipped_presets import installed_spec
+from tests.models.shipped_presets import spread_over_backends
 
 SHIPPED = (
     "scenes_lgvq_text_to_image",
@@ -39,7 +42,9 @@ def _installed(name):
     )
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize(
+    "name", spread_over_backends(SHIPPED, ("torch", "tensorflow", "jax"))
+)
 def test_shipped_generator_reproduces_its_recorded_nll(name):
     from recipes import ship_scenes_stage2 as ship
 

@@ -5,9 +5,11 @@ For each shipped preset (`scenes_lgvq_vqa`, `scenes_vqgan_vqa`,
 `recipes/ship_scenes_stage2.py --install`): it loads through
 `VQAModel.from_preset` with no training and its tokenizer preset attached,
 its files are small enough to ship, and it answers the fixed procedural
-test questions recorded at training time with the recorded accuracy on
-every backend, while an untrained model of the same architecture scores
-clearly lower. Skipped, with the reason, while the weights are not
+test questions recorded at training time with the recorded accuracy,
+while an untrained model of the same architecture scores clearly lower.
+Each preset's figure is checked under one backend, the three spread over
+TensorFlow, JAX and torch (`one_backend`, tests/conftest.py); plain
+`pytest` checks all three. Skipped, with the reason, while the weights are not
 installed.
 """
 
@@ -18,6 +20,7 @@ from keras_lgvq.models.vqa import VQAModel
 from keras_lgvq.models.vqa.vqa_presets import SCENES_ANSWERS
 from tests.models.shipped_presets import checked_record
 from tests.models.shipped_presets import installed_spec
+from tests.models.shipped_presets import spread_over_backends
 
 SHIPPED = ("scenes_lgvq_vqa", "scenes_vqgan_vqa", "scenes_cvq_lg_vqa")
 # An answer may flip at a near tie on another backend: 2 points of
@@ -33,7 +36,9 @@ def _installed(name):
     )
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize(
+    "name", spread_over_backends(SHIPPED, ("jax", "torch", "tensorflow"))
+)
 def test_shipped_vqa_model_reproduces_its_recorded_figure(name):
     from recipes import ship_scenes_stage2 as ship
 
