@@ -3,7 +3,6 @@ feeds k vectors to a (by default frozen) causal LM, which is trained with
 teacher forcing on the caption tokens and decodes greedily or by beam
 search."""
 
-import contextlib
 import json
 import os
 
@@ -11,19 +10,18 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lgvq.backend import keep_state_on_error
 from keras_lgvq.backend.nonfinite_skipping import NonFiniteStepSkipping
 from keras_lgvq.datasets.code_batch_checks import validate_code_batch
 from keras_lgvq.datasets.id_batch_checks import validate_id_batch
 from keras_lgvq.language_models.causal_lm import CausalLM
 from keras_lgvq.models.captioning.beam_search import beam_search
 from keras_lgvq.models.captioning.prefix_mapper import build_prefix_mapper
+from keras_lgvq.models.checked_input_fit import CheckedInputFit
 from keras_lgvq.models.text_to_image.text_to_image import load_tokenizer
 from keras_lgvq.models.text_to_image.text_to_image import masked_code_loss
 from keras_lgvq.utils.code_layout import check_code_layout
 from keras_lgvq.utils.code_layout import index_depth
 from keras_lgvq.utils.code_layout import sub_codebooks_of
-from keras_lgvq.utils.input_errors import input_errors_as_value_errors
 from keras_lgvq.utils.validation import CODE_CHECK_PREFIX
 from keras_lgvq.utils.validation import TEXT_CHECK_PREFIX
 from keras_lgvq.utils.validation import check_code_range
@@ -269,7 +267,9 @@ def _check_host_ids(values, name, size, hint):
         )
 
 
-class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
+class PrefixLanguageModel(
+    CheckedInputFit, NonFiniteStepSkipping, keras.Model
+):
     """Shared base: code grid -> prefix mapper -> frozen causal LM.
 
     Subclasses (`Captioner`, `VQAModel`) add their heads and losses. Inputs
@@ -503,30 +503,7 @@ class PrefixLanguageModel(NonFiniteStepSkipping, keras.Model):
 
     input_keys = INPUT_KEYS
 
-    def fit(self, x=None, *args, validation_data=None, **kwargs):
-        if validation_data is not None:
-            validation_data = self._filter_inputs(validation_data)
-        x = self._filter_inputs(x)
-        with self._input_errors():
-            return super().fit(
-                x, *args, validation_data=validation_data, **kwargs
-            )
-
-    def evaluate(self, x=None, *args, **kwargs):
-        x = self._filter_inputs(x)
-        with self._input_errors():
-            return super().evaluate(x, *args, **kwargs)
-
-    @contextlib.contextmanager
-    def _input_errors(self):
-        # A batch the pipeline refuses: a ValueError with the check's
-        # message, and the model as it was (JAX detaches the variables
-        # while `fit` runs).
-        with keep_state_on_error(self):
-            with input_errors_as_value_errors(
-                [CODE_CHECK_PREFIX, TEXT_CHECK_PREFIX]
-            ):
-                yield
+    input_check_prefixes = (CODE_CHECK_PREFIX, TEXT_CHECK_PREFIX)
 
     def get_config(self):
         config = super().get_config()

@@ -1,7 +1,6 @@
 """Text-to-image generation and image completion over a frozen tokenizer's
 codes: masked-token training and iterative parallel decoding (MaskGIT)."""
 
-import contextlib
 import json
 import math
 import os
@@ -12,11 +11,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_lgvq.backend import keep_state_on_error
 from keras_lgvq.backend.nonfinite_skipping import NonFiniteStepSkipping
 from keras_lgvq.datasets.code_batch_checks import validate_code_batch
+from keras_lgvq.models.checked_input_fit import CheckedInputFit
 from keras_lgvq.models.text_to_image.text_to_image_backbone import TextToImageBackbone
-from keras_lgvq.utils.input_errors import input_errors_as_value_errors
 from keras_lgvq.utils.validation import CODE_CHECK_PREFIX
 from keras_lgvq.utils.validation import check_code_range
 from keras_lgvq.utils.validation import check_int
@@ -409,7 +407,7 @@ class _DecodingStep(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="keras_lgvq")
-class TextToImage(NonFiniteStepSkipping, keras.Model):
+class TextToImage(CheckedInputFit, NonFiniteStepSkipping, keras.Model):
     """Text-to-image generator and image completer over a frozen tokenizer.
 
     A MaskGIT / Muse-style masked-token model (VQ-Diffusion with mask-only
@@ -892,29 +890,6 @@ class TextToImage(NonFiniteStepSkipping, keras.Model):
                 "tokenizer or grid size."
             )
         check_code_range(values, self.num_codes, name="codes")
-
-    def fit(self, x=None, *args, validation_data=None, **kwargs):
-        if validation_data is not None:
-            validation_data = self._filter_inputs(validation_data)
-        x = self._filter_inputs(x)
-        with self._input_errors():
-            return super().fit(
-                x, *args, validation_data=validation_data, **kwargs
-            )
-
-    def evaluate(self, x=None, *args, **kwargs):
-        x = self._filter_inputs(x)
-        with self._input_errors():
-            return super().evaluate(x, *args, **kwargs)
-
-    @contextlib.contextmanager
-    def _input_errors(self):
-        # A batch the pipeline refuses: a ValueError with the check's
-        # message, and the model as it was (JAX detaches the variables
-        # while `fit` runs).
-        with keep_state_on_error(self):
-            with input_errors_as_value_errors([CODE_CHECK_PREFIX]):
-                yield
 
     # === Tokenizer ===
 
