@@ -7,6 +7,7 @@ import numpy as np
 from keras import StatelessScope
 from keras import ops
 
+from keras_lgvq.backend.optimizer_build import build_optimizer_if_model_built
 from keras_lgvq.backend.single_program import conditionals_are_slow  # noqa: F401
 from keras_lgvq.backend.single_program import graph_assertions_available  # noqa: F401
 from keras_lgvq.backend.single_program import num_replicas  # noqa: F401
@@ -185,17 +186,8 @@ def keep_state_on_error(model):
     first, so its variables exist before the call too.
     """
     variables, seen = [], set()
+    build_optimizer_if_model_built(model)
     optimizer = getattr(model, "optimizer", None)
-    if (
-        optimizer is not None
-        and not getattr(optimizer, "built", True)
-        and model.built
-        and all(layer.built for layer in model._flatten_layers())
-    ):
-        # Built here, as `fit`'s symbolic build would: variables first
-        # made inside the call are detached with no value to restore
-        # when its first batch is refused.
-        optimizer.build(model.trainable_variables)
     for variable in (
         list(model.variables)
         + list(optimizer.variables if optimizer is not None else [])

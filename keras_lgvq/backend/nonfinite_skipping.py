@@ -9,6 +9,8 @@ which also keeps their per-term trackers' means exact.
 import keras
 from keras import ops
 
+from keras_lgvq.backend.optimizer_build import build_optimizer_if_model_built
+
 
 def _all_finite(logs):
     finite = ops.convert_to_tensor(True)
@@ -84,17 +86,9 @@ class NonFiniteStepSkipping(SkipNonfiniteStepsFlag):
 
         # The step's state changes wait for the batch: in a TensorFlow
         # graph the iteration counter and seed states would otherwise
-        # advance on a batch the input pipeline refuses. A built model's
-        # optimizer variables are made first: created under that
-        # dependency, XLA could not lift their initialisers out of the
-        # step. (A model still unbuilt here makes its variables in the
-        # step, and the optimizer must then wait to see them all.)
-        if (
-            self.optimizer is not None
-            and not self.optimizer.built
-            and all(layer.built for layer in self._flatten_layers())
-        ):
-            self.optimizer.build(self.trainable_variables)
+        # advance on a batch the input pipeline refuses. The optimizer's
+        # variables are made before, outside that dependency.
+        build_optimizer_if_model_built(self)
         with batch_dependencies(args[-1]):
             return self._guarded_train_step(*args)
 
