@@ -27,8 +27,23 @@ took 150 s there against ~600 s of TensorFlow's graph building.
 recorded at training time, reproduced): the code that loads and runs them
 is tested on every backend, so each preset's figure is checked under one,
 spread over the three, in the same way.
+
+`tf_eager` marks a test (or, as `pytestmark`, a file) whose subject is what
+a step computes (loss terms, frozen parts, logging, evaluation, round trips
+of presets and caches), not how TensorFlow compiles it: under TensorFlow it
+runs with `tf.config.run_functions_eagerly(True)`, so each Keras step and
+predict executes op by op instead of being traced into a graph and
+optimised by Grappler (the same Python code and TensorFlow kernels; a
+one-step fit of the tiny VQGAN spent ~17 of its 27 s tracing and
+optimising the graph). tf.data functions stay traced. Only files measured
+faster that way carry it: a long training loop (the scenes judge, the
+attribute probes) is faster traced. TensorFlow's graph path is tested by
+every trainer's unmarked fit, input-validation, export, distribution and
+XLA tests. `jit_compile=True` inside a `tf_eager` test is an error: XLA
+would silently not run. JAX and torch ignore the marker.
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -75,6 +90,11 @@ def pytest_configure(config):
         "one_backend(backend): a shipped preset's recorded figure; "
         "scripts/test.sh checks it under `backend` only "
         "($LGVQ_TEST_BACKENDS)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "tf_eager: under TensorFlow, run this test's tf.functions (the "
+        "Keras step) eagerly; its subject is the arithmetic, not the graph",
     )
 
 
@@ -144,6 +164,58 @@ def _seed_everything():
     keras.utils.set_random_seed(0)
     np.random.seed(0)
     yield
+
+
+@contextlib.contextmanager
+def _tensorflow_functions_eagerly(nodeid):
+    """tf.functions run eagerly; compiling with XLA is a usage error."""
+    import keras
+    import tensorflow as tf
+
+    compile_ = keras.Model.compile
+
+    def compile_without_xla(self, *args, **kwargs):
+        if kwargs.get("jit_compile") is True:
+            raise pytest.UsageError(
+                f"{nodeid} is marked tf_eager, where XLA cannot run; remove "
+                "the marker from a test that compiles with jit_compile=True."
+            )
+        return compile_(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras.Model, "compile", compile_without_xla)
+        tf.config.run_functions_eagerly(True)
+        try:
+            yield
+        finally:
+            tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tensorflow_eager_module(request):
+    """A file marked `tf_eager`: its module fixtures run eagerly too."""
+    if backend() != "tensorflow" or not request.node.get_closest_marker(
+        "tf_eager"
+    ):
+        yield
+        return
+    with _tensorflow_functions_eagerly(request.node.nodeid):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _tensorflow_eager(request):
+    """A test marked `tf_eager` in an unmarked file."""
+    module = request.node.getparent(pytest.Module)
+    if (
+        backend() != "tensorflow"
+        or not request.node.get_closest_marker("tf_eager")
+        or module.get_closest_marker("tf_eager")  # The module fixture's.
+    ):
+        yield
+        return
+    with _tensorflow_functions_eagerly(request.node.nodeid):
+        yield
 
 
 @pytest.fixture(autouse=True)

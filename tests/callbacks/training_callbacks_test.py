@@ -75,6 +75,7 @@ class _EpochWeights(keras.callbacks.Callback):
         self.states[epoch] = _state(self.model)
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_logs_checkpoints_and_reconstruction_images(model, tmp_path):
     train = tiny_text_batch(8, seed=0)
     val = tiny_text_batch(4, seed=1)
@@ -142,6 +143,7 @@ def test_logs_checkpoints_and_reconstruction_images(model, tmp_path):
     assert again.best == record["value"] and again.best_epoch == best
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_stop_names_the_step_and_the_offending_term(model, tmp_path):
     before = _state(model)
     backup = ResumableBackup(

@@ -25,6 +25,11 @@ from keras_lgvq.evaluation.lqae_linear_probe import lqae_linear_probe
 from keras_lgvq.language_models import MaskedLanguageModel
 from keras_lgvq.models.lqae import LQAEBackbone
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
     "red", "sky", "sun", "cat", "dog", "owl", "elm", "fox", "bee", "ant",
 ]

@@ -11,6 +11,11 @@ from keras_lgvq.comparison import training
 from keras_lgvq.datasets import make_dataset
 from keras_lgvq.text_priors import minilm_assets
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 needs_minilm = pytest.mark.skipif(
     not minilm_assets.is_available(),
     reason="MiniLM text prior is not cached (python -m "

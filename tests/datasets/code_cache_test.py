@@ -10,6 +10,10 @@ from keras_lgvq.datasets import code_cache as lib
 from tests.models.tiny_configs import tiny_backbone
 from tests.models.tiny_configs import tiny_images
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
 
 def _batches(images, batch=3, prefix="img"):
     return [

@@ -15,6 +15,10 @@ from tests.models.vqct.tiny_vqct import NOUNS
 from tests.models.vqct.tiny_vqct import TOP_K
 from tests.models.vqct.tiny_vqct import tiny_vqct_backbone
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
 
 def _np(x):
     return np.asarray(ops.convert_to_numpy(x))

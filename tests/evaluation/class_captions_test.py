@@ -15,6 +15,11 @@ from tests.models.tiny_configs import tiny_images
 from tests.models.tiny_configs import tiny_lgvq
 from tests.text_priors.caption_feature_cache_test import CountingPrior
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 CAT, DOG = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
 
 

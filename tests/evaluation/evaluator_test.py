@@ -11,6 +11,11 @@ from tests.evaluation.fakes import batches
 from tests.models.tiny_configs import tiny_lgvq
 from tests.models.tiny_configs import tiny_vqgan
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 PROBE_CONFIG = dict(
     epochs=1,
     batch_size=8,

@@ -21,6 +21,11 @@ from tests.models.vqct.tiny_vqct import NOUNS
 from tests.models.vqct.tiny_vqct import TOP_K
 from tests.models.vqct.tiny_vqct import tiny_vqct_backbone
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 N_ADJ, N_NOUN = len(ADJECTIVES), len(NOUNS)
 
 

@@ -19,6 +19,11 @@ from keras_lgvq.models.captioning import MLPPrefixMapper
 from tests.models.captioning.tiny_lm import write_tiny_lm_gguf
 from tests.models.tiny_configs import tiny_backbone
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 CAPTIONS = ["red cube", "blue ball", "two dots", "green star"]
 GRID, CODE_DIM, K = 8, 16, 4
 SCRATCH = {"hidden_dim": 32, "num_layers": 1, "num_query_heads": 4,

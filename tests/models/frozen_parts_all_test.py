@@ -20,6 +20,11 @@ from tests.models.tiny_configs import tiny_images
 from tests.models.tiny_configs import tiny_lgvq
 from tests.models.tiny_configs import tiny_text_batch
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 # The LPIPS backbone, the LPIPS heads and LG-VQ's token embeddings sit in
 # one model: one case checks the three (one model to build and step, not
 # three).

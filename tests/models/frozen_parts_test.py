@@ -15,6 +15,10 @@ from keras_lgvq.optimizers import GANOptimizer
 from tests.models.tiny_configs import tiny_lgvq
 from tests.models.tiny_configs import tiny_text_batch
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
 
 def _random_lpips(tmp_path):
     heads = tmp_path / "heads.npz"

@@ -11,6 +11,10 @@ from tests.models.tiny_configs import tiny_lgvq
 from tests.models.tiny_configs import tiny_text_batch
 from tests.models.tiny_configs import tiny_vqgan
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
 
 class _SquaredError(keras.layers.Layer):
     """A cheap stand-in perceptual loss: per-image mean squared error.

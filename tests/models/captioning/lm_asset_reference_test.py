@@ -25,6 +25,11 @@ from keras_lgvq.models.vqa import VQAModel
 from tests.models.captioning.tiny_lm import tiny_lm
 from tests.models.captioning.tiny_lm import write_tiny_lm_gguf
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 CAPTIONS = ["red cube", "blue ball", "two dots", "green star"]
 POSITIONS, CODE_DIM, K = 4, 8, 2
 VOCAB = ["no", "yes", "red"]

@@ -19,6 +19,11 @@ from keras_lgvq.models.text_to_image import load_tokenizer
 from keras_lgvq.models.vqgan.vqgan_presets import file_sha256
 from tests.models.captioning.tiny_lm import write_tiny_lm_gguf
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 CAPTIONS = ["red cube", "blue ball"]
 
 

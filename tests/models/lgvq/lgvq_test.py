@@ -85,6 +85,7 @@ def lg_parameter_count(code=256, text=512, vocab=49408, tokens=256, length=30):
     return vit + decoder + mlm + ras
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_preset_directory_round_trip(tmp_path):
     model = tiny_lgvq()
     model.compile()
@@ -120,6 +121,7 @@ def test_preset_directory_round_trip(tmp_path):
         LGVQ.from_preset(str(tmp_path / "empty"))
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_keras_file_round_trip_and_resume(tmp_path):
     model = tiny_lgvq()
     model.compile(learning_rate=1e-3)
@@ -197,6 +199,7 @@ def _minilm_available():
     return minilm_assets.is_available()
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 @pytest.mark.skipif(not _minilm_available(), reason="MiniLM not fetched")
 def test_on_the_fly_minilm_prior_trains_from_captions():
     model = LGVQ(

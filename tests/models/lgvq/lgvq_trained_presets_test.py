@@ -29,6 +29,11 @@ from keras_lgvq.models.lgvq.lgvq_presets import SCENES_CVQ_QUANTIZER
 from keras_lgvq.models.vqgan import vqgan_presets
 from recipes import ship_scenes_tokenizers as ship
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 SHIPPED = (
     "scenes_lgvq_trained",
     "scenes_vqgan_trained",

@@ -14,6 +14,11 @@ from keras_lgvq.models import LQAEBackbone
 from keras_lgvq.models import presets
 from tests.models.lqae.tiny_lqae import tiny_images
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 NAMES = ("imagenet_lqae", "scenes_lqae", "imagenet_vqae", "scenes_vqae")
 SMALL_VIT = dict(
     image_size=32,

@@ -13,6 +13,11 @@ from tests.models.lqae.tiny_lqae import WIDTH
 from tests.models.lqae.tiny_lqae import tiny_backbone
 from tests.models.lqae.tiny_lqae import tiny_images
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 # 32 px / 2 ** 3 = a 4 x 4 grid (the tiny LM has 32 positions).
 RESNET = dict(
     encoder_type="resnet",

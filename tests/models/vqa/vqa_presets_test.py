@@ -15,6 +15,11 @@ from tests.models.captioning.tiny_lm import tiny_lm
 from tests.models.captioning.tiny_lm import write_tiny_lm_gguf
 from tests.models.tiny_configs import tiny_backbone
 
+# Under TensorFlow the Keras steps here run eagerly (tf_eager, tests/conftest.py):
+# this file checks what they compute; the trainers' own tests cover the graph.
+pytestmark = pytest.mark.tf_eager
+
+
 GRID = 8
 
 

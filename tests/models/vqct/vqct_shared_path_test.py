@@ -33,6 +33,7 @@ def _np(x):
     return np.asarray(ops.convert_to_numpy(x))
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_presets_name_their_tokenizer_class():
     assert preset_backbone_class(presets.get_preset("scenes")) is (
         VQGANBackbone
@@ -47,6 +48,7 @@ def test_presets_name_their_tokenizer_class():
         preset_backbone_class(spec)
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_vqgan_family_classes_build_vqct_presets():
     backbone = VQGANBackbone.from_preset("scenes_vqct", **SMALL)
     assert isinstance(backbone, VQCTBackbone)
@@ -82,6 +84,7 @@ def test_vqgan_family_classes_build_vqct_presets():
     assert issubclass(VQCTLG, LGVQ)
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_vqgan_trainer_logs_each_sub_codebook():
     model = VQGAN(tiny_vqct_backbone(), discriminator=None)
     model.compile(learning_rate=1e-3)
@@ -98,6 +101,7 @@ def test_vqgan_trainer_logs_each_sub_codebook():
     )
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_lgvq_on_vqct_round_trips_through_keras_files_and_presets(tmp_path):
     # An LGVQ (not VQCTLG) on a VQCT backbone: building while loading must
     # wait for the prior that arrives with the weights.
@@ -127,6 +131,7 @@ def test_lgvq_on_vqct_round_trips_through_keras_files_and_presets(tmp_path):
     )
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_flatten_indices_round_trip_on_the_backbone():
     backbone = tiny_vqct_backbone()
     indices = _np(backbone.encode(tiny_images(2)))

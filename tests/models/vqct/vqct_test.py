@@ -183,6 +183,7 @@ def test_lgvq_accepts_a_vqct_backbone():
         assert np.isfinite(_np(logs[key])), key
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_vqct_plus_lg_trains_a_step_with_finite_logs():
     model = VQCTLG(
         backbone=tiny_vqct_backbone(dropout=0.5), **_tiny_lg_kwargs()
@@ -233,6 +234,7 @@ def test_keras_file_round_trips_with_the_prior_in_safe_mode(tmp_path):
     )
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_vqct_lg_keras_file_round_trips(tmp_path):
     model = VQCTLG(backbone=tiny_vqct_backbone(), **_tiny_lg_kwargs())
     model.compile(learning_rate=1e-3)

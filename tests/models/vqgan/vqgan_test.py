@@ -69,6 +69,7 @@ def test_gan_steps_update_both_players_and_log_every_term():
     assert int(model.optimizer.discriminator.iterations) == 2
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_dict_batches_with_strings_are_accepted():
     images = tiny_images(4)
     ds = tf.data.Dataset.from_tensor_slices(
@@ -81,6 +82,7 @@ def test_dict_batches_with_strings_are_accepted():
     assert recon.shape == images.shape
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_gan_is_gated_until_disc_start():
     model = tiny_vqgan(disc_start=100)
     model.compile(learning_rate=1e-3)
@@ -181,6 +183,7 @@ def test_jit_compiled_training_step_runs():
     assert np.isfinite(history.history["loss"][-1])
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 def test_save_load_gives_identical_outputs_and_resumes(tmp_path):
     images = tiny_images(4)
     model = tiny_vqgan()
@@ -296,6 +299,7 @@ def test_mirrored_strategy_two_replicas_match_one(tmp_path):
         )
 
 
+@pytest.mark.tf_eager  # What the step computes; the graph: the other fits.
 @pytest.mark.parametrize("weight", [0.0, 1.0])
 def test_lpips_joins_the_reconstruction_loss(weight):
     from keras_lgvq.losses.lpips import LPIPS
