@@ -191,30 +191,29 @@ def _tensorflow_functions_eagerly(nodeid):
             tf.config.run_functions_eagerly(False)
 
 
+def _eager_if_marked(node, wanted):
+    """The eager block for `node` when it is marked and `wanted`, else none."""
+    if backend() == "tensorflow" and wanted and node.get_closest_marker(
+        "tf_eager"
+    ):
+        return _tensorflow_functions_eagerly(node.nodeid)
+    return contextlib.nullcontext()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _tensorflow_eager_module(request):
     """A file marked `tf_eager`: its module fixtures run eagerly too."""
-    if backend() != "tensorflow" or not request.node.get_closest_marker(
-        "tf_eager"
-    ):
-        yield
-        return
-    with _tensorflow_functions_eagerly(request.node.nodeid):
+    with _eager_if_marked(request.node, True):
         yield
 
 
 @pytest.fixture(autouse=True)
 def _tensorflow_eager(request):
-    """A test marked `tf_eager` in an unmarked file."""
+    """A test marked `tf_eager` in an unmarked file (else the module's)."""
     module = request.node.getparent(pytest.Module)
-    if (
-        backend() != "tensorflow"
-        or not request.node.get_closest_marker("tf_eager")
-        or module.get_closest_marker("tf_eager")  # The module fixture's.
+    with _eager_if_marked(
+        request.node, not module.get_closest_marker("tf_eager")
     ):
-        yield
-        return
-    with _tensorflow_functions_eagerly(request.node.nodeid):
         yield
 
 

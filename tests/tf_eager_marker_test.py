@@ -66,3 +66,28 @@ def test_the_switch_is_restored_when_the_block_ends():
         assert keras.Model.compile is not compile_
     assert not tf.config.functions_run_eagerly()
     assert keras.Model.compile is compile_
+
+
+class _Node:
+    nodeid = "tests/x_test.py"
+
+    def __init__(self, marked):
+        self.marked = marked
+
+    def get_closest_marker(self, name):
+        return pytest.mark.tf_eager.mark if self.marked else None
+
+
+def test_a_marked_module_runs_its_fixtures_eagerly_and_tests_reuse_it():
+    import tensorflow as tf
+
+    # The module fixture's block: marked file -> eager.
+    with conftest._eager_if_marked(_Node(True), True):
+        assert tf.config.functions_run_eagerly()
+        # A test in that file does not open a second block (wanted=False).
+        with conftest._eager_if_marked(_Node(True), False):
+            assert tf.config.functions_run_eagerly()
+        assert tf.config.functions_run_eagerly()
+    with conftest._eager_if_marked(_Node(False), True):
+        assert not tf.config.functions_run_eagerly()
+    assert not tf.config.functions_run_eagerly()
