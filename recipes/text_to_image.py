@@ -18,8 +18,12 @@ the captioned scenes, evaluates it and writes a report:
    with the chance level (real images, shuffled captions), the
    unconditional sampler, the tokenizer's own reconstructions (with their
    own captions, and with shuffled ones: the chance level of images this
-   tokenizer can draw) and the real images as references), held-out
-   attribute combinations separately,
+   tokenizer can draw) and the real images as references; the generated
+   images' own chance level, the same images judged against other test
+   captions, with a paired bootstrap of generated minus it; bound checks
+   (an attribute counts on an object of the asked shape) and presence
+   checks (on any found object)), held-out attribute combinations
+   separately,
    image completion (top half known, with and without the caption: PSNR /
    SSIM of the completed half, conditioning accuracy), and FID when
    Inception weights are available;
@@ -41,6 +45,15 @@ the package, e.g. the side-by-side run on the shipped scenes tokenizers:
 ```
 python recipes/text_to_image.py --tokenizer scenes_lgvq_trained \
     --tokenizer scenes_vqgan_trained --name lgvq --name vqgan
+```
+
+`--generator` (one per `--tokenizer`) evaluates a generator that is
+already trained, e.g. the shipped ones, with this run's captions, judge
+and sampling instead of training one:
+
+```
+python recipes/text_to_image.py --tokenizer scenes_lgvq_trained \
+    --generator scenes_lgvq_text_to_image --name lgvq
 ```
 
 Budgets: the default is sized for <= 15 minutes per tokenizer on a 2-core
@@ -147,6 +160,15 @@ def parse_args(argv=None):
     parser.add_argument(
         "--name", action="append", help="A label per --tokenizer."
     )
+    parser.add_argument(
+        "--generator",
+        action="append",
+        help="A generator already trained over the --tokenizer's codes, one "
+        "per --tokenizer: a .keras file, a preset directory or a shipped "
+        "preset name (scenes_lgvq_text_to_image, ...). It is evaluated as "
+        "is, with this run's test captions, judge and sampling, instead of "
+        "training a new one.",
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true")
     size.add_argument(
@@ -248,6 +270,11 @@ def resolve_settings(args):
                 "validation_size"):
         if settings[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1.")
+    if settings["eval_size"] < 2:
+        # Every chance level judges a test image against another's caption.
+        raise ValueError(
+            f"--eval-size must be >= 2; received {settings['eval_size']}."
+        )
     if settings["sampling_guidance_scale"] < 0:
         raise ValueError("--guidance-scale must be >= 0.")
     if not 0.0 <= settings["judge_degradation"] <= 1.0:
@@ -270,6 +297,14 @@ def resolve_settings(args):
     settings["names"] = names or [
         _default_name(path, i) for i, path in enumerate(args.tokenizer)
     ]
+    generators = args.generator or []
+    if generators and len(generators) != len(args.tokenizer):
+        raise ValueError(
+            f"{len(generators)} --generator values for "
+            f"{len(args.tokenizer)} --tokenizer paths; give one trained "
+            "generator per tokenizer or none (to train them)."
+        )
+    settings["generators"] = generators or None
     if len(set(settings["names"])) != len(settings["names"]):
         raise ValueError(f"Duplicate names {settings['names']}; pass --name.")
     return settings
@@ -354,8 +389,9 @@ RESULT_KEYS = (
     "tokenizer_class", "grid_size", "num_codes", "codebook_usage_train",
     "generator_parameters", "history", "train_seconds", "train_tokens_per_s",
     "tokenizer_reconstruction", "tokenizer_reconstruction_chance",
-    "sampling", "generated", "codebook_usage_generated", "unconditional",
-    "fid", "held_out_generated", "completion",
+    "sampling", "generated", "generated_mismatched",
+    "codebook_usage_generated", "unconditional", "fid", "held_out_generated",
+    "completion",
 )
 
 
@@ -391,15 +427,88 @@ def draw_figures(out, arrays, settings, name, out_dir):
     return files
 
 
+def load_trained_generator(spec):
+    """The trained `TextToImage` of a `--generator` value (a `.keras` file
+    loaded in safe mode, a preset directory or a shipped preset name)."""
+    import keras
+
+    from keras_lgvq.models.text_to_image import TextToImage
+
+    if spec.endswith(".keras"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(
+                f"--generator {spec!r}: no such file. Pass a generator "
+                "saved by this recipe (OUT/NAME/model.keras), a preset "
+                "directory or a shipped preset name."
+            )
+        model = keras.saving.load_model(spec, safe_mode=True)
+    else:
+        model = TextToImage.from_preset(spec, text_prior=None)
+    if not isinstance(model, TextToImage):
+        raise ValueError(
+            f"--generator {spec!r} holds a {type(model).__name__}, not a "
+            "text-to-image generator (keras_lgvq.models.TextToImage)."
+        )
+    return model
+
+
+def copy_trained_generator(trained, model, spec):
+    """Gives `model` (built by the library over `--tokenizer`) the weights
+    of the trained generator, after checking that both have the same
+    architecture and, when the trained one carries its tokenizer, that it
+    is the same tokenizer (a generator is only meaningful over the codes
+    it was trained on)."""
+    import keras
+    import numpy as np
+
+    own, target = _generator_weights(trained), _generator_weights(model)
+    shapes = [tuple(w.shape) for w in own]
+    wanted = [tuple(w.shape) for w in target]
+    if shapes != wanted:
+        raise ValueError(
+            f"--generator {spec!r} does not fit this run's generator "
+            f"architecture over the --tokenizer ({len(shapes)} weights "
+            f"{shapes[:3]}... vs {len(wanted)} {wanted[:3]}...); pass the "
+            "--tokenizer it was trained on and the same --preset."
+        )
+    if trained.tokenizer is not None and model.tokenizer is not None:
+        same = all(
+            np.array_equal(a, b) for a, b in zip(
+                trained.tokenizer.get_weights(), model.tokenizer.get_weights())
+        ) and len(trained.tokenizer.weights) == len(model.tokenizer.weights)
+        if not same:
+            raise ValueError(
+                f"--generator {spec!r} was trained over another tokenizer "
+                "than the --tokenizer given with it (their weights differ); "
+                "pass the tokenizer it was trained on."
+            )
+    for variable, value in zip(target, own):
+        variable.assign(keras.ops.convert_to_numpy(value))
+
+
+def _generator_weights(model):
+    """The generator's own weights: the model's without those of its frozen
+    tokenizer and text prior (the prior may be attached or not)."""
+    frozen = set()
+    for part in (model.tokenizer, model.text_prior):
+        if part is not None and hasattr(part, "weights"):
+            frozen |= {id(w) for w in part.weights}
+    return [w for w in model.weights if id(w) not in frozen]
+
+
 def run_one(tokenizer_path, name, prior, judge, settings, args, cache_root,
-            watch):
-    """Train and evaluate one generator (`text_to_image_downstream_scenes`
-    with this recipe's checkpointing training); returns its summary entry
-    and the library's full result."""
+            watch, generator=None):
+    """Train (or, with `generator`, load) and evaluate one generator
+    (`text_to_image_downstream_scenes` with this recipe's checkpointing
+    training); returns its summary entry and the library's full result."""
     out_dir = os.path.join(args.out, name)
     os.makedirs(out_dir, exist_ok=True)
+    trained = load_trained_generator(generator) if generator else None
 
     def fit(model, epoch_data, validation_data, epochs, steps_per_epoch):
+        if trained is not None:
+            copy_trained_generator(trained, model, generator)
+            return {}
         # Through `common.train`: backups, best / last, logs, NaN guard.
         def validation():
             ds = validation_data()
@@ -413,7 +522,10 @@ def run_one(tokenizer_path, name, prior, judge, settings, args, cache_root,
         )
         return history.history
 
-    print(f"\n== [{name}] Text-to-image generator over {tokenizer_path}")
+    print(f"\n== [{name}] Text-to-image generator over {tokenizer_path}"
+          + (f": {generator}, evaluated without training (the library's "
+             "'Training' line below is the architecture)" if generator
+             else ""))
     out = t2i_lib.text_to_image_downstream_scenes(
         tokenizer_path,
         seed=settings["seed"],
@@ -433,8 +545,15 @@ def run_one(tokenizer_path, name, prior, judge, settings, args, cache_root,
     )
     model = out.pop("model")
     arrays = out.pop("arrays")
-    results = {"tokenizer": tokenizer_path}
+    results = {"tokenizer": tokenizer_path, "generator": generator}
     results.update({k: out[k] for k in RESULT_KEYS if k in out})
+    if generator:
+        # Nothing was trained: no training time or speed to report.
+        for key in ("history", "train_seconds", "train_tokens_per_s"):
+            results[key] = None
+    # Is the conditioning above these images' own chance level?
+    results["conditioning_tests"] = t2i_lib.conditioning_tests(
+        out["per_caption"], seed=settings["seed"])
     results["figures"] = draw_figures(out, arrays, settings, name, out_dir)
     model.save(os.path.join(out_dir, "model.keras"))
     model.save_to_preset(os.path.join(out_dir, "preset"))
@@ -448,8 +567,18 @@ def _pct(value):
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
+TEST_LABELS = {
+    "generated_vs_mismatched": "generated − own chance",
+    "presence_generated_vs_mismatched": "presence: generated − own chance",
+    "generated_vs_unconditional": "generated − unconditional",
+    "presence_generated_vs_unconditional":
+        "presence: generated − unconditional",
+}
+
+
 def report_markdown(summary):
     from keras_lgvq.metrics.conditioning_accuracy import ATTRIBUTES
+    from keras_lgvq.metrics.conditioning_accuracy import PRESENCE_ATTRIBUTES
 
     names = list(summary["models"])
     refs = summary["references"]
@@ -462,7 +591,11 @@ def report_markdown(summary):
         f"{summary['settings']['eval_size']} test captions, guidance "
         f"{summary['settings']['sampling_guidance_scale']}, "
         f"{summary['settings']['sampling_steps']} decoding steps. "
-        f"Total {summary['timing']['total']['wall_s']} s on "
+        + ("Generators loaded, not trained: " + ", ".join(
+            f"{n} from `{g}`" for n, g in zip(
+                names, summary["settings"]["generators"])) + ". "
+           if summary["settings"].get("generators") else "")
+        + f"Total {summary['timing']['total']['wall_s']} s on "
         f"{summary['machine']['cpu_count']} CPUs "
         f"({summary['machine']['backend']}).",
         "",
@@ -476,13 +609,16 @@ def report_markdown(summary):
         "tokenizer's reconstruction of the real image (what its codes can "
         "express). *recon chance*: those reconstructions with shuffled "
         "captions (chance for images this tokenizer can draw). *uncond*: "
-        "the generator without the caption.",
+        "the generator without the caption. *own chance*: the generated "
+        "images judged against other test images' captions (the chance "
+        "level of these very images; generated minus own chance is "
+        "conditioning alone).",
         "",
     ]
     header = ["check", "chance", "ceiling"]
     for n in names:
         header += [f"{n} recon chance", f"{n} recon", f"{n} uncond",
-                   f"{n} generated"]
+                   f"{n} own chance", f"{n} generated"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
 
@@ -495,6 +631,7 @@ def report_markdown(summary):
                 _pct(getter(m["tokenizer_reconstruction_chance"])),
                 _pct(getter(m["tokenizer_reconstruction"])),
                 _pct(getter(m["unconditional"])),
+                _pct(getter(m["generated_mismatched"])),
                 "**" + _pct(getter(m["generated"])) + "**",
             ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -503,6 +640,40 @@ def report_markdown(summary):
         row(key, lambda r, key=key: r["attributes"][key]["accuracy"])
     row("overall", lambda r: r["overall"])
     row("captions fully satisfied", lambda r: r["captions_fully_satisfied"])
+    lines += [
+        "",
+        "Presence: each object attribute the caption asks for, found on "
+        "any object of the image whatever its shape (the checks above "
+        "count a colour, size, fill or region only on an object of the "
+        "asked shape, so a right colour drawn as a blob fails them).",
+        "",
+    ]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+    for key in PRESENCE_ATTRIBUTES:
+        row(f"{key} present",
+            lambda r, key=key: r["presence"][key]["accuracy"])
+    row("all present", lambda r: r["presence_overall"])
+    lines += [
+        "",
+        "## Is the conditioning above chance?",
+        "",
+        "Paired bootstrap over the test captions (95% interval, "
+        "percentage points): the generated images against their own chance "
+        "(the same images, other captions) and against the unconditional "
+        "samples.",
+        "",
+        "| model | test | difference [95% interval] | p |",
+        "|---|---|---|---:|",
+    ]
+    for n in names:
+        for name, test in summary["models"][n]["conditioning_tests"].items():
+            lines.append(
+                f"| {n} | {TEST_LABELS[name]} | "
+                f"{100 * test['difference']:+.1f} "
+                f"[{100 * test['ci_low']:+.1f}, {100 * test['ci_high']:+.1f}]"
+                f" | {test['p_value']:.3f} |"
+            )
     lines += [
         "",
         "## Held-out combinations (compositional generalisation)",
@@ -560,6 +731,14 @@ def report_markdown(summary):
     lines += ["", "## Training and sampling", ""]
     for n in names:
         m = summary["models"][n]
+        if m.get("generator"):
+            lines.append(
+                f"- {n}: {m['generator_parameters']:,} parameters, loaded "
+                f"from `{m['generator']}` (not trained in this run); "
+                f"sampling {m['sampling']['images_per_s']:.2f} images/s; "
+                f"codes used: {m['codebook_usage_generated']} in samples."
+            )
+            continue
         lines.append(
             f"- {n}: {m['generator_parameters']:,} parameters, "
             f"{m['train_seconds']} s training "
@@ -619,9 +798,12 @@ def run(args):
         )
     models = {}
     references = None
-    for path, name in zip(args.tokenizer, settings["names"]):
+    generators = settings["generators"] or [None] * len(args.tokenizer)
+    for path, name, generator in zip(args.tokenizer, settings["names"],
+                                     generators):
         models[name], out = run_one(
             path, name, prior, judge, settings, args, cache_root, watch,
+            generator=generator,
         )
         # The same judge, images and captions for every tokenizer.
         references = references or out["references"]
@@ -640,9 +822,15 @@ def run(args):
     print(f"\nDone in {summary['timing']['total']['wall_s']} s: "
           f"{args.out}/summary.json, report.md")
     for name, m in models.items():
+        own = m["conditioning_tests"]["generated_vs_mismatched"]
         print(
             f"  {name}: conditioning {_pct(m['generated']['overall'])} % "
-            f"(chance {_pct(references['chance']['overall'])}, unconditional "
+            f"(own chance {_pct(m['generated_mismatched']['overall'])}: "
+            f"{100 * own['difference']:+.1f} [{100 * own['ci_low']:+.1f}, "
+            f"{100 * own['ci_high']:+.1f}]; attributes present "
+            f"{_pct(m['generated']['presence_overall'])} vs "
+            f"{_pct(m['generated_mismatched']['presence_overall'])}; "
+            f"chance {_pct(references['chance']['overall'])}, unconditional "
             f"{_pct(m['unconditional']['overall'])}, reconstruction "
             f"{_pct(m['tokenizer_reconstruction']['overall'])}, "
             "reconstruction chance "

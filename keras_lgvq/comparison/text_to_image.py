@@ -20,14 +20,21 @@ complete the same test images (the captions and images depend only on the
 seed and the sizes), so their per-caption and per-image values pair up:
 `significance_tests` adds a paired bootstrap per metric between rows, and
 `run_text_to_image` tests, within each row, generated vs the
-shuffled-caption chance and completion with vs without the caption.
+shuffled-caption chance, vs the generated images' own chance (the same
+images judged against other captions) and vs the unconditional samples,
+and completion with vs without the caption.
 
 Flat keys (`TEXT_TO_IMAGE_SPECS`; fractions for accuracies):
 
 - `t2i_conditioning`: share of the caption checks (shape, colour, size,
   fill, region, counts, relations, background) the judge finds in the
-  generated images; reference `t2i_conditioning_chance` (real test images
-  judged against shuffled captions);
+  generated images; reference `t2i_conditioning_mismatched` (the same
+  generated images judged against other test captions: their chance
+  level); `t2i_conditioning_chance` (real test images judged against
+  shuffled captions) is stored too;
+- `t2i_presence`: share of the caption's object attributes (shape,
+  colour, size, fill, region) found on any object of the generated image,
+  whatever its shape; reference `t2i_presence_mismatched`;
 - `t2i_heldout_conditioning`: the same on captions asking for attribute
   combinations held out of training; reference the same chance;
 - `completion_psnr`, `completion_ssim`: the bottom half completed from the
@@ -49,11 +56,19 @@ import warnings
 
 from keras_lgvq.comparison import task_tables
 from keras_lgvq.evaluation.metric_table import MetricSpec
+from keras_lgvq.evaluation.text_to_image_downstream import (
+    conditioning_test_lists,
+)
+from keras_lgvq.evaluation.text_to_image_downstream import scaled_passes
 
 CHANCE = "t2i_conditioning_chance"
 TEXT_TO_IMAGE_SPECS = {
     "t2i_conditioning": MetricSpec(
-        "Text-to-image conditioning accuracy (judge)", True, CHANCE),
+        "Text-to-image conditioning accuracy (judge)", True,
+        "t2i_conditioning_mismatched"),
+    "t2i_presence": MetricSpec(
+        "Text-to-image attributes present (judge)", True,
+        "t2i_presence_mismatched"),
     "t2i_heldout_conditioning": MetricSpec(
         "Text-to-image conditioning, held-out combinations", True, CHANCE),
     "completion_psnr": MetricSpec(
@@ -65,14 +80,18 @@ TEXT_TO_IMAGE_SPECS = {
         "Completion conditioning accuracy (judge)", True,
         "completion_conditioning_no_caption"),
 }
-# Flat conditioning key -> the `per_caption` list of the library's result.
+# Flat conditioning key -> (the `per_caption` list of the library's result,
+# presence checks instead of the bound ones).
 CONDITIONING_LISTS = {
-    "t2i_conditioning": "generated",
-    "t2i_heldout_conditioning": "held_out_generated",
-    "completion_conditioning": "completion_caption",
-    "completion_conditioning_no_caption": "completion_no_caption",
-    CHANCE: "chance",
-    "t2i_conditioning_ceiling": "ceiling",
+    "t2i_conditioning": ("generated", False),
+    "t2i_conditioning_mismatched": ("generated_mismatched", False),
+    "t2i_presence": ("generated", True),
+    "t2i_presence_mismatched": ("generated_mismatched", True),
+    "t2i_heldout_conditioning": ("held_out_generated", False),
+    "completion_conditioning": ("completion_caption", False),
+    "completion_conditioning_no_caption": ("completion_no_caption", False),
+    CHANCE: ("chance", False),
+    "t2i_conditioning_ceiling": ("ceiling", False),
 }
 # The folder of `--out` that caches the run's judge.
 JUDGE_FOLDER = "text_to_image_judge"
@@ -144,35 +163,6 @@ def text_to_image_unavailable(settings):
         warnings.warn(MINILM_MISSING + ".", UserWarning, stacklevel=2)
         return MINILM_MISSING
     return None
-
-
-def scaled_passes(per_caption):
-    """Passed checks per caption divided by the mean checks per caption:
-    their mean is the pooled share of checks passed.
-
-    Args:
-        per_caption: dict with `passed` and `checks` lists.
-
-    Returns:
-        list of float, or None when there is no check.
-
-    Examples:
-
-    ```python
-    scaled_passes({"passed": [1, 2], "checks": [2, 2]})   # [0.5, 1.0]
-    ```
-    """
-    passed, checks = per_caption["passed"], per_caption["checks"]
-    if len(passed) != len(checks):
-        raise ValueError(
-            f"`per_caption` has {len(passed)} `passed` values for "
-            f"{len(checks)} `checks`; they must be aligned."
-        )
-    total = sum(checks)
-    if not total:
-        return None
-    mean = total / len(checks)
-    return [p / mean for p in passed]
 
 
 @functools.lru_cache(maxsize=1)
@@ -258,9 +248,13 @@ def run_text_to_image(tokenizer, settings, seed, folder=None):
         and its `_chance`, `references`, `completion`, `sampling`,
         `history`, `sizes`, `settings`, ...), the paired lists
         (`caption_ids`, `held_out_ids`, `completion_ids`, `per_caption`,
-        `completion_per_image`), `within_row` (paired bootstraps:
-        generated vs chance, held-out vs chance, completion with vs
-        without caption), `examples` (first captions with their judged
+        `completion_per_image`), `within_row` (paired bootstraps over
+        the captions / images: generated vs the real-image chance
+        (`t2i_conditioning_vs_chance`), vs the generated images' own
+        chance and vs the unconditional samples, bound and presence checks
+        (`t2i_` + the names of `CONDITIONING_TESTS` of
+        `keras_lgvq.evaluation.text_to_image_downstream`), completion with
+        vs without caption), `examples` (first captions with their judged
         checks), `figure` (path from `--out`, or None), `seconds` and
         `notes`.
 
@@ -312,6 +306,12 @@ def run_text_to_image(tokenizer, settings, seed, folder=None):
         if values is not None and chance is not None:
             within[f"{key}_vs_chance"] = task_tables.bootstrap(
                 values, chance, settings, seed)
+    # Against the generated images' own chance level (the same images
+    # judged against other captions) and the unconditional samples.
+    for name, (values, reference) in conditioning_test_lists(
+            per_caption).items():
+        within[f"t2i_{name}"] = task_tables.bootstrap(
+            values, reference, settings, seed)
     completion = out["completion_per_image"]
     for metric in ("psnr", "ssim"):
         within[f"completion_{metric}_caption_vs_none"] = (
@@ -339,9 +339,13 @@ def run_text_to_image(tokenizer, settings, seed, folder=None):
     return result
 
 
-def _share(per_caption):
-    total = sum(per_caption["checks"])
-    return sum(per_caption["passed"]) / total if total else None
+def _share(per_caption, presence=False):
+    prefix = "presence_" if presence else ""
+    if prefix + "checks" not in per_caption:
+        # Stored before the presence checks existed.
+        return None
+    total = sum(per_caption[prefix + "checks"])
+    return sum(per_caption[prefix + "passed"]) / total if total else None
 
 
 def text_to_image_metrics(result):
@@ -360,9 +364,9 @@ def text_to_image_metrics(result):
     """
     flat = {}
     per_caption = result["per_caption"]
-    for key, list_name in CONDITIONING_LISTS.items():
+    for key, (list_name, presence) in CONDITIONING_LISTS.items():
         if list_name in per_caption:
-            value = _share(per_caption[list_name])
+            value = _share(per_caption[list_name], presence)
             if value is not None:
                 flat[key] = float(value)
     completion = result["completion"]
@@ -390,10 +394,12 @@ def text_to_image_items(result):
     items = {}
     per_caption = result["per_caption"]
     for key in TEXT_TO_IMAGE_SPECS:
-        list_name = CONDITIONING_LISTS.get(key)
+        list_name, presence = CONDITIONING_LISTS.get(key, (None, False))
         if list_name is None or list_name not in per_caption:
             continue
-        values = scaled_passes(per_caption[list_name])
+        if presence and "presence_checks" not in per_caption[list_name]:
+            continue
+        values = scaled_passes(per_caption[list_name], presence)
         if values is not None:
             items[key] = values
     for metric in ("psnr", "ssim"):
@@ -450,29 +456,43 @@ def text_to_image_section(summary, kinds):
         "every system. One judge, an attribute classifier trained on "
         f"{judge.get('train_images', '?')} real scenes images, checks "
         "each caption's shape / colour / size / fill / region / count / "
-        "relation / background. Scores: share of the checks passed (%). "
-        "Chance: real test images judged against shuffled captions "
+        "relation / background; an object's colour, size, fill and "
+        "region count only on an object of the asked shape (bound). "
+        "Presence: the same object attributes (shape, colour, size, fill, "
+        "region) counted on any found object, whatever its shape, which "
+        "credits a right colour drawn as a blob. Scores: share of the "
+        "checks passed (%). Own chance: the same generated images judged "
+        "against other test captions (the chance level of these images; "
+        "generated − own chance is conditioning alone). Real chance: real "
+        "test images judged against shuffled captions "
         f"({_pct(refs['chance']['overall'])} %); ceiling: real images with "
         f"their own captions ({_pct(refs['ceiling']['overall'])} %). "
         "Recon: the tokenizer's own reconstructions (what its codes can "
-        "express); uncond.: the generator without the caption.",
+        "express); uncond.: the generator without the caption. Intervals: "
+        "paired bootstrap over the captions, 95%.",
         "",
-        "| System | Generated | Uncond. | Recon | Held-out captions "
-        "| Held-out objects | Generated − chance (x100) |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| System | Generated | Own chance | Generated − own chance (x100) "
+        "| Uncond. | Recon | Generated − real chance (x100) "
+        "| Held-out captions | Held-out objects |",
+        "|---|---:|---:|---|---:|---:|---|---:|---:|",
     ]
     for kind in rows:
         r = summary[kind]["text_to_image"]
         held = r.get("held_out_generated") or {}
-        test = r.get("within_row", {}).get("t2i_conditioning_vs_chance")
+        within = r.get("within_row", {})
+        test = within.get("t2i_conditioning_vs_chance")
+        own = within.get("t2i_generated_vs_mismatched")
         lines.append(
             f"| {MODEL_NAMES[kind]} | {_pct(r['generated']['overall'])} | "
+            f"{_pct((r.get('generated_mismatched') or {}).get('overall'))} "
+            f"| {_ci(own) if own else '—'} | "
             f"{_pct(r['unconditional']['overall'])} | "
             f"{_pct(r['tokenizer_reconstruction']['overall'])} | "
+            f"{_ci(test) if test else '—'} | "
             f"{_pct(held.get('overall'))} | "
-            f"{_pct((held.get('held_out') or {}).get('accuracy'))} | "
-            f"{_ci(test) if test else '—'} |"
+            f"{_pct((held.get('held_out') or {}).get('accuracy'))} |"
         )
+    lines += presence_table(summary, rows)
     lines += [
         "",
         f"Completion of the bottom half of {sizes['completion_images']} test "
@@ -514,6 +534,58 @@ def text_to_image_section(summary, kinds):
                 f"![{MODEL_NAMES[kind]} text-to-image samples]({figure})",
                 "",
             ]
+    return lines
+
+
+def presence_table(summary, rows):
+    """Report lines: per system, each presence attribute of the generated
+    images against their own chance, and the pooled presence test.
+
+    Args:
+        summary: the summary dict.
+        rows: systems with a text-to-image result.
+
+    Returns:
+        list of Markdown lines (empty when no row has presence checks,
+        e.g. a result stored before they existed).
+
+    Examples:
+
+    ```python
+    lines += presence_table(summary, ["lgvq", "vqgan"])
+    ```
+    """
+    from keras_lgvq.comparison.systems import MODEL_NAMES
+    from keras_lgvq.metrics.conditioning_accuracy import PRESENCE_ATTRIBUTES
+
+    have = [k for k in rows
+            if "presence" in summary[k]["text_to_image"]["generated"]
+            and summary[k]["text_to_image"].get("generated_mismatched")]
+    if not have:
+        return []
+    lines = [
+        "",
+        "Attributes present in the generated images, % (own caption / "
+        "own chance), and the pooled presence test:",
+        "",
+        "| System | " + " | ".join(PRESENCE_ATTRIBUTES)
+        + " | All | Generated − own chance (x100) |",
+        "|---|" + "---:|" * (len(PRESENCE_ATTRIBUTES) + 1) + "---|",
+    ]
+    for kind in have:
+        r = summary[kind]["text_to_image"]
+        own, chance = r["generated"], r["generated_mismatched"]
+        cells = [
+            f"{_pct(own['presence'][a]['accuracy'])} / "
+            f"{_pct(chance['presence'][a]['accuracy'])}"
+            for a in PRESENCE_ATTRIBUTES
+        ]
+        cells.append(f"{_pct(own['presence_overall'])} / "
+                     f"{_pct(chance['presence_overall'])}")
+        test = r.get("within_row", {}).get(
+            "t2i_presence_generated_vs_mismatched")
+        cells.append(_ci(test) if test else "—")
+        lines.append(f"| {MODEL_NAMES[kind]} | " + " | ".join(cells) + " |")
     return lines
 
 

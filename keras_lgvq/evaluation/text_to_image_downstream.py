@@ -410,10 +410,167 @@ def judge_images(judge, images, captions):
     """
     from keras_lgvq.metrics import scenes_conditioning_accuracy
 
-    result = scenes_conditioning_accuracy(judge, images, list(captions))
+    return _split_per_caption(
+        scenes_conditioning_accuracy(judge, images, list(captions)))
+
+
+# Keys of a per-caption entry of `scenes_conditioning_accuracy`.
+_COUNTS = ("passed", "checks", "presence_passed", "presence_checks")
+
+
+def _split_per_caption(result):
     rows = result.pop("per_caption")
-    return result, {"passed": [r["passed"] for r in rows],
-                    "checks": [r["checks"] for r in rows]}
+    return result, {key: [r[key] for r in rows] for key in _COUNTS}
+
+
+def judge_images_and_mismatched(judge, images, captions, rolls):
+    """`judge_images`, and the same images judged against other images'
+    captions (`keras_lgvq.metrics.caption_mismatch`): the chance level of
+    these very images. The judge reads each image once.
+
+    Args:
+        judge: a trained `SceneAttributeClassifier`.
+        images: float `(B, H, W, 3)` in [-1, 1], image i made for
+            caption i.
+        captions: list of B str (B >= 2).
+        rolls: int >= 1. Caption shifts pooled for the chance level.
+
+    Returns:
+        `((summary, per_caption), (mismatched, mismatched_per_caption))`:
+        the first pair as `judge_images`; the second from
+        `mismatched_caption_accuracy` (per-image means over the shifts).
+
+    Examples:
+
+    ```python
+    (own, items), (chance, chance_items) = judge_images_and_mismatched(
+        judge, generated, captions, rolls=16)
+    ```
+    """
+    from keras_lgvq.metrics import mismatched_caption_accuracy
+    from keras_lgvq.metrics.conditioning_accuracy import judge_detections
+
+    images = np.asarray(images, "float32")
+    captions = list(captions)
+    if len(images) != len(captions):
+        raise ValueError(
+            f"{len(images)} images for {len(captions)} captions; pass one "
+            "caption per image."
+        )
+    detections = judge.detect(images, 0.5, batch_size=64)
+    own = _split_per_caption(judge_detections(detections, captions))
+    return own, mismatched_caption_accuracy(detections, captions, rolls)
+
+
+def scaled_passes(per_caption, presence=False):
+    """Passed checks per caption divided by the mean checks per caption:
+    their mean is the pooled share of checks passed, so two lists over the
+    same captions can go into a paired bootstrap of that share.
+
+    Args:
+        per_caption: dict with `passed` and `checks` lists (and
+            `presence_passed` / `presence_checks` for `presence=True`).
+        presence: bool. Scale the presence checks instead of the bound
+            ones.
+
+    Returns:
+        list of float, or None when there is no check.
+
+    Examples:
+
+    ```python
+    scaled_passes({"passed": [1, 2], "checks": [2, 2]})   # [0.5, 1.0]
+    ```
+    """
+    prefix = "presence_" if presence else ""
+    passed = per_caption[prefix + "passed"]
+    checks = per_caption[prefix + "checks"]
+    if len(passed) != len(checks):
+        raise ValueError(
+            f"`per_caption` has {len(passed)} `{prefix}passed` values for "
+            f"{len(checks)} `{prefix}checks`; they must be aligned."
+        )
+    total = sum(checks)
+    if not total:
+        return None
+    mean = total / len(checks)
+    return [p / mean for p in passed]
+
+
+# Conditioning tests within one generator, over the same test captions:
+# name -> (per-caption list, reference list, presence checks). The
+# mismatched list holds the same generated images judged against other
+# captions (their chance level), so the difference is conditioning alone;
+# the unconditional images are other images, drawn without the caption.
+CONDITIONING_TESTS = {
+    "generated_vs_mismatched": ("generated", "generated_mismatched", False),
+    "presence_generated_vs_mismatched": (
+        "generated", "generated_mismatched", True),
+    "generated_vs_unconditional": ("generated", "unconditional", False),
+    "presence_generated_vs_unconditional": (
+        "generated", "unconditional", True),
+}
+
+
+def conditioning_test_lists(per_caption):
+    """The paired per-caption lists of `CONDITIONING_TESTS`.
+
+    Args:
+        per_caption: the `per_caption` dict of a
+            `text_to_image_downstream_scenes` result.
+
+    Returns:
+        dict name -> `(values, reference_values)` for each test whose two
+        lists are present and have checks.
+
+    Examples:
+
+    ```python
+    values, chance = conditioning_test_lists(result["per_caption"])[
+        "generated_vs_mismatched"]
+    ```
+    """
+    lists = {}
+    for name, (own, reference, presence) in CONDITIONING_TESTS.items():
+        if own not in per_caption or reference not in per_caption:
+            continue
+        if presence and "presence_passed" not in per_caption[reference]:
+            continue
+        a = scaled_passes(per_caption[own], presence)
+        b = scaled_passes(per_caption[reference], presence)
+        if a is not None and b is not None:
+            lists[name] = (a, b)
+    return lists
+
+
+def conditioning_tests(per_caption, num_resamples=2000, seed=0):
+    """Paired bootstrap over the test captions of each `CONDITIONING_TESTS`
+    pair: is the generator's conditioning accuracy above its own chance
+    level (and above its unconditional samples)?
+
+    Args:
+        per_caption: the `per_caption` dict of a
+            `text_to_image_downstream_scenes` result.
+        num_resamples: int. Bootstrap resamples.
+        seed: int. Resampling seed.
+
+    Returns:
+        dict name -> `keras_lgvq.evaluation.significance.paired_bootstrap`
+        result (shares in [0, 1]).
+
+    Examples:
+
+    ```python
+    tests = conditioning_tests(result["per_caption"])
+    tests["generated_vs_mismatched"]["ci_low"] > 0
+    ```
+    """
+    from keras_lgvq.evaluation.significance import paired_bootstrap
+
+    return {
+        name: paired_bootstrap(a, b, num_resamples=num_resamples, seed=seed)
+        for name, (a, b) in conditioning_test_lists(per_caption).items()
+    }
 
 
 def bottom_half_quality(originals, images):
@@ -542,6 +699,8 @@ def _check_sizes(sizes):
     out = {**T2I_SIZES, **sizes}
     for key, value in out.items():
         low = 0 if key in ("held_out_images", "figure_captions") else 1
+        # Chance levels judge each test image against another's caption.
+        low = 2 if key == "eval_images" else low
         out[key] = check_int(key, value, low=low)
     return out
 
@@ -560,6 +719,7 @@ def text_to_image_downstream_scenes(
     fid=False,
     verbose=0,
     return_arrays=False,
+    mismatched_rolls=None,
     **sizes,
 ):
     """Trains the text-to-image generator over a tokenizer's codes and
@@ -600,6 +760,9 @@ def text_to_image_downstream_scenes(
         return_arrays: bool. Also return `arrays` (images: test,
             generated, completions, figure samples) and `model` (not
             JSON-ready).
+        mismatched_rolls: int >= 1 or None. Caption shifts of the
+            generated images' own chance level (`generated_mismatched`);
+            None: `keras_lgvq.metrics.caption_mismatch.DEFAULT_ROLLS` (16).
         **sizes: keys of `T2I_SIZES` to override.
 
     Returns:
@@ -608,18 +771,23 @@ def text_to_image_downstream_scenes(
         `train_seconds`, `train_tokens_per_s`; judged summaries
         (`scenes_conditioning_accuracy` without `per_caption`):
         `tokenizer_reconstruction`, `tokenizer_reconstruction_chance`,
-        `generated`, `unconditional`, `held_out_generated` (when there are
-        held-out captions), `references` (`ceiling`, `chance` and
-        `held_out_ceiling`: real images); `sampling`,
+        `generated`, `generated_mismatched` (the generated images judged
+        against other test images' captions, pooled over
+        `mismatched_rolls` shifts: their chance level), `unconditional`,
+        `held_out_generated` (when there are held-out captions),
+        `references` (`ceiling`, `chance` and `held_out_ceiling`: real
+        images); `sampling`,
         `codebook_usage_generated`, `completion` (`no_caption` /
         `caption`: mean `psnr`, `ssim` and `conditioning`;
         `tokenizer_reconstruction`), `fid` (with `fid=True`); paired
         lists: `captions` / `caption_ids`, `held_out_captions` /
         `held_out_ids`, `completion_ids`, `per_caption` (`generated`,
+        `generated_mismatched` (per-image means over the shifts),
         `unconditional`, `held_out_generated`, `completion_caption`,
-        `completion_no_caption`, `chance`, `ceiling`: `passed` and
-        `checks` lists), `completion_per_image` (`caption` /
-        `no_caption`: `psnr`, `ssim` lists); `sizes`, `settings`, `seed`,
+        `completion_no_caption`, `chance`, `ceiling`: `passed`, `checks`,
+        `presence_passed` and `presence_checks` lists),
+        `completion_per_image` (`caption` / `no_caption`: `psnr`, `ssim`
+        lists); `sizes`, `settings`, `seed`,
         `data_seed`, `judge` (its report) and `seconds`.
 
     Examples:
@@ -645,6 +813,11 @@ def text_to_image_downstream_scenes(
         "data_seed", data_seed, low=0)
     settings = check_t2i_settings(settings)
     sizes = _check_sizes(sizes)
+    if mismatched_rolls is None:
+        from keras_lgvq.metrics.caption_mismatch import DEFAULT_ROLLS
+
+        mismatched_rolls = DEFAULT_ROLLS
+    mismatched_rolls = check_int("mismatched_rolls", mismatched_rolls)
     if sizes["completion_images"] > sizes["eval_images"]:
         raise ValueError(
             f"`completion_images` ({sizes['completion_images']}) must be "
@@ -789,8 +962,10 @@ def text_to_image_downstream_scenes(
             **sampling,
             "guidance_scale": scale,
         }
-        result["generated"], per_caption["generated"] = judge_images(
-            judge, generated, captions)
+        ((result["generated"], per_caption["generated"]),
+         (result["generated_mismatched"],
+          per_caption["generated_mismatched"])) = judge_images_and_mismatched(
+            judge, generated, captions, mismatched_rolls)
         result["codebook_usage_generated"] = int(len(np.unique(codes)))
         with phase("sample"):
             unconditional = model.decode_codes(model.generate_codes(

@@ -3,6 +3,7 @@
 from keras_lgvq.metrics.caption_metrics import CAPTION_METRIC_NAMES
 from keras_lgvq.metrics.caption_metrics import evaluate_captions
 from keras_lgvq.metrics.caption_metrics import ptb_tokenize_python
+from keras_lgvq.metrics.caption_mismatch import mismatched_caption_accuracy
 from keras_lgvq.metrics.codebook_usage import CodebookUsage
 from keras_lgvq.metrics.conditioning_accuracy import SceneAttributeClassifier
 from keras_lgvq.metrics.conditioning_accuracy import (

@@ -12,7 +12,13 @@ A caption is parsed with the scenes vocabulary into what it asks for
 (`parse_scene_caption`): objects with their mentioned attributes and
 regions, object counts, pairwise relations, background. Each requirement
 is one check against the objects found in the image; accuracies are
-reported per attribute and overall. The same classifier on real images
+reported per attribute and overall. Object attributes are bound (a colour
+counts only on an object of the asked shape); the *presence* checks also
+report whether each asked attribute is on any found object, which tells a
+generator that draws the right colours as unrecognisable blobs from one
+that ignores the caption. The chance level of a given set of images is the
+same images judged against other images' captions
+(`keras_lgvq.metrics.caption_mismatch`). The same classifier on real images
 with their own captions gives the ceiling; on real images with shuffled
 captions, the chance level. Objects whose mentioned attributes form a
 held-out combination of the scenes set (never drawn in training, e.g. a
@@ -46,6 +52,12 @@ ATTRIBUTES = (
     "background",
     "tone",
 )
+# Presence checks (`judge_caption`): an object attribute the caption asks
+# for is on some found object, whatever its shape. The checks above bind
+# every attribute to an object of the asked shape, so a generator that
+# draws the right colour as an unrecognisable blob fails all of them; the
+# presence checks separate "the attribute is in the image" from binding.
+PRESENCE_ATTRIBUTES = ("shape", "color", "size", "fill", "region")
 _OBJECT_HEADS = {
     "shape": scenes.SHAPES,
     "color": scenes.COLORS,
@@ -574,12 +586,17 @@ def judge_caption(parsed, detected, background=None, tone=None, holdout=()):
         holdout: held-out combinations (see `held_out_combinations`).
 
     Returns:
-        dict: `checks` (attribute -> list of bools, one per requirement) and
-        `held_out` (list of `(combination name, bool)`, one per object that
-        spells a held-out combination: True when an object with the whole
-        combination was found).
+        dict: `checks` (attribute -> list of bools, one per requirement;
+        object attributes are bound: they count only on an object of the
+        asked shape), `presence` (`PRESENCE_ATTRIBUTES` -> list of bools,
+        one per mentioned attribute of a caption object: True when any
+        found object has it, whatever its shape) and `held_out` (list of
+        `(combination name, bool)`, one per object that spells a held-out
+        combination: True when an object with the whole combination was
+        found).
     """
     checks = {key: [] for key in ATTRIBUTES}
+    presence = {key: [] for key in PRESENCE_ATTRIBUTES}
 
     def candidates(obj):
         same_shape = [d for d in detected if d["shape"] == obj["shape"]]
@@ -605,6 +622,11 @@ def judge_caption(parsed, detected, background=None, tone=None, holdout=()):
     located = [locate(obj) for obj in parsed["objects"]]
     held = []
     for obj, where in zip(parsed["objects"], located):
+        for key in PRESENCE_ATTRIBUTES:
+            if key in obj:
+                presence[key].append(
+                    any(d[key] == obj[key] for d in detected)
+                )
         checks["shape"].append(
             any(d["shape"] == obj["shape"] for d in detected)
         )
@@ -650,20 +672,47 @@ def judge_caption(parsed, detected, background=None, tone=None, holdout=()):
         checks["background"].append(background == parsed["background"])
     if parsed["tone"] is not None:
         checks["tone"].append(tone == parsed["tone"])
-    return {"checks": checks, "held_out": held}
+    return {"checks": checks, "presence": presence, "held_out": held}
 
 
-def _summarise(judged):
+def _pooled(judged, field, keys):
+    """Per-key accuracy and the pooled share of `judged[i][field]`."""
     attributes = {}
     total = passed = 0
-    for key in ATTRIBUTES:
-        values = [v for j in judged for v in j["checks"][key]]
+    for key in keys:
+        values = [v for j in judged for v in j[field][key]]
         attributes[key] = {
             "accuracy": float(np.mean(values)) if values else None,
             "checks": len(values),
         }
         total += len(values)
         passed += int(np.sum(values)) if values else 0
+    return attributes, (passed / total if total else None), total
+
+
+def summarise_judged(judged):
+    """Pooled accuracies of `judge_caption` results.
+
+    Args:
+        judged: list of `judge_caption` dicts.
+
+    Returns:
+        dict: `attributes` (attribute -> `{"accuracy", "checks"}`),
+        `overall` (all checks pooled), `checks`,
+        `captions_fully_satisfied`, `captions`, `presence`
+        (`PRESENCE_ATTRIBUTES` -> `{"accuracy", "checks"}`),
+        `presence_overall` and `presence_checks`.
+
+    Examples:
+
+    ```python
+    summarise_judged(judge_each(detections, captions))["presence_overall"]
+    ```
+    """
+    attributes, overall, total = _pooled(judged, "checks", ATTRIBUTES)
+    presence, presence_overall, presence_total = _pooled(
+        judged, "presence", PRESENCE_ATTRIBUTES
+    )
     fully = [
         all(all(v) for v in j["checks"].values()) for j in judged if any(
             j["checks"].values()
@@ -671,10 +720,13 @@ def _summarise(judged):
     ]
     return {
         "attributes": attributes,
-        "overall": passed / total if total else None,
+        "overall": overall,
         "checks": total,
         "captions_fully_satisfied": float(np.mean(fully)) if fully else None,
         "captions": len(judged),
+        "presence": presence,
+        "presence_overall": presence_overall,
+        "presence_checks": presence_total,
     }
 
 
@@ -705,8 +757,11 @@ def scenes_conditioning_accuracy(
         whose mentioned attributes form a held-out combination, correct
         when an object with the whole combination is found; accuracy None
         when no caption mentions one), `held_out_captions` (the summary
-        restricted to captions that mention a held-out combination) and
-        `per_caption` (passed / total checks per caption).
+        restricted to captions that mention a held-out combination),
+        `presence` / `presence_overall` / `presence_checks` (the presence
+        checks: an asked object attribute on any found object) and
+        `per_caption` (per caption: `caption`, `passed` / `checks` and
+        `presence_passed` / `presence_checks`).
 
     Examples:
 
@@ -749,18 +804,8 @@ def judge_detections(detections, captions, holdout=scenes.DEFAULT_HOLDOUT):
     Returns:
         The dict described in `scenes_conditioning_accuracy`.
     """
-    holdout = scenes.normalize_holdout(holdout)
-    judged = [
-        judge_caption(
-            parse_scene_caption(caption),
-            d["objects"],
-            d["background"],
-            d["tone"],
-            holdout,
-        )
-        for caption, d in zip(captions, detections)
-    ]
-    result = _summarise(judged)
+    judged = judge_each(detections, captions, holdout)
+    result = summarise_judged(judged)
     held = [h for j in judged for h in j["held_out"]]
     per_combination = {}
     for name, ok in held:
@@ -776,17 +821,70 @@ def judge_detections(detections, captions, holdout=scenes.DEFAULT_HOLDOUT):
     }
     with_held = [j for j in judged if j["held_out"]]
     result["held_out_captions"] = (
-        _summarise(with_held) if with_held else None
+        summarise_judged(with_held) if with_held else None
     )
     result["per_caption"] = [
-        {
-            "caption": caption,
-            "passed": int(sum(sum(v) for v in j["checks"].values())),
-            "checks": int(sum(len(v) for v in j["checks"].values())),
-        }
+        {"caption": caption, **caption_counts(j)}
         for caption, j in zip(captions, judged)
     ]
     return result
+
+
+def caption_counts(judged):
+    """Checks passed and made for one `judge_caption` result.
+
+    Args:
+        judged: dict from `judge_caption`.
+
+    Returns:
+        dict of int: `passed`, `checks` (bound checks) and
+        `presence_passed`, `presence_checks`.
+
+    Examples:
+
+    ```python
+    caption_counts(judge_caption(parsed, objects))["passed"]
+    ```
+    """
+    return {
+        "passed": int(sum(sum(v) for v in judged["checks"].values())),
+        "checks": int(sum(len(v) for v in judged["checks"].values())),
+        "presence_passed": int(
+            sum(sum(v) for v in judged["presence"].values())),
+        "presence_checks": int(
+            sum(len(v) for v in judged["presence"].values())),
+    }
+
+
+def judge_each(detections, captions, holdout=scenes.DEFAULT_HOLDOUT):
+    """The `judge_caption` result of each (detection, caption) pair.
+
+    Args:
+        detections: list from `SceneAttributeClassifier.detect`.
+        captions: list of str, one per detection.
+        holdout: held-out attribute combinations.
+
+    Returns:
+        list of `judge_caption` dicts (pool them with `summarise_judged`).
+
+    Examples:
+
+    ```python
+    judged = judge_each(classifier.detect(images), captions)
+    summarise_judged(judged)["overall"]
+    ```
+    """
+    holdout = scenes.normalize_holdout(holdout)
+    return [
+        judge_caption(
+            parse_scene_caption(caption),
+            d["objects"],
+            d["background"],
+            d["tone"],
+            holdout,
+        )
+        for caption, d in zip(captions, detections)
+    ]
 
 
 # === Training ===

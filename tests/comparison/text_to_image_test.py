@@ -44,8 +44,15 @@ def _result(passed, checks=None, psnr=None, seed=0):
     psnr = psnr or [20.0 + i for i in range(len(passed))]
     ids = [f"test_{i}:{i % 10}" for i in range(len(passed))]
     chance = [1] * len(passed)
+    # Presence: as many checks, one more passed per caption (capped).
+    present = [min(p + 1, c) for p, c in zip(passed, checks)]
     per_caption = {
-        "generated": {"passed": list(passed), "checks": list(checks)},
+        "generated": {"passed": list(passed), "checks": list(checks),
+                      "presence_passed": present,
+                      "presence_checks": list(checks)},
+        "generated_mismatched": {"passed": chance, "checks": list(checks),
+                                 "presence_passed": chance,
+                                 "presence_checks": list(checks)},
         "unconditional": {"passed": chance, "checks": list(checks)},
         "chance": {"passed": chance, "checks": list(checks)},
         "ceiling": {"passed": list(checks), "checks": list(checks)},
@@ -59,7 +66,16 @@ def _result(passed, checks=None, psnr=None, seed=0):
         "caption": {"psnr": list(psnr), "ssim": ssim},
         "no_caption": {"psnr": [p - 1.0 for p in psnr], "ssim": ssim},
     }
-    judged = {k: _judged(**v) for k, v in per_caption.items()}
+    judged = {k: _judged(v["passed"], v["checks"])
+              for k, v in per_caption.items()}
+    for name in ("generated", "generated_mismatched"):
+        # Every presence attribute at the pooled presence share.
+        share = _judged(per_caption[name]["presence_passed"],
+                        per_caption[name]["presence_checks"])["overall"]
+        judged[name]["presence"] = {
+            a: {"accuracy": share}
+            for a in ("shape", "color", "size", "fill", "region")}
+        judged[name]["presence_overall"] = share
     completion = {
         name: {"psnr": float(np.mean(values["psnr"])),
                "ssim": float(np.mean(values["ssim"])),
@@ -74,6 +90,7 @@ def _result(passed, checks=None, psnr=None, seed=0):
         "per_caption": per_caption,
         "completion_per_image": completion_per_image,
         "generated": judged["generated"],
+        "generated_mismatched": judged["generated_mismatched"],
         "unconditional": judged["unconditional"],
         "tokenizer_reconstruction": {"overall": 0.7},
         "held_out_generated": {**judged["held_out_generated"],
@@ -142,6 +159,9 @@ def test_metrics_and_items_on_a_hand_built_result():
     flat = text_to_image.text_to_image_metrics(result)
     assert flat["t2i_conditioning"] == pytest.approx(10 / 12)
     assert flat["t2i_conditioning_chance"] == pytest.approx(4 / 12)
+    assert flat["t2i_conditioning_mismatched"] == pytest.approx(4 / 12)
+    assert flat["t2i_presence"] == pytest.approx(11 / 12)
+    assert flat["t2i_presence_mismatched"] == pytest.approx(4 / 12)
     assert flat["t2i_conditioning_ceiling"] == 1.0
     assert flat["t2i_heldout_conditioning"] == pytest.approx(3 / 6)
     assert flat["completion_psnr"] == pytest.approx(21.5)
@@ -159,6 +179,17 @@ def test_metrics_and_items_on_a_hand_built_result():
     assert len(items["t2i_conditioning"]) == len(result["caption_ids"])
     assert len(items["t2i_heldout_conditioning"]) == 2
     assert text_to_image.scaled_passes({"passed": [0], "checks": [0]}) is None
+    assert text_to_image.scaled_passes(
+        {"presence_passed": [1, 3], "presence_checks": [2, 2]},
+        presence=True) == [0.5, 1.5]
+    # A result stored before the presence checks has no presence metric
+    # (and no error).
+    old = _result([4, 2, 3, 1], checks=[4, 4, 2, 2])
+    for entry in old["per_caption"].values():
+        entry.pop("presence_passed", None)
+        entry.pop("presence_checks", None)
+    assert "t2i_presence" not in text_to_image.text_to_image_metrics(old)
+    assert "t2i_presence" not in text_to_image.text_to_image_items(old)
     with pytest.raises(ValueError, match="aligned"):
         text_to_image.scaled_passes({"passed": [1], "checks": [1, 2]})
 
@@ -279,11 +310,28 @@ def test_report_section_and_notes():
         "comparison": {"drawn": ["lgvq", "vqgan"]},
     }
     summary["vqgan"]["text_to_image"]["notes"] = ["a note"]
+    summary["lgvq"]["text_to_image"]["within_row"] = {
+        "t2i_generated_vs_mismatched": {
+            "difference": 0.375, "ci_low": 0.1, "ci_high": 0.6,
+            "verdict": "better"},
+        "t2i_presence_generated_vs_mismatched": {
+            "difference": 0.5, "ci_low": 0.25, "ci_high": 0.75,
+            "verdict": "better"},
+    }
     kinds = ["lgvq", "vqgan", "vqct", "lqae"]
     text = "\n".join(text_to_image.text_to_image_section(summary, kinds))
     assert "## Downstream: text-to-image and completion" in text
-    assert "| LG-VQ | 62.5 | 25.0 | 70.0 | 50.0 | 50.0 | — |" in text
-    assert "| VQGAN | 25.0 | 25.0 |" in text
+    assert ("| LG-VQ | 62.5 | 25.0 | +37.5 [+10.0, +60.0] better | 25.0 | "
+            "70.0 | — | 50.0 | 50.0 |") in text
+    assert "| VQGAN | 25.0 | 25.0 | — | 25.0 |" in text
+    # Presence: own caption / own chance per attribute, pooled, the test.
+    assert ("| LG-VQ | 81.2 / 25.0 | 81.2 / 25.0 | 81.2 / 25.0 | "
+            "81.2 / 25.0 | 81.2 / 25.0 | 81.2 / 25.0 | "
+            "+50.0 [+25.0, +75.0] better |") in text
+    # A result stored before the presence checks: no presence row.
+    del summary["vqgan"]["text_to_image"]["generated"]["presence"]
+    lines = text_to_image.presence_table(summary, ["lgvq", "vqgan"])
+    assert not any(line.startswith("| VQGAN") for line in lines)
     assert "| LG-VQ | 21.50 | 20.50 | 30.00 | 0.500 | 0.500 | 62.5 | 25.0 |" \
         in text
     assert "](lgvq/seed_0/text_to_image_samples.png)" in text
@@ -363,6 +411,17 @@ def test_library_function_at_tiny_size(tiny_run_dir):
     assert len(generated["passed"]) == 3
     assert sum(generated["passed"]) / sum(generated["checks"]) == (
         pytest.approx(result["generated"]["overall"]))
+    assert sum(generated["presence_passed"]) / sum(
+        generated["presence_checks"]) == pytest.approx(
+            result["generated"]["presence_overall"])
+    # The generated images' own chance: the same images against the other
+    # captions (3 captions: 2 shifts), as many checks as the own captions.
+    mismatched = result["per_caption"]["generated_mismatched"]
+    assert result["generated_mismatched"]["rolls"] == 2
+    assert sum(mismatched["checks"]) == pytest.approx(
+        sum(generated["checks"]))
+    assert result["generated_mismatched"]["checks"] == 2 * sum(
+        generated["checks"])
     for part in ("caption", "no_caption"):
         values = result["completion_per_image"][part]["psnr"]
         assert len(values) == 2 and all(np.isfinite(values))
@@ -407,7 +466,11 @@ def test_run_text_to_image_pairs_with_other_rows(tiny_run_dir):
 
     json.dumps(result)
     assert set(result["within_row"]) >= {
-        "t2i_conditioning_vs_chance", "completion_psnr_caption_vs_none"}
+        "t2i_conditioning_vs_chance", "completion_psnr_caption_vs_none",
+        "t2i_generated_vs_mismatched",
+        "t2i_presence_generated_vs_mismatched",
+        "t2i_generated_vs_unconditional"}
+    assert "t2i_presence" in text_to_image.text_to_image_metrics(result)
     items = text_to_image.text_to_image_items(result)
     assert len(items["t2i_conditioning"]) == 3
     assert len(items["completion_psnr"]) == 2

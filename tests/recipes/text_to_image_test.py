@@ -28,6 +28,9 @@ def test_settings_per_mode_and_overrides():
         text_to_image.parse_args(["--tokenizer", "a.keras", "--quick"])
     )
     assert default["mode"] == "default" and quick["mode"] == "quick"
+    with pytest.raises(ValueError, match="--eval-size must be >= 2"):
+        text_to_image.resolve_settings(text_to_image.parse_args(
+            ["--tokenizer", "a.keras", "--eval-size", "1"]))
     assert default["names"] == ["a"]
     assert default["sampling_guidance_scale"] == 3.0
     # The judge sees half its training scenes degraded unless told.
@@ -102,8 +105,9 @@ def test_smoke_run_writes_the_report(tmp_path):
     summary = text_to_image.main(args)
     assert summary["settings"]["mode"] == "smoke"
     result = summary["models"]["tok"]
-    for key in ("generated", "unconditional", "tokenizer_reconstruction",
-                "completion", "fid", "sampling", "history", "figures"):
+    for key in ("generated", "generated_mismatched", "unconditional",
+                "tokenizer_reconstruction", "completion", "fid", "sampling",
+                "history", "figures", "conditioning_tests"):
         assert key in result, key
     generated = result["generated"]
     assert set(generated["attributes"]) >= {"color", "shape", "relation"}
@@ -119,6 +123,12 @@ def test_smoke_run_writes_the_report(tmp_path):
         assert json.load(f)["models"]["tok"]["num_codes"] == 16
     report = (out / "report.md").read_text()
     assert "Conditioning accuracy" in report and "Held-out" in report
+    assert "Is the conditioning above chance?" in report
+    assert "| tok | generated − own chance |" in report
+    assert "color present" in report
+    assert set(result["conditioning_tests"]) == {
+        "generated_vs_mismatched", "presence_generated_vs_mismatched",
+        "generated_vs_unconditional", "presence_generated_vs_unconditional"}
     assert os.path.exists(out / "tok" / "model.keras")
     # What every training recipe keeps (recipes/common.py `train`): 4 steps
     # as 4 epochs of 1, each validated on the held-out validation split.
@@ -138,6 +148,38 @@ def test_smoke_run_writes_the_report(tmp_path):
         assert glob.glob(str(out / "tok" / "logs" / part / "events.*"))
     for name in ("best.keras", "last.keras"):
         keras.saving.load_model(str(out / "tok" / name), safe_mode=True)
+    # The trained generator evaluated again without training
+    # (--generator): same captions, judge and seeded sampling, so the
+    # same judged images.
+    again = text_to_image.main(
+        ["--smoke", "--tokenizer", path, "--out", str(tmp_path / "again"),
+         "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
+         "--generator", str(out / "tok" / "model.keras")])
+    loaded = again["models"]["tok"]
+    assert loaded["generator"] == str(out / "tok" / "model.keras")
+    assert loaded["history"] is None and loaded["train_seconds"] is None
+    for key in ("generated", "generated_mismatched", "unconditional"):
+        assert loaded[key] == result[key], key
+    assert "not trained in this run" in (
+        tmp_path / "again" / "report.md").read_text()
+    # Another tokenizer than the generator's: refused before sampling.
+    other = str(tmp_path / "other" / "model.keras")
+    os.makedirs(os.path.dirname(other))
+    changed = keras.saving.load_model(path, safe_mode=True)
+    weights = changed.get_weights()
+    weights[0] = weights[0] + 0.5
+    changed.set_weights(weights)
+    changed.save(other)
+    with pytest.raises(ValueError, match="another tokenizer"):
+        text_to_image.main(
+            ["--smoke", "--tokenizer", other, "--out",
+             str(tmp_path / "bad"), "--cache-dir", str(tmp_path / "cache"),
+             "--verbose", "0", "--generator",
+             str(out / "tok" / "model.keras")])
+    with pytest.raises(ValueError, match="one trained generator per"):
+        text_to_image.resolve_settings(text_to_image.parse_args(
+            ["--tokenizer", "a.keras", "--tokenizer", "b.keras",
+             "--generator", "g.keras"]))
     assert not os.path.exists(out / "tok" / "backup")
     # The caches (codes, text features, judge) are found again, not rebuilt.
     settings = text_to_image.resolve_settings(text_to_image.parse_args(args))
