@@ -567,13 +567,13 @@ def _pct(value):
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-TEST_LABELS = {
-    "generated_vs_mismatched": "generated − own chance",
-    "presence_generated_vs_mismatched": "presence: generated − own chance",
-    "generated_vs_unconditional": "generated − unconditional",
-    "presence_generated_vs_unconditional":
-        "presence: generated − unconditional",
-}
+def conditioning_test_label(name):
+    """The report's words for a `conditioning_tests` name."""
+    checks, _, rest = name.partition("generated_vs_")
+    reference = {"mismatched": "own chance",
+                 "unconditional": "unconditional"}[rest]
+    what = checks.rstrip("_").replace("_", " of ", 1)
+    return (f"{what}: " if what else "") + f"generated − {reference}"
 
 
 def report_markdown(summary):
@@ -669,7 +669,7 @@ def report_markdown(summary):
     for n in names:
         for name, test in summary["models"][n]["conditioning_tests"].items():
             lines.append(
-                f"| {n} | {TEST_LABELS[name]} | "
+                f"| {n} | {conditioning_test_label(name)} | "
                 f"{100 * test['difference']:+.1f} "
                 f"[{100 * test['ci_low']:+.1f}, {100 * test['ci_high']:+.1f}]"
                 f" | {test['p_value']:.3f} |"

@@ -414,13 +414,11 @@ def judge_images(judge, images, captions):
         scenes_conditioning_accuracy(judge, images, list(captions)))
 
 
-# Keys of a per-caption entry of `scenes_conditioning_accuracy`.
-_COUNTS = ("passed", "checks", "presence_passed", "presence_checks")
-
-
 def _split_per_caption(result):
     rows = result.pop("per_caption")
-    return result, {key: [r[key] for r in rows] for key in _COUNTS}
+    # Every count of `caption_counts` (the caption text is in `captions`).
+    keys = [k for k in rows[0] if k != "caption"] if rows else []
+    return result, {key: [r[key] for r in rows] for key in keys}
 
 
 def judge_images_and_mismatched(judge, images, captions, rolls):
@@ -462,7 +460,7 @@ def judge_images_and_mismatched(judge, images, captions, rolls):
     return own, mismatched_caption_accuracy(detections, captions, rolls)
 
 
-def scaled_passes(per_caption, presence=False):
+def scaled_passes(per_caption, presence=False, attribute=None):
     """Passed checks per caption divided by the mean checks per caption:
     their mean is the pooled share of checks passed, so two lists over the
     same captions can go into a paired bootstrap of that share.
@@ -472,6 +470,8 @@ def scaled_passes(per_caption, presence=False):
             `presence_passed` / `presence_checks` for `presence=True`).
         presence: bool. Scale the presence checks instead of the bound
             ones.
+        attribute: str or None. With `presence`, one attribute's presence
+            checks (`presence_<attribute>_passed` / `_checks`).
 
     Returns:
         list of float, or None when there is no check.
@@ -483,6 +483,8 @@ def scaled_passes(per_caption, presence=False):
     ```
     """
     prefix = "presence_" if presence else ""
+    if presence and attribute:
+        prefix += f"{attribute}_"
     passed = per_caption[prefix + "passed"]
     checks = per_caption[prefix + "checks"]
     if len(passed) != len(checks):
@@ -498,17 +500,27 @@ def scaled_passes(per_caption, presence=False):
 
 
 # Conditioning tests within one generator, over the same test captions:
-# name -> (per-caption list, reference list, presence checks). The
-# mismatched list holds the same generated images judged against other
+# name -> (per-caption list, reference list, presence checks, attribute).
+# The mismatched list holds the same generated images judged against other
 # captions (their chance level), so the difference is conditioning alone;
 # the unconditional images are other images, drawn without the caption.
 CONDITIONING_TESTS = {
-    "generated_vs_mismatched": ("generated", "generated_mismatched", False),
+    "generated_vs_mismatched": (
+        "generated", "generated_mismatched", False, None),
     "presence_generated_vs_mismatched": (
-        "generated", "generated_mismatched", True),
-    "generated_vs_unconditional": ("generated", "unconditional", False),
+        "generated", "generated_mismatched", True, None),
+    "generated_vs_unconditional": (
+        "generated", "unconditional", False, None),
     "presence_generated_vs_unconditional": (
-        "generated", "unconditional", True),
+        "generated", "unconditional", True, None),
+    # Which attributes the caption puts into the images (the metrics'
+    # PRESENCE_ATTRIBUTES, written out: this module imports no Keras code
+    # at import time).
+    **{
+        f"presence_{attribute}_generated_vs_mismatched": (
+            "generated", "generated_mismatched", True, attribute)
+        for attribute in ("shape", "color", "size", "fill", "region")
+    },
 }
 
 
@@ -531,13 +543,16 @@ def conditioning_test_lists(per_caption):
     ```
     """
     lists = {}
-    for name, (own, reference, presence) in CONDITIONING_TESTS.items():
+    for name, (own, reference, presence, attribute) in (
+            CONDITIONING_TESTS.items()):
         if own not in per_caption or reference not in per_caption:
             continue
-        if presence and "presence_passed" not in per_caption[reference]:
+        key = "presence_" + (f"{attribute}_" if attribute else "") + "passed"
+        if presence and not all(key in per_caption[part]
+                                for part in (own, reference)):
             continue
-        a = scaled_passes(per_caption[own], presence)
-        b = scaled_passes(per_caption[reference], presence)
+        a = scaled_passes(per_caption[own], presence, attribute)
+        b = scaled_passes(per_caption[reference], presence, attribute)
         if a is not None and b is not None:
             lists[name] = (a, b)
     return lists

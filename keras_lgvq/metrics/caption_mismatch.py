@@ -74,9 +74,9 @@ def mismatched_caption_accuracy(detections, captions, rolls=DEFAULT_ROLLS,
     Returns:
         `(summary, per_caption)`: `summary` as `summarise_judged` (pooled
         over every shift) plus `rolls` (the shifts used); `per_caption` a
-        dict of lists aligned with the images: `passed`, `checks`,
-        `presence_passed`, `presence_checks`, each image's mean over the
-        shifts (floats).
+        dict of lists aligned with the images, the keys of
+        `caption_counts` (`passed`, `checks`, `presence_passed`, ...), each
+        image's mean over the shifts (floats).
 
     Examples:
 
@@ -98,15 +98,14 @@ def mismatched_caption_accuracy(detections, captions, rolls=DEFAULT_ROLLS,
     captions = list(captions)
     rolls = min(check_int("rolls", rolls, low=1), len(captions) - 1)
     judged = []
-    sums = [dict.fromkeys(("passed", "checks", "presence_passed",
-                           "presence_checks"), 0) for _ in captions]
+    sums = [{} for _ in captions]
     for offset in range(1, rolls + 1):
         shifted = judge_each(detections, rolled_captions(captions, offset),
                              holdout)
         judged += shifted
         for total, one in zip(sums, shifted):
             for key, value in caption_counts(one).items():
-                total[key] += value
+                total[key] = total.get(key, 0) + value
     summary = summarise_judged(judged)
     summary["rolls"] = rolls
     per_caption = {

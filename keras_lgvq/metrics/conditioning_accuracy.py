@@ -837,8 +837,10 @@ def caption_counts(judged):
         judged: dict from `judge_caption`.
 
     Returns:
-        dict of int: `passed`, `checks` (bound checks) and
-        `presence_passed`, `presence_checks`.
+        dict of int: `passed`, `checks` (bound checks),
+        `presence_passed`, `presence_checks` (all presence checks) and, per
+        attribute of `PRESENCE_ATTRIBUTES`, `presence_<attribute>_passed`
+        and `presence_<attribute>_checks`.
 
     Examples:
 
@@ -846,7 +848,7 @@ def caption_counts(judged):
     caption_counts(judge_caption(parsed, objects))["passed"]
     ```
     """
-    return {
+    counts = {
         "passed": int(sum(sum(v) for v in judged["checks"].values())),
         "checks": int(sum(len(v) for v in judged["checks"].values())),
         "presence_passed": int(
@@ -854,6 +856,10 @@ def caption_counts(judged):
         "presence_checks": int(
             sum(len(v) for v in judged["presence"].values())),
     }
+    for key, values in judged["presence"].items():
+        counts[f"presence_{key}_passed"] = int(sum(values))
+        counts[f"presence_{key}_checks"] = len(values)
+    return counts
 
 
 def judge_each(detections, captions, holdout=scenes.DEFAULT_HOLDOUT):

@@ -42,6 +42,40 @@ def test_conditioning_tests_compare_the_same_captions():
         {"generated": per_caption["generated"]}) == {}
 
 
+def test_per_attribute_presence_tests():
+    from keras_lgvq.metrics.conditioning_accuracy import PRESENCE_ATTRIBUTES
+
+    assert {v[3] for v in lib.CONDITIONING_TESTS.values()} - {None} == set(
+        PRESENCE_ATTRIBUTES)
+    checks = [2, 1, 2, 1] * 10
+    own = _lists([1] * 40, [4] * 40)
+    chance = _lists([1] * 40, [4] * 40)
+    # Colour: present in every generated image, in a quarter by chance;
+    # fill: as often either way; no caption asks for a region.
+    for lists, colour, fill in ((own, checks, [1] * 40),
+                                (chance, [c // 2 for c in checks],
+                                 [1] * 40)):
+        lists["presence_color_passed"] = colour
+        lists["presence_color_checks"] = checks
+        lists["presence_fill_passed"] = fill
+        lists["presence_fill_checks"] = [2] * 40
+        lists["presence_region_passed"] = [0] * 40
+        lists["presence_region_checks"] = [0] * 40
+    tests = lib.conditioning_tests(
+        {"generated": own, "generated_mismatched": chance},
+        num_resamples=300)
+    colour = tests["presence_color_generated_vs_mismatched"]
+    assert colour["difference"] == pytest.approx(
+        (sum(checks) - sum(c // 2 for c in checks)) / sum(checks))
+    assert colour["significant"]
+    assert tests["presence_fill_generated_vs_mismatched"][
+        "difference"] == 0.0
+    # No check of an attribute (region) or no list for it (shape, size):
+    # no test.
+    for name in ("region", "shape", "size"):
+        assert f"presence_{name}_generated_vs_mismatched" not in tests
+
+
 def test_scaled_passes_average_to_the_pooled_share():
     lists = _lists([1, 3, 0], [2, 4, 2], present=[2, 4, 1])
     assert np.mean(lib.scaled_passes(lists)) == pytest.approx(4 / 8)

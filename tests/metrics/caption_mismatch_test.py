@@ -71,6 +71,8 @@ def test_mismatched_accuracy_is_the_pooled_share_over_the_shifts():
     assert sum(per_caption["checks"]) == pytest.approx(own["checks"])
     assert sum(per_caption["passed"]) == pytest.approx(passed / 3)
     assert len(per_caption["presence_passed"]) == len(CAPTIONS)
+    assert sum(per_caption["presence_color_checks"]) == pytest.approx(sum(
+        row["presence_color_checks"] for row in own["per_caption"]))
     # Faithful images (objects side by side, so "above" fails) pass their
     # own captions' checks far more often than the others'.
     assert own["overall"] > 0.9
@@ -102,6 +104,11 @@ def test_presence_counts_an_attribute_on_any_object():
     assert judged["presence"]["shape"] == [False, True]
     assert judged["presence"]["size"] == [True, True]
     counts = ca.caption_counts(judged)
+    assert counts["presence_color_passed"] == 2
+    assert counts["presence_shape_passed"] == 1
+    assert counts["presence_region_checks"] == 0
+    assert counts["presence_checks"] == sum(
+        counts[f"presence_{a}_checks"] for a in ca.PRESENCE_ATTRIBUTES)
     assert counts["presence_checks"] == sum(
         len(v) for v in judged["presence"].values())
     assert counts["presence_passed"] == sum(

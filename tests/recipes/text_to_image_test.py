@@ -126,9 +126,17 @@ def test_smoke_run_writes_the_report(tmp_path):
     assert "Is the conditioning above chance?" in report
     assert "| tok | generated − own chance |" in report
     assert "color present" in report
-    assert set(result["conditioning_tests"]) == {
+    from keras_lgvq.evaluation.text_to_image_downstream import (
+        CONDITIONING_TESTS,
+    )
+
+    tests = set(result["conditioning_tests"])
+    assert tests >= {
         "generated_vs_mismatched", "presence_generated_vs_mismatched",
-        "generated_vs_unconditional", "presence_generated_vs_unconditional"}
+        "generated_vs_unconditional", "presence_generated_vs_unconditional",
+        "presence_color_generated_vs_mismatched"}
+    assert tests <= set(CONDITIONING_TESTS)
+    assert "| tok | presence of color: generated − own chance |" in report
     assert os.path.exists(out / "tok" / "model.keras")
     # What every training recipe keeps (recipes/common.py `train`): 4 steps
     # as 4 epochs of 1, each validated on the held-out validation split.
