@@ -29,8 +29,10 @@ Outputs in `--out DIR`: `summary.json` (one key per model, e.g. `lgvq` and
 `seed_statistics`, config, timing and machine info), `report.md` (a
 summary first: verdict per metric with its interval, budget and the
 per-system settings), the figures `significance.png`, `metrics.png`
-(`metrics_seeds.png` with several seeds), `training_curves.png` and
-`codebook_usage.png`, and per model `reconstructions.png`,
+(`metrics_seeds.png` with several seeds), `training_curves.png`,
+`codebook_usage.png` and, with captioning, `stage2_examples.png` (the
+first test images with every system's caption and VQA answer), and per
+model `reconstructions.png`,
 `codebook_usage.png`, `retrieval_probe.png` (`retrieval_own.png` for the
 guided models), a reloadable `preset/` directory (the first seed's) and
 `seed_<s>/` with each seed's stored result and preset (see Resuming);

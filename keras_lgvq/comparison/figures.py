@@ -5,12 +5,16 @@
   them without the model);
 - `summary_figures`: `significance.png` (every tested difference with its
   interval, coloured by verdict) and, with several seeds,
-  `metrics_seeds.png` (seed means with +- sd bars).
+  `metrics_seeds.png` (seed means with +- sd bars);
+- `stage2_examples_figure`: `stage2_examples.png`, the first test images
+  with every system's caption and its answer to one question.
 
 The side-by-side figures (`metrics.png`, `training_curves.png`,
 `codebook_usage.png`) come from
 `keras_lgvq.visualization.write_comparison_figures`.
 """
+
+import numpy as np
 
 from keras_lgvq.comparison.systems import MODEL_NAMES
 
@@ -211,3 +215,90 @@ def summary_figures(directory, significance, seed_stats, kinds, specs):
         )
         written["metrics_seeds.png"] = "metrics_seeds.png"
     return written
+
+
+# Test images drawn in `stage2_examples.png`.
+STAGE2_EXAMPLE_IMAGES = 4
+STAGE2_EXAMPLES_FILE = "stage2_examples.png"
+
+
+def stage2_examples_figure(directory, summary, kinds, image_size, seed):
+    """`stage2_examples.png`: the first test images of the seed, each with
+    its true caption, every system's caption and, when the VQA task ran,
+    one question with the true answer and every system's answer.
+
+    Drawn from the stored examples of the captioning and VQA results (the
+    test images are regenerated: the scenes generator is deterministic per
+    seed and split), so a resumed run draws it without any model.
+
+    Args:
+        directory: str. Output folder.
+        summary: the summary dict (`summary[kind]["captioning"]` /
+            `["vqa"]` with their `examples`).
+        kinds: the systems run, in table order.
+        image_size: int. Side of the captioning rows' test images.
+        seed: int. The seed whose results are stored in `summary`.
+
+    Returns:
+        `{STAGE2_EXAMPLES_FILE: file name}`, or `{}` when no system has
+        captions to show or the stored examples are not the seed's first
+        test images.
+
+    Examples:
+
+    ```python
+    stage2_examples_figure("runs/all", summary, ["lgvq", "vqgan"], 64, 0)
+    ```
+    """
+    import os
+
+    from keras_lgvq.datasets import scenes
+    from keras_lgvq.visualization.caption_figures import (
+        systems_answers_figure,
+    )
+
+    def examples(kind, task):
+        return ((summary.get(kind) or {}).get(task) or {}).get("examples")
+
+    captioned = [k for k in kinds if examples(k, "captioning")]
+    if not captioned:
+        return {}
+    first = examples(captioned[0], "captioning")[:STAGE2_EXAMPLE_IMAGES]
+    ids = [str(e["image_id"]) for e in first]
+    drawn = list(scenes.generate(len(ids), seed=seed, image_size=image_size,
+                                 split="test", holdout=None))
+    if [str(e["image_id"]) for e in drawn] != ids:
+        return {}
+    captions = {}
+    for kind in captioned:
+        by_id = {str(e["image_id"]): e["image"]
+                 for e in examples(kind, "captioning")}
+        if all(i in by_id for i in ids):
+            captions[MODEL_NAMES[kind]] = [by_id[i] for i in ids]
+    answered = [k for k in kinds if examples(k, "vqa")]
+    questions = answers = by_system = None
+    if answered:
+        # The first stored question of each image, as the first VQA row
+        # asked it; every row answered the same questions.
+        asked = {}
+        for e in examples(answered[0], "vqa"):
+            asked.setdefault(str(e["question_id"]).split("#")[0], e)
+        if all(i in asked for i in ids):
+            picked = [asked[i] for i in ids]
+            questions = [e["question"] for e in picked]
+            answers = [e["answer"] for e in picked]
+            by_system = {}
+            for kind in answered:
+                by_question = {e["question_id"]: e["image"]
+                               for e in examples(kind, "vqa")}
+                if all(e["question_id"] in by_question for e in picked):
+                    by_system[MODEL_NAMES[kind]] = [
+                        by_question[e["question_id"]] for e in picked]
+    systems_answers_figure(
+        np.stack([e["image"] for e in drawn]),
+        [e["captions"][0] for e in drawn], captions, questions, answers,
+        by_system, path=os.path.join(directory, STAGE2_EXAMPLES_FILE),
+        title=f"Test images (seed {seed}): true caption, each system's "
+        "caption and answer (green: right, red: wrong)",
+    )
+    return {STAGE2_EXAMPLES_FILE: STAGE2_EXAMPLES_FILE}

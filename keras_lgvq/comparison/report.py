@@ -438,6 +438,16 @@ def write_report(summary, rows, header, artifacts_by_model, settings):
     lines += downstream_section(summary, kinds, settings)
     lines += captioning_section(summary, kinds)
     lines += vqa_section(summary, kinds)
+    if "stage2_examples.png" in comparison_figures:
+        lines += [
+            "The first test images with their true caption, each system's "
+            "caption and, when the VQA task ran, each system's answer to "
+            "one question:",
+            "",
+            f"![Captions and answers]"
+            f"({comparison_figures['stage2_examples.png']})",
+            "",
+        ]
     lines += text_to_image_section(summary, kinds)
     lines += ["## Notes", ""]
     lines += [f"- {n}" if not n.startswith("- ") else n for n in summary[

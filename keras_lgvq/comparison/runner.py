@@ -26,6 +26,7 @@ from keras_lgvq.comparison.downstream import few_shot_language_model
 from keras_lgvq.comparison.downstream import has_downstream
 from keras_lgvq.comparison.downstream import run_downstream
 from keras_lgvq.comparison.figures import stored_artifacts
+from keras_lgvq.comparison.figures import stage2_examples_figure
 from keras_lgvq.comparison.figures import summary_figures
 from keras_lgvq.comparison.figures import system_figures
 from keras_lgvq.comparison.figures import unit_artifacts
@@ -478,6 +479,11 @@ def run_comparison(options=None):
         comparison_figures.update(
             summary_figures(out, significance, seed_stats, kinds, specs)
         )
+        captioned = [k for k in kinds if summary[k].get("captioning")]
+        if captioned:
+            comparison_figures.update(stage2_examples_figure(
+                out, summary, kinds,
+                image_size_of(captioned[0], settings), seeds[0]))
     rows = visualization.comparison_rows(flat, names=kinds)
     header = (
         ("Metric",)

@@ -178,3 +178,76 @@ def answered_questions_figure(images, questions, predicted, answers,
     )
     return _grid(images, blocks, columns, tile_inches, text_lines, title,
                  path)
+
+
+def systems_answers_figure(images, references, captions_by_system,
+                           questions=None, answers=None,
+                           answers_by_system=None, path=None, title=None,
+                           columns=4, tile_inches=1.5, wrap=40):
+    """Test images with what several systems said about each: their
+    captions under the true one and, optionally, their answers to one
+    question (green: right, red: wrong).
+
+    Args:
+        images: `(N, H, W, 3)` uint8 or float in [-1, 1].
+        references: list of N str. A true caption per image (green).
+        captions_by_system: dict `{system name: list of N captions}`.
+        questions: optional list of N str (one question per image).
+        answers: list of N str, the true answers (with `questions`).
+        answers_by_system: dict `{system name: list of N answers}` (with
+            `questions`).
+        path: str or None. Where to save the PNG.
+        title: str or None.
+        columns: int. Tiles per row.
+        tile_inches: float. Image size.
+        wrap: int. Characters per text line.
+
+    Returns:
+        The `matplotlib.figure.Figure`.
+
+    Examples:
+
+    ```python
+    systems_answers_figure(
+        images, true_captions, {"LG-VQ": lgvq_captions, "VQGAN": vqgan},
+        questions, answers, {"LG-VQ": lgvq_answers, "VQGAN": vqgan_answers},
+        path="stage2_examples.png")
+    ```
+    """
+    images = _images(images, "images")
+    count = len(images)
+    references = _texts(references, "references", count)
+    captions = {
+        name: _texts(texts, f"captions_by_system[{name!r}]", count)
+        for name, texts in captions_by_system.items()
+    }
+    if questions is not None:
+        questions = _texts(questions, "questions", count)
+        answers = _texts(answers, "answers", count)
+        if not answers_by_system:
+            raise ValueError(
+                "`answers_by_system` must give each system's answers when "
+                "`questions` is given."
+            )
+        answered = {
+            name: _texts(texts, f"answers_by_system[{name!r}]", count)
+            for name, texts in answers_by_system.items()
+        }
+    blocks = []
+    for i in range(count):
+        block = [(_wrap(f"true: {references[i]}", wrap), "darkgreen")]
+        block += [(_wrap(f"{name}: {texts[i]}", wrap), "black")
+                  for name, texts in captions.items()]
+        if questions is not None:
+            block.append((_wrap(f"Q: {questions[i]} (true: {answers[i]})",
+                                wrap), "black"))
+            for name, texts in answered.items():
+                ok = texts[i] == answers[i]
+                block.append((f"{name}: {texts[i]}",
+                              "darkgreen" if ok else "firebrick"))
+        blocks.append(block)
+    text_lines = max(
+        sum(t.count("\n") + 1 for t, _ in block) for block in blocks
+    )
+    return _grid(images, blocks, columns, tile_inches, text_lines, title,
+                 path)

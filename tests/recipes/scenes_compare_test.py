@@ -247,9 +247,10 @@ def test_smoke_summary_schema_values_and_promised_metrics(smoke_run):
         pytest.approx(summary["vqgan"]["training"]["initial_backbone_abs_sum"])
     )
     figures = summary["comparison"]["figures"]
+    # The default budget captions (no VQA): the captions figure too.
     assert set(figures) == {
         "metrics.png", "training_curves.png", "codebook_usage.png",
-        "significance.png", "metrics_seeds.png",
+        "significance.png", "metrics_seeds.png", "stage2_examples.png",
     }
     for name in figures.values():
         assert visualization.read_png(str(out / name)).ndim == 3
@@ -733,6 +734,9 @@ def test_smoke_all_rows_resume_and_lqae_downstream(
     assert "Codebook usage, adjectives (%) ↑" in rows
     assert report.startswith("# LG-VQ vs VQGAN vs VQCT+LG vs LQAE vs VQAE")
     assert visualization.read_png(str(out / "codebook_usage.png")).ndim == 3
+    # Captions and VQA answers of every system under the same test images.
+    assert visualization.read_png(str(out / "stage2_examples.png")).ndim == 3
+    assert "![Captions and answers](stage2_examples.png)" in report
 
     # LQAE downstream: a linear probe per attribute for both rows, few-shot
     # prompting for LQAE only; every number a percentage with its chance.

@@ -6,6 +6,7 @@ import pytest
 from keras_lgvq.visualization import read_png
 from keras_lgvq.visualization.caption_figures import answered_questions_figure
 from keras_lgvq.visualization.caption_figures import captioned_images_figure
+from keras_lgvq.visualization.caption_figures import systems_answers_figure
 
 # No Keras backend op runs in this file: one backend of a CI run covers it
 # (tests/conftest.py, `host_only`).
@@ -62,3 +63,29 @@ def test_bad_inputs_are_clear_errors():
         captioned_images_figure(_images(2), "a b")
     with pytest.raises(ValueError, match="answers"):
         answered_questions_figure(_images(2), ["q", "q"], ["a", "b"], ["a"])
+
+
+def test_systems_answers_figure_puts_every_system_under_each_image(tmp_path):
+    path = str(tmp_path / "systems.png")
+    figure = systems_answers_figure(
+        _images(2), ["a red star", "two blue boxes"],
+        {"LG-VQ": ["a red star", "a box"], "VQGAN": ["a star", "boxes"]},
+        ["what color is the star?", "how many boxes?"], ["red", "two"],
+        {"LG-VQ": ["red", "one"], "VQGAN": ["blue", "two"]}, path=path)
+    texts = _texts(figure)
+    assert texts["true: two blue boxes"] == "darkgreen"
+    assert texts["VQGAN: boxes"] == "black"
+    assert texts["Q: how many boxes? (true: two)"] == "black"
+    assert texts["LG-VQ: red"] == "darkgreen"
+    assert texts["LG-VQ: one"] == "firebrick"
+    assert texts["VQGAN: two"] == "darkgreen"
+    assert read_png(path).shape[-1] == 3
+    # Captions only.
+    captions_only = _texts(systems_answers_figure(
+        _images(1), ["x"], {"LG-VQ": ["y"]}))
+    assert set(captions_only) == {"true: x", "LG-VQ: y"}
+    with pytest.raises(ValueError, match="answers_by_system"):
+        systems_answers_figure(_images(1), ["x"], {"A": ["y"]}, ["q?"],
+                               ["a"])
+    with pytest.raises(ValueError, match="one per image"):
+        systems_answers_figure(_images(2), ["x", "y"], {"A": ["y"]})
