@@ -136,4 +136,9 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_model(tmp_path):
     # epoch means of all 5 batches (restored), as the reference did.
     assert resumed_history["epoch"] == [1]
     for key, values in expected_history["history"].items():
-        assert resumed_history["history"][key] == [values[1]], key
+        # The weights above are bit-exact; a logged mean may differ in its
+        # last float32 bit (TensorFlow's CPU reductions split work by the
+        # threads free at the time: val_loss 11.848246574 vs 11.848247528
+        # seen under full load).
+        assert resumed_history["history"][key] == pytest.approx(
+            [values[1]], rel=1e-6, abs=1e-7), key
