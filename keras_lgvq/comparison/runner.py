@@ -48,6 +48,7 @@ from keras_lgvq.comparison.run_state import write_json_atomic
 from keras_lgvq.comparison.stage2_tasks import CAPTIONING
 from keras_lgvq.comparison.stage2_tasks import STAGE2_TASKS
 from keras_lgvq.comparison.stage2_tasks import VQA
+from keras_lgvq.comparison.stage2_tasks import recorded_seconds
 from keras_lgvq.comparison.systems import MODEL_NAMES
 from keras_lgvq.comparison.systems import MODELS
 from keras_lgvq.comparison.training import image_size_of
@@ -274,6 +275,44 @@ def _publish_preset(out, kind, seed):
     return os.path.join(kind, "preset")
 
 
+def announce_reused(progress, stored, out, task_rows):
+    """Mark the stored (system, seed) units and their stored stage-2
+    results done in `progress`, with their recorded durations (which
+    inform the ETA of the steps left).
+
+    Args:
+        progress: `ComparisonProgress` of the run.
+        stored: dict `(kind, seed)` -> unit from `load_unit`.
+        out: str. The run's output folder.
+        task_rows: dict task name -> the rows that run the task.
+
+    Examples:
+
+    ```python
+    announce_reused(progress, {("lgvq", 0): unit}, "runs/x",
+                    {"captioning": ("lgvq",)})
+    ```
+    """
+    for (kind, seed), unit in stored.items():
+        progress.skip(
+            "train", kind, seed, seconds=unit["training"].get("wall_s"),
+            reason=f"reused from {unit_dir(out, kind, seed)}",
+        )
+        progress.skip(
+            "evaluate", kind, seed, seconds=unit.get("evaluation_wall_s"),
+            reason="reused",
+        )
+        for task in STAGE2_TASKS:
+            stored_result = (task.load(out, kind, seed)
+                             if kind in task_rows[task.name] else None)
+            if stored_result is not None:
+                progress.skip(
+                    task.phase, kind, seed,
+                    seconds=recorded_seconds(stored_result),
+                    reason="reused",
+                )
+
+
 def run_comparison(options=None):
     """Train, evaluate and compare the systems of one run; write the report.
 
@@ -382,24 +421,7 @@ def run_comparison(options=None):
         names=MODEL_NAMES,
     )
     # Reused results first: their recorded durations inform the ETA.
-    for (kind, seed), unit in stored.items():
-        progress.skip(
-            "train", kind, seed, seconds=unit["training"].get("wall_s"),
-            reason=f"reused from {unit_dir(out, kind, seed)}",
-        )
-        progress.skip(
-            "evaluate", kind, seed, seconds=unit.get("evaluation_wall_s"),
-            reason="reused",
-        )
-        for task in STAGE2_TASKS:
-            stored_result = (task.load(out, kind, seed)
-                             if kind in task_rows[task.name] else None)
-            if stored_result is not None:
-                progress.skip(
-                    task.phase, kind, seed,
-                    seconds=stored_result["seconds"].get("total"),
-                    reason="reused",
-                )
+    announce_reused(progress, stored, out, task_rows)
     text = get_preset("scenes")["text"]
     with watch.phase("data"):
         print("\n== Text prior and the scenes set")

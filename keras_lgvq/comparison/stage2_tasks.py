@@ -81,6 +81,31 @@ class Stage2Task:
         return f"{self.name}_metrics"
 
 
+def recorded_seconds(result):
+    """The total duration a stored task result records, or None.
+
+    Every task stores `seconds` as a dict with a `total`; text-to-image
+    results stored before that (2026-12-03) hold the total as a number, and
+    a resumed run still reads them.
+
+    Args:
+        result: dict. A stored stage-2 result (`Stage2Task.load`).
+
+    Returns:
+        float or None.
+
+    Examples:
+
+    ```python
+    recorded_seconds({"seconds": {"total": 296.6, "image": {}}})  # 296.6
+    ```
+    """
+    seconds = result.get("seconds")
+    if isinstance(seconds, dict):
+        return seconds.get("total")
+    return seconds
+
+
 # The task modules' `run_*` are read when called (not bound here), so a
 # test can replace them on their module.
 def _run_captioning(tokenizer, settings, seed, folder):

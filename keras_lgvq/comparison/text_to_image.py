@@ -255,8 +255,8 @@ def run_text_to_image(tokenizer, settings, seed, folder=None):
         (`t2i_` + the names of `CONDITIONING_TESTS` of
         `keras_lgvq.evaluation.text_to_image_downstream`), completion with
         vs without caption), `examples` (first captions with their judged
-        checks), `figure` (path from `--out`, or None), `seconds` and
-        `notes`.
+        checks), `figure` (path from `--out`, or None), `seconds`
+        (`{"total": s}`) and `notes`.
 
     Examples:
 
@@ -289,6 +289,8 @@ def run_text_to_image(tokenizer, settings, seed, folder=None):
     if "source" in judge_report:
         result["judge"]["source"] = os.path.relpath(
             judge_report["source"], settings["out"])
+    # One layout for every task's duration (`stage2_tasks.recorded_seconds`).
+    result["seconds"] = {"total": out["seconds"]}
     result["notes"] = []
     result["figure"] = None
     if folder is not None and "samples" in out["arrays"]:

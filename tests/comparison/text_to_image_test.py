@@ -301,6 +301,42 @@ def test_task_unit_stores_and_a_resumed_unit_reuses(tmp_path, monkeypatch):
     assert not os.path.exists(figure)
 
 
+class _SkipProgress:
+    """Records the steps a resumed run marks done, with their durations."""
+
+    def __init__(self):
+        self.skipped = []
+
+    def skip(self, phase, kind, seed, seconds=None, reason="reused"):
+        self.skipped.append((phase, kind, seed, seconds))
+
+
+def test_resumed_run_reads_every_tasks_recorded_duration(tmp_path):
+    # A resumed `--all` run marks the stored stage-2 results done with
+    # their recorded durations. Text-to-image results stored before the
+    # tasks shared one layout hold the total as a number (a resume of such
+    # a run crashed on it); both layouts are read.
+    out = str(tmp_path)
+    unit = {"training": {"wall_s": 60.0}, "evaluation_wall_s": 30.0}
+    old = {**_result([1, 2]), "seconds": 1886.2}
+    new = {**_result([1, 2]), "seconds": {"total": 12.5}}
+    run_state.save_text_to_image(out, "lgvq", 0, old)
+    run_state.save_text_to_image(out, "vqgan", 0, new)
+    run_state.save_captioning(out, "vqgan", 0, {"seconds": {"total": 7.0}})
+    progress = _SkipProgress()
+    rows = {"captioning": ("vqgan",), "vqa": (),
+            "text_to_image": ("lgvq", "vqgan")}
+    runner.announce_reused(
+        progress, {("lgvq", 0): unit, ("vqgan", 0): unit}, out, rows)
+    assert progress.skipped == [
+        ("train", "lgvq", 0, 60.0), ("evaluate", "lgvq", 0, 30.0),
+        ("t2i", "lgvq", 0, 1886.2),
+        ("train", "vqgan", 0, 60.0), ("evaluate", "vqgan", 0, 30.0),
+        ("caption", "vqgan", 0, 7.0), ("t2i", "vqgan", 0, 12.5),
+    ]
+    assert stage2_tasks.recorded_seconds({"notes": []}) is None
+
+
 def test_report_section_and_notes():
     summary = {
         "lgvq": {"text_to_image": _result([4, 2, 3, 1])},
@@ -462,6 +498,7 @@ def test_run_text_to_image_pairs_with_other_rows(tiny_run_dir):
         "vqgan", "seed_3", text_to_image.FIGURE_FILE)
     assert (tiny_run_dir / result["figure"]).stat().st_size > 0
     assert "arrays" not in result and "model" not in result
+    assert result["seconds"]["total"] > 0
     import json
 
     json.dumps(result)
