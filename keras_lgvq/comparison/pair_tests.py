@@ -84,6 +84,58 @@ def verdict(result, higher_is_better):
     return "better" if up == bool(higher_is_better) else "worse"
 
 
+def per_seed_verdicts(items_a, items_b, key, seeds, higher_is_better,
+                      num_resamples):
+    """Each seed's own paired bootstrap over its test items, counted.
+
+    The seed-paired runs share their seed, not necessarily their items
+    (text-to-image judges each seed's own captions), so every seed is
+    tested on its own items and only the verdicts are counted: "better in
+    k of N seeds" says how often one training run would show the
+    difference beyond its interval.
+
+    Args:
+        items_a: list (one per seed) of per-item dicts of system A.
+        items_b: the same for its baseline.
+        key: str. The metric.
+        seeds: list of int, the seeds in the order of the lists.
+        higher_is_better: bool or None.
+        num_resamples: int. Bootstrap resamples per seed.
+
+    Returns:
+        dict `better`, `worse`, `unclear` (counts of seeds), `n` and
+        `seeds` (per seed: `seed`, `difference`, `ci_low`, `ci_high`,
+        `verdict`), or None when a seed has no per-item values.
+
+    Examples:
+
+    ```python
+    per_seed_verdicts([{"psnr": a0}, {"psnr": a1}],
+                      [{"psnr": b0}, {"psnr": b1}], "psnr", [0, 1], True,
+                      1000)["better"]
+    ```
+    """
+    from keras_lgvq.evaluation.significance import paired_bootstrap
+
+    rows = []
+    for seed, a, b in zip(seeds, items_a, items_b):
+        if a.get(key) is None or b.get(key) is None:
+            return None
+        test = paired_bootstrap(a[key], b[key], num_resamples=num_resamples,
+                                seed=seed)
+        rows.append({
+            "seed": int(seed),
+            "difference": test["difference"],
+            "ci_low": test["ci_low"],
+            "ci_high": test["ci_high"],
+            "verdict": verdict(test, higher_is_better),
+        })
+    counts = {name: sum(r["verdict"] == name for r in rows)
+              for name in ("better", "worse")}
+    return {**counts, "unclear": len(rows) - sum(counts.values()),
+            "n": len(rows), "seeds": rows}
+
+
 def significance_tests(kinds, flats_by_seed, items_by_seed, settings,
                        specs=None):
     """Test every guided-vs-baseline pair among the systems that ran.
@@ -101,8 +153,10 @@ def significance_tests(kinds, flats_by_seed, items_by_seed, settings,
         dict `"{a}_vs_{b}"` -> pair entry: `models`, `seeds`,
         `per_item_method` and per metric (both systems have it for every
         seed) `label`, `higher_is_better`, `a`, `b`, `difference`,
-        `per_item` (bootstrap test or None), `across_seeds` (or None),
-        `seed_statistics` (several seeds), `verdict` and `tested_by`.
+        `per_item` (bootstrap test of the first seed, or None),
+        `across_seeds` (or None), with several seeds
+        `per_item_by_seed` (see `per_seed_verdicts`) and
+        `seed_statistics`, `verdict` and `tested_by`.
 
     Examples:
 
@@ -159,6 +213,9 @@ def significance_tests(kinds, flats_by_seed, items_by_seed, settings,
                 test["verdict"] = verdict(test, spec.higher_is_better)
                 metric["per_item"] = test
             if len(seeds) > 1:
+                metric["per_item_by_seed"] = per_seed_verdicts(
+                    items_by_seed[kind], items_by_seed[base], key, seeds,
+                    spec.higher_is_better, settings["bootstrap_resamples"])
                 test = across_seeds(a_vals, b_vals)
                 test["verdict"] = verdict(test, spec.higher_is_better)
                 metric["across_seeds"] = test

@@ -52,6 +52,16 @@ def _ci_text(test):
     )
 
 
+def _per_seed_text(counts):
+    """'better in 3, worse in 0 of 5' from `per_seed_verdicts`, or '-'."""
+    if not counts:
+        return "-"
+    return (
+        f"better in {counts['better']}, worse in {counts['worse']} of "
+        f"{counts['n']}"
+    )
+
+
 def verdict_lines(significance):
     """One printed line per pair: how many metrics are better / worse /
     unclear for the guided model.
@@ -215,9 +225,9 @@ def _summary_section(summary, settings, kinds):
         if len(seeds) > 1:
             header += (
                 f"{name_a} mean ± sd | {name_b} mean ± sd | Δ over seeds | "
-                "sign-flip p | "
+                "sign-flip p | Beyond its interval, per seed | "
             )
-            rule += "---:|---:|---:|---:|"
+            rule += "---:|---:|---:|---:|---|"
         header += "Verdict |"
         rule += "---|"
         lines += [header, rule]
@@ -237,6 +247,7 @@ def _summary_section(summary, settings, kinds):
                     f"{_fmt(stats[a]['mean'])} ± {_fmt(stats[a]['std'])} | "
                     f"{_fmt(stats[b]['mean'])} ± {_fmt(stats[b]['std'])} | "
                     f"{test['difference']:+.3g} | {test['p_value']:.3g} | "
+                    f"{_per_seed_text(metric.get('per_item_by_seed'))} | "
                 )
             row += f"{metric['verdict']} |"
             lines.append(row)
@@ -257,6 +268,12 @@ def _summary_section(summary, settings, kinds):
             if len(seeds) > 1 else
             "Training-seed variation is not measured in this run "
             "(`--seeds N` adds it). "
+        )
+        + (
+            "'Beyond its interval, per seed' runs the same paired bootstrap "
+            "within every seed (its own items) and counts the seeds in "
+            "which the difference is beyond the interval. "
+            if len(seeds) > 1 else ""
         )
         + "A verdict of 'better' needs the interval to exclude 0; metrics "
         "without per-item values (codebook usage/perplexity, masked-word "

@@ -356,6 +356,17 @@ def test_smoke_significance_fields_against_numpy(smoke_run):
             [f >= abs(diff.mean()) - 1e-12 for f in flips]
         )
         assert seeds["p_value"] == pytest.approx(expected_p)
+        # Every seed's own paired bootstrap, counted; seed 0's is the one
+        # the table shows.
+        by_seed = metric["per_item_by_seed"]
+        if test is None:
+            assert by_seed is None, key
+        else:
+            assert by_seed["n"] == 2
+            assert by_seed["seeds"][0]["difference"] == pytest.approx(
+                test["difference"])
+            assert by_seed["better"] + by_seed["worse"] + by_seed[
+                "unclear"] == 2
         # Two seeds can never reach p < 0.05, and the note says so.
         assert not seeds["significant"] and "cannot reach" in seeds["note"]
         stats = metric["seed_statistics"]
@@ -378,6 +389,7 @@ def test_smoke_significance_fields_against_numpy(smoke_run):
     assert "## Summary" in summary_part and "### LG-VQ vs VQGAN" in summary_part
     assert "| Metric | LG-VQ | VQGAN | Δ [95% CI] over items |" in summary_part
     assert "sign-flip p" in summary_part
+    assert "Beyond its interval, per seed" in summary_part
     psnr = metrics["psnr"]["per_item"]
     ci = (f"{psnr['difference']:+.3g} [{psnr['ci_low']:+.3g}, "
           f"{psnr['ci_high']:+.3g}]")
