@@ -136,6 +136,36 @@ def per_seed_verdicts(items_a, items_b, key, seeds, higher_is_better,
             "n": len(rows), "seeds": rows}
 
 
+def _row_verdict(metric, higher_is_better):
+    """`(verdict, tested_by)` of one metric of a pair.
+
+    One seed: its per-item interval, else none. Several seeds: with
+    per-item values, "better" / "worse" only when the difference is beyond
+    its interval in *every* seed (one lucky training run does not make the
+    row), else "no clear difference" unless the across-seed test (6+ seeds)
+    is significant; without per-item values, the across-seed test.
+    """
+    by_seed = metric.get("per_item_by_seed")
+    across = metric["across_seeds"]
+    if by_seed:
+        if higher_is_better is None:
+            return "not ranked", "per_item_every_seed"
+        for name in ("better", "worse"):
+            if by_seed[name] == by_seed["n"]:
+                return name, "per_item_every_seed"
+        if across["significant"]:
+            return across["verdict"], "across_seeds"
+        return "no clear difference", "per_item_every_seed"
+    decisive = metric["per_item"] or across
+    if decisive is None:
+        return (
+            "untested (dataset-level metric: --seeds 6 or more can test "
+            "it)", None,
+        )
+    return decisive["verdict"], (
+        "per_item" if metric["per_item"] else "across_seeds")
+
+
 def significance_tests(kinds, flats_by_seed, items_by_seed, settings,
                        specs=None):
     """Test every guided-vs-baseline pair among the systems that ran.
@@ -156,7 +186,9 @@ def significance_tests(kinds, flats_by_seed, items_by_seed, settings,
         `per_item` (bootstrap test of the first seed, or None),
         `across_seeds` (or None), with several seeds
         `per_item_by_seed` (see `per_seed_verdicts`) and
-        `seed_statistics`, `verdict` and `tested_by`.
+        `seed_statistics`, `verdict` and `tested_by` (see `_row_verdict`:
+        with several seeds a per-item metric is "better" only when it is
+        beyond its interval in every seed).
 
     Examples:
 
@@ -223,18 +255,8 @@ def significance_tests(kinds, flats_by_seed, items_by_seed, settings,
                     kind: seed_statistics(a_vals),
                     base: seed_statistics(b_vals),
                 }
-            # The verdict of the row: the per-item interval when there is
-            # one, else the across-seed test, else none.
-            decisive = metric["per_item"] or metric["across_seeds"]
-            metric["verdict"] = (
-                decisive["verdict"] if decisive else
-                "untested (dataset-level metric: --seeds 6 or more can "
-                "test it)"
-            )
-            metric["tested_by"] = (
-                "per_item" if metric["per_item"] else
-                ("across_seeds" if metric["across_seeds"] else None)
-            )
+            metric["verdict"], metric["tested_by"] = _row_verdict(
+                metric, spec.higher_is_better)
             entry["metrics"][key] = metric
         pairs[f"{kind}_vs_{base}"] = entry
     return pairs

@@ -199,15 +199,29 @@ def _summary_section(summary, settings, kinds):
                 for m in items
             ) or "none"
 
+        if len(seeds) > 1:
+            rule_text = (
+                "beyond its 95% interval in every one of the "
+                f"{len(seeds)} seeds, or by the across-seed test"
+            )
+            unclear_text = "not in every seed"
+        else:
+            rule_text = "95% interval of the difference excludes 0"
+            unclear_text = "interval contains 0"
         lines += [
             f"### {name_a} vs {name_b}",
             "",
-            f"- **{name_a} better** (95% interval of the difference "
-            f"excludes 0): {listed('better')}.",
+            f"- **{name_a} better** ({rule_text}): {listed('better')}.",
             f"- **{name_a} worse**: {listed('worse')}.",
-            f"- **No clear difference** (interval contains 0): "
+            f"- **No clear difference** ({unclear_text}): "
             f"{len(by_verdict.get('no clear difference', []))} metric(s).",
         ]
+        if len(seeds) > 1:
+            lines.append(
+                "- The first seed's values and interval are in the first "
+                "columns below; the mean ± sd, the seed-paired test and the "
+                "per-seed count follow."
+            )
         untested = [
             m for v, ms in by_verdict.items() if v.startswith("untested")
             for m in ms
@@ -275,8 +289,14 @@ def _summary_section(summary, settings, kinds):
             "which the difference is beyond the interval. "
             if len(seeds) > 1 else ""
         )
-        + "A verdict of 'better' needs the interval to exclude 0; metrics "
-        "without per-item values (codebook usage/perplexity, masked-word "
+        + (
+            "With several seeds a verdict of 'better' needs the "
+            "difference beyond its interval in every seed (or a "
+            "significant sign-flip test); metrics "
+            if len(seeds) > 1 else
+            "A verdict of 'better' needs the interval to exclude 0; metrics "
+        )
+        + "without per-item values (codebook usage/perplexity, masked-word "
         "recall, relation MSE, attribute probes) are tested across seeds "
         "only.",
         "",

@@ -69,3 +69,29 @@ def test_significance_tests_carry_the_per_seed_counts():
         {"seeds": [0], "bootstrap_resamples": 300}, specs=specs,
     )["lgvq_vs_vqgan"]["metrics"]["psnr"]
     assert "per_item_by_seed" not in one_seed
+    # Beyond its interval in every seed: the row's verdict.
+    assert (metric["verdict"], metric["tested_by"]) == (
+        "better", "per_item_every_seed")
+    assert (one_seed["verdict"], one_seed["tested_by"]) == (
+        "better", "per_item")
+
+
+def test_one_lucky_seed_does_not_make_the_row():
+    # Seed 0 is clearly better, seed 1 shows nothing: the first seed's
+    # interval excludes 0, yet the row is no clear difference.
+    rng = np.random.default_rng(2)
+    pairs = [_items(rng, 1.0, 32), _items(rng, 0.0, 32)]
+    flats = {
+        "lgvq": [{"psnr": float(np.mean(a["psnr"]))} for a, _ in pairs],
+        "vqgan": [{"psnr": float(np.mean(b["psnr"]))} for _, b in pairs],
+    }
+    items = {"lgvq": [a for a, _ in pairs], "vqgan": [b for _, b in pairs]}
+    metric = significance_tests(
+        ["lgvq", "vqgan"], flats, items,
+        {"seeds": [0, 1], "bootstrap_resamples": 300},
+        specs={"psnr": METRIC_SPECS["psnr"]},
+    )["lgvq_vs_vqgan"]["metrics"]["psnr"]
+    assert metric["per_item"]["significant"]
+    assert metric["per_item_by_seed"]["better"] == 1
+    assert (metric["verdict"], metric["tested_by"]) == (
+        "no clear difference", "per_item_every_seed")
